@@ -74,7 +74,9 @@ impl ErrorCode {
             ErrorCode::NoWatcher => "No such watcher",
             ErrorCode::RequestTimeout => "Request timeout",
             ErrorCode::ReconfigDisabled => "Reconfig is disabled",
-            ErrorCode::SessionClosedRequireSaslAuth => "Session closed because client failed to authenticate",
+            ErrorCode::SessionClosedRequireSaslAuth => {
+                "Session closed because client failed to authenticate"
+            }
             ErrorCode::QuotaExceeded => "Quota has exceeded",
             ErrorCode::ThrottledOp => "Op throttled due to high load",
         }

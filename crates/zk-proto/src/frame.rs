@@ -186,7 +186,10 @@ mod tests {
     fn bad_lengths_are_errors() {
         let d = FrameDecoder::new(16);
         let mut buf = BytesMut::from(&[0xffu8, 0xff, 0xff, 0xff][..]);
-        assert_eq!(d.decode(&mut buf), Err(DecodeError::NegativeFrameLength(-1)));
+        assert_eq!(
+            d.decode(&mut buf),
+            Err(DecodeError::NegativeFrameLength(-1))
+        );
         let mut buf = BytesMut::from(&[0u8, 0, 0, 17][..]);
         assert_eq!(
             d.decode(&mut buf),

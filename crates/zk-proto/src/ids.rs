@@ -61,6 +61,9 @@ mod tests {
     #[test]
     fn session_server_id() {
         assert_eq!(SessionId(0x0100_0000_0000_0001).server_id(), 1);
-        assert_eq!(SessionId(0x0100_0000_0000_0001).to_string(), "0x100000000000001");
+        assert_eq!(
+            SessionId(0x0100_0000_0000_0001).to_string(),
+            "0x100000000000001"
+        );
     }
 }

@@ -184,7 +184,10 @@ fn cesu8_pair(b: &[u8]) -> Option<char> {
         return None;
     }
     let cont = |x: u8| x & 0xC0 == 0x80;
-    if !(0xA0..=0xAF).contains(&b[1]) || !cont(b[2]) || !(0xB0..=0xBF).contains(&b[4]) || !cont(b[5])
+    if !(0xA0..=0xAF).contains(&b[1])
+        || !cont(b[2])
+        || !(0xB0..=0xBF).contains(&b[4])
+        || !cont(b[5])
     {
         return None;
     }
@@ -371,7 +374,10 @@ mod tests {
     fn null_buffer_is_distinct_from_empty() {
         assert_eq!(to_bytes(&None::<Bytes>).as_ref(), &[0xff, 0xff, 0xff, 0xff]);
         assert_eq!(to_bytes(&Some(Bytes::new())).as_ref(), &[0, 0, 0, 0]);
-        assert_eq!(from_bytes::<Option<Bytes>>(Bytes::from_static(&[0xff; 4])), Ok(None));
+        assert_eq!(
+            from_bytes::<Option<Bytes>>(Bytes::from_static(&[0xff; 4])),
+            Ok(None)
+        );
     }
 
     #[test]
@@ -417,7 +423,10 @@ mod tests {
     #[test]
     fn invalid_utf8_never_fails() {
         assert_eq!(decode_string(&[b'a', 0xff, b'b']), "a\u{FFFD}b");
-        assert_eq!(decode_string(&[0xED, 0xA0, 0xBD]), "\u{FFFD}\u{FFFD}\u{FFFD}");
+        assert_eq!(
+            decode_string(&[0xED, 0xA0, 0xBD]),
+            "\u{FFFD}\u{FFFD}\u{FFFD}"
+        );
         assert_eq!(decode_string(&[0xE2, 0x82]), "\u{FFFD}");
     }
 

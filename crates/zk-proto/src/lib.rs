@@ -43,7 +43,9 @@ pub use error_code::ErrorCode;
 pub use frame::{encode_frame, FourLetterWord, FrameDecoder};
 pub use ids::{SessionId, Zxid};
 pub use jute::{from_bytes, to_bytes, Jute, Reader, JUTE_MAXBUFFER_DEFAULT};
-pub use modes::{ids as well_known, perms, AddWatchMode, CreateMode, EventType, KeeperState, WatcherType};
+pub use modes::{
+    ids as well_known, perms, AddWatchMode, CreateMode, EventType, KeeperState, WatcherType,
+};
 pub use opcode::{xid, OpCode};
 pub use records::*;
 pub use request::{decode_request, encode_request, MultiOp, Request};

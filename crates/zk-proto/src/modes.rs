@@ -19,7 +19,10 @@ wire_enum! {
 impl CreateMode {
     /// Owned by a session and deleted with it.
     pub const fn is_ephemeral(self) -> bool {
-        matches!(self, CreateMode::Ephemeral | CreateMode::EphemeralSequential)
+        matches!(
+            self,
+            CreateMode::Ephemeral | CreateMode::EphemeralSequential
+        )
     }
 
     /// Gets a `%010d` suffix from the parent's cversion.
@@ -106,7 +109,13 @@ pub mod perms {
     /// zkCli's letters for a permission set (`crwda` order: create, read, write, delete, admin).
     pub fn to_letters(perms: i32) -> String {
         let mut s = String::with_capacity(5);
-        for (bit, c) in [(CREATE, 'c'), (READ, 'r'), (WRITE, 'w'), (DELETE, 'd'), (ADMIN, 'a')] {
+        for (bit, c) in [
+            (CREATE, 'c'),
+            (READ, 'r'),
+            (WRITE, 'w'),
+            (DELETE, 'd'),
+            (ADMIN, 'a'),
+        ] {
             if perms & bit != 0 {
                 s.push(c);
             }

@@ -261,10 +261,7 @@ mod tests {
                         parent_c_version: 4,
                     }),
                 ),
-                (
-                    OpCode::Error.code(),
-                    TxnBody::Error(ErrorTxn { err: -101 }),
-                ),
+                (OpCode::Error.code(), TxnBody::Error(ErrorTxn { err: -101 })),
             ]),
             digest: None,
         };
