@@ -332,7 +332,7 @@ macro_rules! jute_record {
         }
     )*) => {$(
         $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Eq, Default)]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
         pub struct $name {
             $( $(#[$fmeta])* pub $field: $ty, )*
         }

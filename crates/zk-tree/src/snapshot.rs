@@ -1,0 +1,87 @@
+//! The tree and sessions as ZooKeeper's snapshot body (`SerializeUtils.serializeSnapshot`,
+//! `DataTree.serialize`): sessions, the ACL cache, then every node depth-first (the root as
+//! path "") terminated by the path "/". zk-log adds the file header, checksum and seals.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+
+use bytes::Bytes;
+use zk_proto::{Acl, DecodeError, Jute, Reader, StatPersisted};
+
+use crate::tree::{DataTree, TreeConfig};
+
+/// Why a snapshot body could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("snapshot record: {0}")]
+    Decode(#[from] DecodeError),
+    #[error("invalid snapshot tree: {0}")]
+    InvalidTree(String),
+}
+
+/// Writes sessions, ACL cache and nodes to `out`, in ZooKeeper's layout.
+pub fn write_snapshot<W: Write>(tree: &DataTree, out: &mut W) -> io::Result<()> {
+    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let sessions = tree.sessions();
+    (sessions.len() as i32).write(&mut buf);
+    for (id, timeout) in sessions {
+        id.write(&mut buf);
+        timeout.write(&mut buf);
+    }
+    let acls = tree.acl_cache();
+    (acls.len() as i32).write(&mut buf);
+    for (r, list) in acls.entries() {
+        r.write(&mut buf);
+        (list.len() as i32).write(&mut buf);
+        for a in list {
+            a.write(&mut buf);
+        }
+    }
+    for p in tree.walk() {
+        let Some((data, acl_ref, stat)) = tree.snapshot_node(&p) else {
+            continue;
+        };
+        let path: &str = if &*p == "/" { "" } else { &p };
+        path.to_owned().write(&mut buf);
+        data.cloned().write(&mut buf);
+        acl_ref.write(&mut buf);
+        stat.write(&mut buf);
+        if buf.len() >= 60 * 1024 {
+            out.write_all(&buf)?;
+            buf.clear();
+        }
+    }
+    "/".to_owned().write(&mut buf);
+    out.write_all(&buf)
+}
+
+/// Reads a snapshot body written by [`write_snapshot`] or by ZooKeeper. Leaves `r` after the
+/// terminating "/" path, where ZooKeeper's seal and optional digest follow.
+pub fn read_snapshot(config: TreeConfig, r: &mut Reader) -> Result<DataTree, SnapshotError> {
+    let count = r.read_vec_len(12)?;
+    let mut sessions = BTreeMap::new();
+    for _ in 0..count {
+        let id = r.read_i64()?;
+        let timeout = r.read_i32()?;
+        sessions.insert(id, timeout);
+    }
+    let count = r.read_vec_len(12)?;
+    let mut acls = Vec::with_capacity(count);
+    for _ in 0..count {
+        let id = r.read_i64()?;
+        let list = Vec::<Acl>::read(r)?;
+        acls.push((id, list));
+    }
+    let mut nodes = Vec::new();
+    loop {
+        let path = r.read_string()?;
+        if path == "/" {
+            break;
+        }
+        let data: Option<Bytes> = r.read_buffer()?.map(|d| Bytes::copy_from_slice(&d));
+        let acl_ref = r.read_i64()?;
+        let stat = StatPersisted::read(r)?;
+        nodes.push((path, data, acl_ref, stat));
+    }
+    DataTree::from_parts(config, sessions, acls, nodes).map_err(SnapshotError::InvalidTree)
+}

@@ -1,0 +1,1090 @@
+//! The DataTree: znodes by path, their Stat rules, ephemeral/container/TTL indexes, quota
+//! accounting, the watch registry and the incremental digest.
+//!
+//! The tree changes only through [`DataTree::apply`] of a logged transaction, which is
+//! deterministic: the same txns in the same order give the same tree, digest and events.
+//! Reads may register watches but change nothing else.
+//!
+//! Stored vs. shown `cversion`: ZooKeeper stores in `cversion` the number of child creates
+//! (what `CreateTxn.parentCVersion` carries and sequential suffixes use) and shows clients
+//! `2 * stored - numChildren`, so that deletes count as changes too (`DataNode.copyStat`).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use zk_proto::{
+    Acl, CreateContainerTxn, CreateTtlTxn, CreateTxn, CreateTxnV0, ErrorCode, EventType, Id,
+    OpCode, Stat, StatPersisted, TxnBody, TxnHeader,
+};
+
+use crate::acl::{self, AclCache, AuthConfig, OPEN_ACL_REF};
+use crate::digest::node_digest;
+use crate::ephemeral::{classify, ttl_owner, EphemeralType, CONTAINER_OWNER};
+use crate::error::{Result, TreeError};
+use crate::path;
+use crate::quota::{self, StatsTrack};
+use crate::watch::{Fired, WatchRegistry, WatcherId};
+
+/// Behaviour switches that change how txns are interpreted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeConfig {
+    /// `zookeeper.extendedTypesEnabled`: TTL owners are recognised.
+    pub extended_types_enabled: bool,
+    /// Authentication schemes and `skipACL`, for watch-event filtering and ACL checks.
+    pub auth: AuthConfig,
+}
+
+impl Default for TreeConfig {
+    fn default() -> Self {
+        TreeConfig {
+            extended_types_enabled: true,
+            auth: AuthConfig::default(),
+        }
+    }
+}
+
+/// One znode.
+#[derive(Debug, Clone)]
+struct Node {
+    data: Option<Bytes>,
+    acl: i64,
+    stat: StatPersisted,
+    /// Children by full path; the `Arc`s are shared with the tree's keys.
+    children: BTreeSet<Arc<str>>,
+}
+
+impl Node {
+    fn data_len(&self) -> usize {
+        self.data.as_ref().map_or(0, Bytes::len)
+    }
+}
+
+/// A watch event to deliver, with what the server needs to filter it by the watcher's READ
+/// permission on the changed node (ZOOKEEPER-4799).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub watcher: WatcherId,
+    pub event: EventType,
+    pub path: String,
+    /// The zxid of the change that fired it (3.9 sends it in the notification header).
+    pub zxid: i64,
+    /// The changed node's ACL at the time of the change.
+    pub acl: Arc<[Acl]>,
+}
+
+impl Event {
+    /// Whether a watcher holding identities `auth` may see this event (READ on the node).
+    pub fn visible_to(&self, config: &AuthConfig, auth: &[Id]) -> bool {
+        acl::check_acl(config, &self.acl, zk_proto::perms::READ, auth)
+    }
+}
+
+/// What applying one txn did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxnResult {
+    Created {
+        path: String,
+        stat: Stat,
+    },
+    Deleted,
+    DataSet {
+        stat: Stat,
+    },
+    AclSet {
+        stat: Stat,
+    },
+    Checked,
+    SessionCreated,
+    SessionClosed,
+    /// An error txn, or a txn that could not apply (e.g. replayed over a fuzzy snapshot).
+    Error(i32),
+    Multi(Vec<TxnResult>),
+}
+
+impl TxnResult {
+    /// The error code of the result (0 for success; a multi reports its first failure).
+    pub fn err(&self) -> i32 {
+        match self {
+            TxnResult::Error(e) => *e,
+            TxnResult::Multi(rs) => rs.iter().map(TxnResult::err).find(|e| *e != 0).unwrap_or(0),
+            _ => 0,
+        }
+    }
+}
+
+/// The result of [`DataTree::apply`]: the outcome and the watch events it fired, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub result: TxnResult,
+    pub events: Vec<Event>,
+}
+
+/// ZooKeeper's in-memory database of znodes, plus the session table snapshots carry.
+#[derive(Debug, Clone)]
+pub struct DataTree {
+    nodes: HashMap<Arc<str>, Node>,
+    acls: AclCache,
+    ephemerals: BTreeMap<i64, BTreeSet<Arc<str>>>,
+    containers: BTreeSet<Arc<str>>,
+    ttls: BTreeSet<Arc<str>>,
+    /// Paths with a quota (`zookeeper_limits` exists for them).
+    quota_roots: BTreeSet<String>,
+    /// Session id -> negotiated timeout, as snapshots store them.
+    sessions: BTreeMap<i64, i32>,
+    watches: WatchRegistry,
+    last_processed_zxid: i64,
+    digest: u64,
+    config: TreeConfig,
+}
+
+impl Default for DataTree {
+    fn default() -> Self {
+        DataTree::new(TreeConfig::default())
+    }
+}
+
+/// The system nodes every tree starts with.
+const ZOOKEEPER: &str = "/zookeeper";
+const CONFIG: &str = "/zookeeper/config";
+
+impl DataTree {
+    /// A fresh tree: `/`, `/zookeeper`, `/zookeeper/quota` and `/zookeeper/config` (read-only
+    /// to the world, aversion -1), with the stats a fresh ZooKeeper shows.
+    pub fn new(config: TreeConfig) -> DataTree {
+        let mut t = DataTree::empty(config);
+        t.ensure_system_nodes();
+        t
+    }
+
+    fn empty(config: TreeConfig) -> DataTree {
+        DataTree {
+            nodes: HashMap::new(),
+            acls: AclCache::default(),
+            ephemerals: BTreeMap::new(),
+            containers: BTreeSet::new(),
+            ttls: BTreeSet::new(),
+            quota_roots: BTreeSet::new(),
+            sessions: BTreeMap::new(),
+            watches: WatchRegistry::default(),
+            last_processed_zxid: 0,
+            digest: 0,
+            config,
+        }
+    }
+
+    /// Adds whichever system nodes are missing, linked without touching parents' cversion
+    /// (a fresh ZooKeeper shows `/` with cversion -1 and one child).
+    fn ensure_system_nodes(&mut self) {
+        for p in ["/", ZOOKEEPER, quota::QUOTA_ROOT, CONFIG] {
+            if self.nodes.contains_key(p) {
+                continue;
+            }
+            let mut node = Node {
+                data: Some(Bytes::new()),
+                acl: OPEN_ACL_REF,
+                stat: StatPersisted::default(),
+                children: BTreeSet::new(),
+            };
+            if p == CONFIG {
+                node.acl = self.acls.intern(&zk_proto::well_known::read_acl_unsafe());
+                node.stat.aversion = -1;
+            }
+            let key: Arc<str> = Arc::from(p);
+            if p != "/" {
+                let parent = path::parent(p);
+                self.mutate(parent, |n| {
+                    n.children.insert(key.clone());
+                });
+            }
+            self.digest =
+                self.digest
+                    .wrapping_add(node_digest(p, node.data.as_deref(), &node.stat));
+            self.nodes.insert(key, node);
+        }
+    }
+
+    /// The configuration the tree was built with.
+    pub fn config(&self) -> &TreeConfig {
+        &self.config
+    }
+
+    /// The highest zxid applied.
+    pub fn last_processed_zxid(&self) -> i64 {
+        self.last_processed_zxid
+    }
+
+    /// Sets the zxid the tree is at, after loading a snapshot (whose file names it).
+    pub fn set_last_processed_zxid(&mut self, zxid: i64) {
+        self.last_processed_zxid = zxid;
+    }
+
+    /// The tree digest, comparable across servers at the same zxid.
+    pub fn digest(&self) -> i64 {
+        self.digest as i64
+    }
+
+    /// Number of znodes, the root and system nodes included (`zk_znode_count`).
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Sum of path and data lengths (`zk_approximate_data_size`).
+    pub fn approximate_data_size(&self) -> u64 {
+        self.nodes
+            .iter()
+            .map(|(p, n)| (p.len() + n.data_len()) as u64)
+            .sum()
+    }
+
+    /// The watch registry (for counts, wchc/wchp and connection cleanup).
+    pub fn watches(&self) -> &WatchRegistry {
+        &self.watches
+    }
+
+    /// The watch registry, mutable (removeWatches, closed connections).
+    pub fn watches_mut(&mut self) -> &mut WatchRegistry {
+        &mut self.watches
+    }
+
+    /// Sessions and their timeouts, as last logged.
+    pub fn sessions(&self) -> &BTreeMap<i64, i32> {
+        &self.sessions
+    }
+
+    /// The ACL cache, for snapshots.
+    pub fn acl_cache(&self) -> &AclCache {
+        &self.acls
+    }
+
+    /// Whether a node exists.
+    pub fn exists(&self, path: &str) -> bool {
+        self.nodes.contains_key(path)
+    }
+
+    /// A node's client-visible stat.
+    pub fn stat(&self, path: &str) -> Option<Stat> {
+        self.nodes.get(path).map(client_stat)
+    }
+
+    /// A node's persisted stat (stored cversion, as snapshots and prep see it).
+    pub fn stat_persisted(&self, path: &str) -> Option<&StatPersisted> {
+        self.nodes.get(path).map(|n| &n.stat)
+    }
+
+    /// A node's ACL.
+    pub fn acl(&self, path: &str) -> Option<Arc<[Acl]>> {
+        self.nodes.get(path).map(|n| self.acls.get(n.acl))
+    }
+
+    /// A node's data, `None` when it was created or set with null data.
+    pub fn data(&self, path: &str) -> Option<Option<&Bytes>> {
+        self.nodes.get(path).map(|n| n.data.as_ref())
+    }
+
+    /// Number of children of a node.
+    pub fn child_count(&self, path: &str) -> Option<usize> {
+        self.nodes.get(path).map(|n| n.children.len())
+    }
+
+    /// What a node's owner encodes.
+    pub fn ephemeral_type(&self, path: &str) -> Option<EphemeralType> {
+        self.nodes
+            .get(path)
+            .map(|n| classify(n.stat.ephemeral_owner, self.config.extended_types_enabled))
+    }
+
+    /// getData: data and stat; registers a data watch when `watcher` is given and the node
+    /// exists.
+    pub fn get_data(
+        &mut self,
+        path: &str,
+        watcher: Option<WatcherId>,
+    ) -> Result<(Option<Bytes>, Stat)> {
+        let node = self
+            .nodes
+            .get(path)
+            .ok_or_else(|| TreeError::NoNode(path.to_owned()))?;
+        let out = (node.data.clone(), client_stat(node));
+        if let Some(w) = watcher {
+            self.watches.add_data_watch(path, w);
+        }
+        Ok(out)
+    }
+
+    /// exists: the stat; registers a watch even when the node is missing (an exist watch).
+    pub fn exists_watch(&mut self, path: &str, watcher: Option<WatcherId>) -> Result<Stat> {
+        let stat = self.stat(path);
+        if let Some(w) = watcher {
+            if stat.is_some() {
+                self.watches.add_data_watch(path, w);
+            } else {
+                self.watches.add_exist_watch(path, w);
+            }
+        }
+        stat.ok_or_else(|| TreeError::NoNode(path.to_owned()))
+    }
+
+    /// getChildren / getChildren2: child names in order and the stat; registers a child
+    /// watch when `watcher` is given and the node exists.
+    pub fn get_children(
+        &mut self,
+        path: &str,
+        watcher: Option<WatcherId>,
+    ) -> Result<(Vec<String>, Stat)> {
+        let node = self
+            .nodes
+            .get(path)
+            .ok_or_else(|| TreeError::NoNode(path.to_owned()))?;
+        let names = node
+            .children
+            .iter()
+            .map(|c| path::name(c).to_owned())
+            .collect();
+        let stat = client_stat(node);
+        if let Some(w) = watcher {
+            self.watches.add_child_watch(path, w);
+        }
+        Ok((names, stat))
+    }
+
+    /// getAllChildrenNumber: every descendant, the node itself excluded.
+    pub fn all_children_number(&self, path: &str) -> Result<i32> {
+        let node = self
+            .nodes
+            .get(path)
+            .ok_or_else(|| TreeError::NoNode(path.to_owned()))?;
+        let mut count: i64 = 0;
+        let mut stack: Vec<&Node> = vec![node];
+        while let Some(n) = stack.pop() {
+            for c in &n.children {
+                count += 1;
+                if let Some(child) = self.nodes.get(c) {
+                    stack.push(child);
+                }
+            }
+        }
+        Ok(i32::try_from(count).unwrap_or(i32::MAX))
+    }
+
+    /// getEphemerals: the session's ephemeral paths that start with `prefix` (a plain string
+    /// prefix, as ZooKeeper compares; empty or `/` means all), in order.
+    pub fn ephemerals_of(&self, session: i64, prefix: &str) -> Vec<String> {
+        let prefix = prefix.trim();
+        let all = prefix.is_empty() || prefix == "/";
+        self.ephemerals
+            .get(&session)
+            .map(|paths| {
+                paths
+                    .iter()
+                    .filter(|p| all || p.starts_with(prefix))
+                    .map(|p| p.to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Sessions owning ephemerals, with their paths (`dump`).
+    pub fn ephemerals(&self) -> &BTreeMap<i64, BTreeSet<Arc<str>>> {
+        &self.ephemerals
+    }
+
+    /// Number of ephemeral nodes (`zk_ephemerals_count`).
+    pub fn ephemeral_count(&self) -> usize {
+        self.ephemerals.values().map(BTreeSet::len).sum()
+    }
+
+    /// Container and TTL nodes due for deletion at `now_ms` (`ContainerManager`): empty
+    /// containers that once had children (or, when `never_used_ms_max` is non-zero, were
+    /// never used for that long), and childless TTL nodes unmodified for their TTL.
+    pub fn expired_containers_and_ttls(&self, now_ms: i64, never_used_ms_max: i64) -> Vec<String> {
+        let mut out = Vec::new();
+        for p in &self.containers {
+            if let Some(n) = self.nodes.get(p) {
+                if n.children.is_empty()
+                    && (n.stat.cversion > 0
+                        || (never_used_ms_max != 0
+                            && now_ms.saturating_sub(n.stat.mtime) > never_used_ms_max))
+                {
+                    out.push(p.to_string());
+                }
+            }
+        }
+        for p in &self.ttls {
+            if let Some(n) = self.nodes.get(p) {
+                if let EphemeralType::Ttl(ttl) =
+                    classify(n.stat.ephemeral_owner, self.config.extended_types_enabled)
+                {
+                    if n.children.is_empty() && now_ms.saturating_sub(n.stat.mtime) > ttl {
+                        out.push(p.to_string());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Hard-quota check for a change under `path` adding `count_diff` nodes and
+    /// `bytes_diff` bytes (`checkQuota`, when `enforceQuota=true`).
+    pub fn check_quota(&self, path: &str, count_diff: i64, bytes_diff: i64) -> Result<()> {
+        let Some(root) = self.quota_root_for(path) else {
+            return Ok(());
+        };
+        let qpath = quota::quota_path(root);
+        let limits = self.quota_track(&format!("{qpath}/{}", quota::LIMITS_NODE));
+        let usage = self.quota_track(&format!("{qpath}/{}", quota::STATS_NODE));
+        let (Some(limits), Some(usage)) = (limits, usage) else {
+            return Ok(());
+        };
+        let over_count = limits.count_hard_limit > -1
+            && count_diff > 0
+            && usage.count + count_diff > limits.count_hard_limit;
+        let over_bytes = limits.byte_hard_limit > -1
+            && bytes_diff > 0
+            && usage.bytes + bytes_diff > limits.byte_hard_limit;
+        if over_count || over_bytes {
+            Err(TreeError::QuotaExceeded(root.to_owned()))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn quota_track(&self, p: &str) -> Option<StatsTrack> {
+        let data = self.nodes.get(p)?.data.as_ref()?;
+        Some(StatsTrack::parse(&String::from_utf8_lossy(data)))
+    }
+
+    /// The deepest quota root at or above `path`, ignoring the `/zookeeper` subtree.
+    fn quota_root_for(&self, p: &str) -> Option<&str> {
+        if self.quota_roots.is_empty() || path::is_under(p, ZOOKEEPER) {
+            return None;
+        }
+        self.quota_roots
+            .iter()
+            .filter(|root| path::is_under(p, root))
+            .max_by_key(|root| root.len())
+            .map(String::as_str)
+    }
+
+    /// Registers watches for a reconnecting client and computes the catch-up events
+    /// (`DataTree.setWatches`): data watches on a deleted node fire NodeDeleted, on a node
+    /// changed after `relative_zxid` fire NodeDataChanged; exist watches on a node that now
+    /// exists fire NodeCreated; child watches fire NodeDeleted or NodeChildrenChanged
+    /// likewise. Watches that do not fire are registered; persistent ones are re-added.
+    #[allow(clippy::too_many_arguments)]
+    pub fn set_watches(
+        &mut self,
+        relative_zxid: i64,
+        data_watches: &[String],
+        exist_watches: &[String],
+        child_watches: &[String],
+        persistent_watches: &[String],
+        persistent_recursive_watches: &[String],
+        watcher: WatcherId,
+    ) -> Vec<Event> {
+        let mut events = Vec::new();
+        let fire = |tree: &DataTree, p: &str, event: EventType, events: &mut Vec<Event>| {
+            let acl = tree
+                .acl(p)
+                .or_else(|| tree.acl(path::parent(p)))
+                .unwrap_or_else(|| Arc::from(Vec::new()));
+            events.push(Event {
+                watcher,
+                event,
+                path: p.to_owned(),
+                zxid: -1,
+                acl,
+            });
+        };
+        for p in data_watches {
+            match self.nodes.get(p.as_str()) {
+                None => fire(self, p, EventType::NodeDeleted, &mut events),
+                Some(n) if n.stat.mzxid > relative_zxid => {
+                    fire(self, p, EventType::NodeDataChanged, &mut events)
+                }
+                Some(_) => self.watches.add_data_watch(p, watcher),
+            }
+        }
+        for p in exist_watches {
+            if self.nodes.contains_key(p.as_str()) {
+                fire(self, p, EventType::NodeCreated, &mut events);
+            } else {
+                self.watches.add_exist_watch(p, watcher);
+            }
+        }
+        for p in child_watches {
+            match self.nodes.get(p.as_str()) {
+                None => fire(self, p, EventType::NodeDeleted, &mut events),
+                Some(n) if n.stat.pzxid > relative_zxid => {
+                    fire(self, p, EventType::NodeChildrenChanged, &mut events)
+                }
+                Some(_) => self.watches.add_child_watch(p, watcher),
+            }
+        }
+        for p in persistent_watches {
+            self.watches.add_persistent(p, watcher, false);
+        }
+        for p in persistent_recursive_watches {
+            self.watches.add_persistent(p, watcher, true);
+        }
+        events
+    }
+
+    /// Applies one logged txn. Deterministic; the only way the tree changes.
+    pub fn apply(&mut self, header: &TxnHeader, body: &TxnBody) -> Applied {
+        let mut events = Vec::new();
+        let result = self.apply_inner(header, body, &mut events);
+        if header.zxid > self.last_processed_zxid {
+            self.last_processed_zxid = header.zxid;
+        }
+        Applied { result, events }
+    }
+
+    fn apply_inner(
+        &mut self,
+        header: &TxnHeader,
+        body: &TxnBody,
+        events: &mut Vec<Event>,
+    ) -> TxnResult {
+        let zxid = header.zxid;
+        let time = header.time;
+        let outcome = match body {
+            TxnBody::Create(CreateTxn {
+                path,
+                data,
+                acl,
+                ephemeral,
+                parent_c_version,
+            }) => {
+                let owner = if *ephemeral { header.client_id } else { 0 };
+                self.create_node(
+                    path,
+                    data,
+                    acl,
+                    owner,
+                    *parent_c_version,
+                    zxid,
+                    time,
+                    events,
+                )
+            }
+            TxnBody::CreateV0(CreateTxnV0 {
+                path,
+                data,
+                acl,
+                ephemeral,
+            }) => {
+                let owner = if *ephemeral { header.client_id } else { 0 };
+                self.create_node(path, data, acl, owner, -1, zxid, time, events)
+            }
+            TxnBody::CreateContainer(CreateContainerTxn {
+                path,
+                data,
+                acl,
+                parent_c_version,
+            }) => self.create_node(
+                path,
+                data,
+                acl,
+                CONTAINER_OWNER,
+                *parent_c_version,
+                zxid,
+                time,
+                events,
+            ),
+            TxnBody::CreateTtl(CreateTtlTxn {
+                path,
+                data,
+                acl,
+                parent_c_version,
+                ttl,
+            }) => match ttl_owner(*ttl) {
+                Some(owner) => self.create_node(
+                    path,
+                    data,
+                    acl,
+                    owner,
+                    *parent_c_version,
+                    zxid,
+                    time,
+                    events,
+                ),
+                None => Err(TreeError::BadArguments {
+                    path: path.clone(),
+                    reason: "TTL out of range",
+                }),
+            },
+            TxnBody::Delete(t) => self
+                .delete_node(&t.path, zxid, events)
+                .map(|()| TxnResult::Deleted),
+            TxnBody::SetData(t) | TxnBody::Reconfig(t) => self
+                .set_data(&t.path, t.data.clone(), t.version, zxid, time, events)
+                .map(|stat| TxnResult::DataSet { stat }),
+            TxnBody::SetAcl(t) => self
+                .set_acl(&t.path, &t.acl, t.version)
+                .map(|stat| TxnResult::AclSet { stat }),
+            TxnBody::Check(_) => Ok(TxnResult::Checked),
+            TxnBody::CreateSession(t) => {
+                self.sessions.insert(header.client_id, t.time_out);
+                Ok(TxnResult::SessionCreated)
+            }
+            TxnBody::CloseSession(t) => {
+                let listed = t.as_ref().map(|t| t.paths2_delete.clone());
+                self.kill_session(header.client_id, listed, zxid, events);
+                Ok(TxnResult::SessionClosed)
+            }
+            TxnBody::Error(e) => Ok(TxnResult::Error(e.err)),
+            TxnBody::Multi(subs) => {
+                let failed = subs.iter().any(|(t, _)| *t == OpCode::Error.code());
+                let mut post_failed = false;
+                let mut results = Vec::with_capacity(subs.len());
+                for (t, sub) in subs {
+                    if *t == OpCode::Error.code() {
+                        post_failed = true;
+                    }
+                    let r = if failed && *t != OpCode::Error.code() {
+                        TxnResult::Error(if post_failed {
+                            ErrorCode::RuntimeInconsistency.code()
+                        } else {
+                            0
+                        })
+                    } else {
+                        let sub_header = TxnHeader {
+                            r#type: *t,
+                            ..header.clone()
+                        };
+                        self.apply_inner(&sub_header, sub, events)
+                    };
+                    results.push(r);
+                }
+                Ok(TxnResult::Multi(results))
+            }
+        };
+        outcome.unwrap_or_else(|e| TxnResult::Error(e.code().code()))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn create_node(
+        &mut self,
+        p: &str,
+        data: &Option<Bytes>,
+        acl: &[Acl],
+        owner: i64,
+        parent_c_version: i32,
+        zxid: i64,
+        time: i64,
+        events: &mut Vec<Event>,
+    ) -> Result<TxnResult> {
+        if p == "/" || !p.starts_with('/') {
+            return Err(TreeError::NodeExists(p.to_owned()));
+        }
+        let parent_path = path::parent(p);
+        let parent = self
+            .nodes
+            .get(parent_path)
+            .ok_or_else(|| TreeError::NoNode(p.to_owned()))?;
+        if self.nodes.contains_key(p) {
+            return Err(TreeError::NodeExists(p.to_owned()));
+        }
+        let parent_acl = self.acls.get(parent.acl);
+        let key: Arc<str> = Arc::from(p);
+        let cversion = if parent_c_version == -1 {
+            parent.stat.cversion.wrapping_add(1)
+        } else {
+            parent_c_version
+        };
+        self.mutate(parent_path, |n| {
+            n.children.insert(key.clone());
+            if cversion > n.stat.cversion {
+                n.stat.cversion = cversion;
+                n.stat.pzxid = zxid;
+            }
+        });
+        let acl_ref = self.acls.intern(acl);
+        let node = Node {
+            // Copy into a tight allocation: the txn's bytes may be a slice of a larger buffer.
+            data: data.as_ref().map(|d| Bytes::copy_from_slice(d)),
+            acl: acl_ref,
+            stat: StatPersisted {
+                czxid: zxid,
+                mzxid: zxid,
+                ctime: time,
+                mtime: time,
+                version: 0,
+                cversion: 0,
+                aversion: 0,
+                ephemeral_owner: owner,
+                pzxid: zxid,
+            },
+            children: BTreeSet::new(),
+        };
+        let data_len = node.data_len() as i64;
+        self.digest = self
+            .digest
+            .wrapping_add(node_digest(p, node.data.as_deref(), &node.stat));
+        let stat = client_stat(&node);
+        match classify(owner, self.config.extended_types_enabled) {
+            EphemeralType::Container => {
+                self.containers.insert(key.clone());
+            }
+            EphemeralType::Ttl(_) => {
+                self.ttls.insert(key.clone());
+            }
+            EphemeralType::Normal(session) => {
+                self.ephemerals
+                    .entry(session)
+                    .or_default()
+                    .insert(key.clone());
+            }
+            EphemeralType::Void => {}
+        }
+        self.nodes.insert(key, node);
+        self.on_quota_node_created(p);
+        self.update_quota_usage(p, 1, data_len);
+        self.fire(
+            p,
+            EventType::NodeCreated,
+            zxid,
+            acl_from(self.acl(p)),
+            events,
+        );
+        self.fire(
+            parent_path,
+            EventType::NodeChildrenChanged,
+            zxid,
+            parent_acl,
+            events,
+        );
+        Ok(TxnResult::Created {
+            path: p.to_owned(),
+            stat,
+        })
+    }
+
+    fn delete_node(&mut self, p: &str, zxid: i64, events: &mut Vec<Event>) -> Result<()> {
+        let node = self
+            .nodes
+            .get(p)
+            .ok_or_else(|| TreeError::NoNode(p.to_owned()))?;
+        if p == "/" {
+            return Err(TreeError::BadArguments {
+                path: p.to_owned(),
+                reason: "cannot delete the root",
+            });
+        }
+        if !node.children.is_empty() {
+            return Err(TreeError::NotEmpty(p.to_owned()));
+        }
+        let Some((key, node)) = self.nodes.remove_entry(p) else {
+            return Err(TreeError::NoNode(p.to_owned()));
+        };
+        self.digest = self
+            .digest
+            .wrapping_sub(node_digest(p, node.data.as_deref(), &node.stat));
+        let parent_path = path::parent(p);
+        self.mutate(parent_path, |n| {
+            n.children.remove(&key);
+            if zxid > n.stat.pzxid {
+                n.stat.pzxid = zxid;
+            }
+        });
+        match classify(
+            node.stat.ephemeral_owner,
+            self.config.extended_types_enabled,
+        ) {
+            EphemeralType::Container => {
+                self.containers.remove(&key);
+            }
+            EphemeralType::Ttl(_) => {
+                self.ttls.remove(&key);
+            }
+            EphemeralType::Normal(session) => {
+                if let Some(set) = self.ephemerals.get_mut(&session) {
+                    set.remove(&key);
+                    if set.is_empty() {
+                        self.ephemerals.remove(&session);
+                    }
+                }
+            }
+            EphemeralType::Void => {}
+        }
+        let node_acl = self.acls.get(node.acl);
+        self.acls.release(node.acl);
+        self.update_quota_usage(p, -1, -(node.data_len() as i64));
+        self.on_quota_node_deleted(p);
+        let parent_acl = acl_from(self.acl(parent_path));
+        self.fire(p, EventType::NodeDeleted, zxid, node_acl, events);
+        self.fire(
+            parent_path,
+            EventType::NodeChildrenChanged,
+            zxid,
+            parent_acl,
+            events,
+        );
+        Ok(())
+    }
+
+    fn set_data(
+        &mut self,
+        p: &str,
+        data: Option<Bytes>,
+        version: i32,
+        zxid: i64,
+        time: i64,
+        events: &mut Vec<Event>,
+    ) -> Result<Stat> {
+        let old_len = self
+            .nodes
+            .get(p)
+            .ok_or_else(|| TreeError::NoNode(p.to_owned()))?
+            .data_len() as i64;
+        let new_data = data.map(|d| Bytes::copy_from_slice(&d));
+        let new_len = new_data.as_ref().map_or(0, Bytes::len) as i64;
+        let stat = self.mutate(p, |n| {
+            n.data = new_data;
+            n.stat.mtime = time;
+            n.stat.mzxid = zxid;
+            n.stat.version = version;
+            client_stat(n)
+        });
+        let stat = stat.ok_or_else(|| TreeError::NoNode(p.to_owned()))?;
+        if quota::governed_path(p).is_none() {
+            self.update_quota_usage(p, 0, new_len - old_len);
+        }
+        self.fire(
+            p,
+            EventType::NodeDataChanged,
+            zxid,
+            acl_from(self.acl(p)),
+            events,
+        );
+        Ok(stat)
+    }
+
+    fn set_acl(&mut self, p: &str, acl: &[Acl], version: i32) -> Result<Stat> {
+        let old = self
+            .nodes
+            .get(p)
+            .ok_or_else(|| TreeError::NoNode(p.to_owned()))?
+            .acl;
+        self.acls.release(old);
+        let new = self.acls.intern(acl);
+        self.mutate(p, |n| {
+            n.acl = new;
+            n.stat.aversion = version;
+            client_stat(n)
+        })
+        .ok_or_else(|| TreeError::NoNode(p.to_owned()))
+    }
+
+    fn kill_session(
+        &mut self,
+        session: i64,
+        listed: Option<Vec<String>>,
+        zxid: i64,
+        events: &mut Vec<Event>,
+    ) {
+        let paths: Vec<String> = match listed {
+            Some(paths) => paths,
+            None => self
+                .ephemerals
+                .get(&session)
+                .map(|s| s.iter().map(|p| p.to_string()).collect())
+                .unwrap_or_default(),
+        };
+        for p in paths {
+            // A path that is already gone is not an error here (ZooKeeper logs and goes on).
+            let _ = self.delete_node(&p, zxid, events);
+        }
+        self.ephemerals.remove(&session);
+        self.sessions.remove(&session);
+    }
+
+    /// Changes a node in place, keeping the digest in step. Returns `None` if it is missing.
+    fn mutate<R>(&mut self, p: &str, f: impl FnOnce(&mut Node) -> R) -> Option<R> {
+        let node = self.nodes.get_mut(p)?;
+        let before = node_digest(p, node.data.as_deref(), &node.stat);
+        let r = f(node);
+        let after = node_digest(p, node.data.as_deref(), &node.stat);
+        self.digest = self.digest.wrapping_sub(before).wrapping_add(after);
+        Some(r)
+    }
+
+    fn fire(
+        &mut self,
+        p: &str,
+        event: EventType,
+        zxid: i64,
+        acl: Arc<[Acl]>,
+        events: &mut Vec<Event>,
+    ) {
+        for Fired {
+            watcher,
+            event,
+            path,
+        } in self.watches.trigger(p, event)
+        {
+            events.push(Event {
+                watcher,
+                event,
+                path,
+                zxid,
+                acl: acl.clone(),
+            });
+        }
+    }
+
+    /// Keeps quota roots in step when `zookeeper_limits` / `zookeeper_stats` nodes appear.
+    fn on_quota_node_created(&mut self, p: &str) {
+        match quota::governed_path(p) {
+            Some((root, quota::LIMITS_NODE)) => {
+                self.quota_roots.insert(root);
+            }
+            Some((root, _)) => self.recompute_quota_usage(&root),
+            None => {}
+        }
+    }
+
+    fn on_quota_node_deleted(&mut self, p: &str) {
+        if let Some((root, quota::LIMITS_NODE)) = quota::governed_path(p) {
+            self.quota_roots.remove(&root);
+        }
+    }
+
+    /// Writes the subtree's current count and bytes into its stats node
+    /// (`updateQuotaForPath`).
+    fn recompute_quota_usage(&mut self, root: &str) {
+        let (mut count, mut bytes) = (0i64, 0i64);
+        if let Some(node) = self.nodes.get(root) {
+            let mut stack = vec![node];
+            while let Some(n) = stack.pop() {
+                count += 1;
+                bytes += n.data_len() as i64;
+                stack.extend(n.children.iter().filter_map(|c| self.nodes.get(c)));
+            }
+        }
+        let stats = format!("{}/{}", quota::quota_path(root), quota::STATS_NODE);
+        let text = StatsTrack::usage_string(count, bytes);
+        self.mutate(&stats, |n| n.data = Some(Bytes::from(text)));
+    }
+
+    /// Adds deltas to the usage of the quota root governing `p` (`updateCountBytes`). The
+    /// stats node changes outside txns, as in ZooKeeper; it is excluded from the digest.
+    fn update_quota_usage(&mut self, p: &str, count_diff: i64, bytes_diff: i64) {
+        if count_diff == 0 && bytes_diff == 0 {
+            return;
+        }
+        let Some(root) = self.quota_root_for(p).map(str::to_owned) else {
+            return;
+        };
+        let stats = format!("{}/{}", quota::quota_path(&root), quota::STATS_NODE);
+        let Some(current) = self.quota_track(&stats) else {
+            return;
+        };
+        let text = StatsTrack::usage_string(current.count + count_diff, current.bytes + bytes_diff);
+        self.mutate(&stats, |n| n.data = Some(Bytes::from(text)));
+    }
+
+    /// Paths in depth-first order with sorted children: the order snapshots are written in.
+    pub fn walk(&self) -> Vec<Arc<str>> {
+        let mut out = Vec::with_capacity(self.nodes.len());
+        let Some((root_key, _)) = self.nodes.get_key_value("/") else {
+            return out;
+        };
+        let mut stack = vec![root_key.clone()];
+        while let Some(p) = stack.pop() {
+            if let Some(n) = self.nodes.get(&p) {
+                stack.extend(n.children.iter().rev().cloned());
+            }
+            out.push(p);
+        }
+        out
+    }
+
+    /// A node's parts as a snapshot stores them: data, ACL reference, persisted stat.
+    pub fn snapshot_node(&self, path: &str) -> Option<(Option<&Bytes>, i64, &StatPersisted)> {
+        self.nodes
+            .get(path)
+            .map(|n| (n.data.as_ref(), n.acl, &n.stat))
+    }
+
+    /// Rebuilds a tree from snapshot parts: sessions, ACL cache entries, then nodes with
+    /// parents before children. Fails on a node whose parent is missing.
+    pub(crate) fn from_parts(
+        config: TreeConfig,
+        sessions: BTreeMap<i64, i32>,
+        acls: Vec<(i64, Vec<Acl>)>,
+        nodes: Vec<(String, Option<Bytes>, i64, StatPersisted)>,
+    ) -> std::result::Result<DataTree, String> {
+        let mut t = DataTree::empty(config);
+        t.sessions = sessions;
+        for (r, list) in acls {
+            t.acls.insert_loaded(r, list);
+        }
+        for (p, data, acl_ref, stat) in nodes {
+            let p = if p.is_empty() { "/".to_owned() } else { p };
+            let key: Arc<str> = Arc::from(p.as_str());
+            if p != "/" {
+                let parent = path::parent(&p);
+                if !t.nodes.contains_key(parent) {
+                    return Err(format!("node {p} has no parent in the snapshot"));
+                }
+                t.nodes
+                    .get_mut(parent)
+                    .map(|n| n.children.insert(key.clone()));
+            }
+            if acl_ref != OPEN_ACL_REF {
+                t.acls.add_use(acl_ref);
+            }
+            match classify(stat.ephemeral_owner, t.config.extended_types_enabled) {
+                EphemeralType::Container => {
+                    t.containers.insert(key.clone());
+                }
+                EphemeralType::Ttl(_) => {
+                    t.ttls.insert(key.clone());
+                }
+                EphemeralType::Normal(s) => {
+                    t.ephemerals.entry(s).or_default().insert(key.clone());
+                }
+                EphemeralType::Void => {}
+            }
+            if let Some((root, quota::LIMITS_NODE)) = quota::governed_path(&p) {
+                t.quota_roots.insert(root);
+            }
+            t.nodes.insert(
+                key,
+                Node {
+                    data,
+                    acl: acl_ref,
+                    stat,
+                    children: BTreeSet::new(),
+                },
+            );
+        }
+        if !t.nodes.contains_key("/") {
+            return Err("snapshot has no root node".to_owned());
+        }
+        t.acls.purge_unused();
+        t.digest = t
+            .nodes
+            .iter()
+            .map(|(p, n)| node_digest(p, n.data.as_deref(), &n.stat))
+            .fold(0u64, u64::wrapping_add);
+        t.ensure_system_nodes();
+        Ok(t)
+    }
+}
+
+fn acl_from(acl: Option<Arc<[Acl]>>) -> Arc<[Acl]> {
+    acl.unwrap_or_else(|| Arc::from(Vec::new()))
+}
+
+/// The client view of a node's stat (`DataNode.copyStat`).
+fn client_stat(n: &Node) -> Stat {
+    let num_children = i32::try_from(n.children.len()).unwrap_or(i32::MAX);
+    let mut s = Stat::from(&n.stat);
+    s.cversion = n.stat.cversion.wrapping_mul(2).wrapping_sub(num_children);
+    s.num_children = num_children;
+    s.data_length = i32::try_from(n.data_len()).unwrap_or(i32::MAX);
+    s
+}
