@@ -114,10 +114,10 @@ impl WatchTable {
         if let Some(watchers) = self.by_path.get_mut(path) {
             let mut emptied = Vec::new();
             for (w, modes) in watchers.iter_mut() {
-                if suppress.contains(w) {
-                    continue;
+                // A suppressed watcher is still consumed; it just gets no second event.
+                if !suppress.contains(w) {
+                    fired.insert(*w);
                 }
-                fired.insert(*w);
                 if *modes & STANDARD != 0 {
                     *modes &= !STANDARD;
                     if *modes == 0 {
