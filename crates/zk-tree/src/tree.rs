@@ -686,6 +686,14 @@ impl DataTree {
         if self.nodes.contains_key(p) {
             return Err(TreeError::NodeExists(p.to_owned()));
         }
+        // Prep refuses this too; the tree keeps the invariant even for a bad txn, so that a
+        // session's ephemerals can always be deleted when it closes.
+        if let EphemeralType::Normal(_) = classify(
+            parent.stat.ephemeral_owner,
+            self.config.extended_types_enabled,
+        ) {
+            return Err(TreeError::NoChildrenForEphemerals(p.to_owned()));
+        }
         let parent_acl = self.acls.get(parent.acl);
         let key: Arc<str> = Arc::from(p);
         let cversion = if parent_c_version == -1 {
