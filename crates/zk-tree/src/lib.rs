@@ -7,6 +7,8 @@
 //!   the watchers an event fires and never delivers anything.
 //! - [`acl`]: schemes, permission checks, ACL fix-up and the ACL cache.
 //! - [`path`]: path validation exactly as ZooKeeper's `PathUtils`.
+//! - [`prep`]: a write request to a txn (or error txn), checked against the tree plus the
+//!   changes already prepared, in ZooKeeper's order of checks.
 //! - [`ephemeral`]: what `ephemeralOwner` encodes (session, container, TTL).
 //! - [`quota`], [`digest`], [`snapshot`]: quotas, the tree digest, the snapshot body.
 //!
@@ -15,14 +17,15 @@
 //! - Applying the same txns in the same order gives the same tree, digest and events.
 //! - Iteration that reaches an output (children, snapshots, events) is in sorted order.
 //!
-//! The tree does not decide whether a request is allowed (that is the server's prep step,
-//! which turns requests into txns); it applies what was decided.
+//! Deciding (prep) and applying are separate: prep validates a request and produces a txn;
+//! apply re-decides nothing.
 
 pub mod acl;
 pub mod digest;
 pub mod ephemeral;
 pub mod error;
 pub mod path;
+pub mod prep;
 pub mod quota;
 pub mod snapshot;
 pub mod tree;

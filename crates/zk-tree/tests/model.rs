@@ -3,6 +3,8 @@
 //! every node's Stat must agree. Then: replaying the same txns gives the same digest and
 //! the same snapshot bytes, and a snapshot reload gives the same digest.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -1,6 +1,8 @@
 //! One test per DataTree rule, with values taken from a real ZooKeeper 3.8 where noted
 //! ("probed": raw-socket requests against the Debian package's standalone server).
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use bytes::Bytes;
