@@ -1,0 +1,87 @@
+//! Test support: reading a real ZooKeeper `version-2/` directory (txn logs and snapshots)
+//! into zk-proto records, so tests can replay ZooKeeper's own data through our crates.
+//!
+//! This is a reader for test data only; the durable storage crate (zk-log) owns the real
+//! reader and writer.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use zk_proto::{FileHeader, Jute, Reader, TxnEntry};
+
+/// `ZKLG`, the txn log magic.
+pub const TXNLOG_MAGIC: i32 = 0x5a4b_4c47;
+/// `ZKSN`, the snapshot magic.
+pub const SNAP_MAGIC: i32 = 0x5a4b_534e;
+
+/// Adler-32, the checksum ZooKeeper puts before each txn and in snapshot seals.
+pub fn adler32(data: &[u8]) -> u32 {
+    const MOD: u32 = 65_521;
+    let (mut a, mut b) = (1u32, 0u32);
+    for chunk in data.chunks(5552) {
+        for &x in chunk {
+            a += u32::from(x);
+            b += a;
+        }
+        a %= MOD;
+        b %= MOD;
+    }
+    (b << 16) | a
+}
+
+/// One txn of a log file, with the raw bytes it was decoded from.
+#[derive(Debug)]
+pub struct LoggedTxn {
+    pub entry: TxnEntry,
+    pub raw: Bytes,
+    pub checksum: i64,
+}
+
+/// Reads every txn of a `log.<zxid>` file up to the preallocated zero padding.
+pub fn read_txn_log(path: &Path) -> Result<(FileHeader, Vec<LoggedTxn>), String> {
+    let bytes = Bytes::from(std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?);
+    let mut r = Reader::with_len_max(bytes, usize::MAX);
+    let header = FileHeader::read(&mut r).map_err(|e| e.to_string())?;
+    let mut txns = Vec::new();
+    while r.remaining() >= 12 {
+        let checksum = r.read_i64().map_err(|e| e.to_string())?;
+        let raw = r
+            .read_buffer()
+            .map_err(|e| e.to_string())?
+            .unwrap_or_default();
+        if raw.is_empty() {
+            break; // preallocated padding
+        }
+        let end = r.read_u8().map_err(|e| e.to_string())?;
+        if end != 0x42 {
+            return Err(format!(
+                "txn {} not followed by 0x42 but {end:#x}",
+                txns.len()
+            ));
+        }
+        let entry = TxnEntry::decode(raw.clone()).map_err(|e| e.to_string())?;
+        txns.push(LoggedTxn {
+            entry,
+            raw,
+            checksum,
+        });
+    }
+    Ok((header, txns))
+}
+
+/// The files of a `version-2/` directory whose names start with `prefix`, by zxid.
+pub fn files(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let mut out: Vec<(i64, PathBuf)> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let hex = name.strip_prefix(prefix)?;
+                    Some((i64::from_str_radix(hex, 16).ok()?, e.path()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out.into_iter().map(|(_, p)| p).collect()
+}
