@@ -1,0 +1,133 @@
+//! Group commit (`SyncRequestProcessor`): one thread owns the [`TxnLog`]; appends from any
+//! number of callers queue up, and each round writes everything queued with one write and
+//! one fsync, then reports every txn of the round durable. A failed write or fsync stops
+//! the writer for good: after a failed fsync nothing is known about the file, so the
+//! server must stop rather than acknowledge anything more.
+
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use bytes::Bytes;
+
+use crate::error::{LogError, Result};
+use crate::txnlog::{SyncStats, TxnLog};
+
+/// Called once a txn is durable (`Ok`) or can never be (`Err`). Runs on the writer thread:
+/// keep it short (send on a channel).
+pub type Done = Box<dyn FnOnce(std::result::Result<(), Arc<LogError>>) + Send>;
+
+enum Cmd {
+    Append { zxid: i64, txn: Bytes, done: Done },
+    Roll { done: Done },
+}
+
+/// Handle to the writer thread. Dropping it lets the thread finish what is queued and exit.
+#[derive(Debug)]
+pub struct LogWriter {
+    tx: Option<SyncSender<Cmd>>,
+    thread: Option<JoinHandle<()>>,
+    stats: Arc<Mutex<SyncStats>>,
+}
+
+/// Most txns one round writes.
+pub const BATCH_TXNS_MAX: usize = 1000;
+/// Most commands waiting for the writer before `append` blocks (backpressure).
+pub const QUEUE_DEPTH_MAX: usize = 10_000;
+
+impl LogWriter {
+    /// Starts the writer thread.
+    pub fn spawn(log: TxnLog) -> std::io::Result<LogWriter> {
+        let (tx, rx) = sync_channel(QUEUE_DEPTH_MAX);
+        let stats = Arc::new(Mutex::new(log.stats()));
+        let thread_stats = stats.clone();
+        let thread = std::thread::Builder::new()
+            .name("zk-log-writer".into())
+            .spawn(move || run(log, rx, thread_stats))?;
+        Ok(LogWriter {
+            tx: Some(tx),
+            thread: Some(thread),
+            stats,
+        })
+    }
+
+    /// Queues a txn; `done` runs when it is durable. Blocks while the queue is full.
+    pub fn append(&self, zxid: i64, txn: Bytes, done: Done) -> Result<()> {
+        self.send(Cmd::Append { zxid, txn, done })
+    }
+
+    /// Queues a roll to a new log file after everything queued before it.
+    pub fn roll(&self, done: Done) -> Result<()> {
+        self.send(Cmd::Roll { done })
+    }
+
+    fn send(&self, cmd: Cmd) -> Result<()> {
+        let tx = self.tx.as_ref().ok_or(LogError::WriterStopped)?;
+        tx.send(cmd).map_err(|_| LogError::WriterStopped)
+    }
+
+    /// Fsync counters so far.
+    pub fn stats(&self) -> SyncStats {
+        *self.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for LogWriter {
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(mut log: TxnLog, rx: Receiver<Cmd>, stats: Arc<Mutex<SyncStats>>) {
+    let mut failed: Option<Arc<LogError>> = None;
+    while let Ok(first) = rx.recv() {
+        let mut round = vec![first];
+        while round.len() < BATCH_TXNS_MAX {
+            match rx.try_recv() {
+                Ok(cmd) => round.push(cmd),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+        }
+        if let Some(e) = &failed {
+            for cmd in round {
+                let (Cmd::Append { done, .. } | Cmd::Roll { done }) = cmd;
+                done(Err(e.clone()));
+            }
+            continue;
+        }
+        let mut waiting: Vec<Done> = Vec::with_capacity(round.len());
+        let mut result: Result<()> = Ok(());
+        for cmd in round {
+            match cmd {
+                Cmd::Append { zxid, txn, done } => {
+                    log.append(zxid, &txn);
+                    waiting.push(done);
+                }
+                Cmd::Roll { done } => {
+                    // Everything before the roll goes into the old file.
+                    result = log.roll();
+                    waiting.push(done);
+                    if result.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        if result.is_ok() {
+            result = log.commit();
+        }
+        *stats.lock().unwrap_or_else(|e| e.into_inner()) = log.stats();
+        match result {
+            Ok(()) => waiting.into_iter().for_each(|d| d(Ok(()))),
+            Err(e) => {
+                tracing::error!(error = %e, "txn log write failed; no further writes will be acknowledged");
+                let e = Arc::new(e);
+                waiting.into_iter().for_each(|d| d(Err(e.clone())));
+                failed = Some(e);
+            }
+        }
+    }
+}

@@ -1,0 +1,445 @@
+//! The storage seam: every file operation zk-log performs goes through [`Storage`], so tests
+//! can run the same code on [`SimStorage`], which remembers what was synced, loses unsynced
+//! writes on a simulated crash, tears writes and injects EIO / ENOSPC.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Directory and file operations, blocking.
+pub trait Storage: Send + Sync + std::fmt::Debug {
+    /// Creates (or truncates) a file for writing.
+    fn create(&self, path: &Path) -> io::Result<Box<dyn StorageFile>>;
+    /// Opens an existing file for writing at any offset.
+    fn open_write(&self, path: &Path) -> io::Result<Box<dyn StorageFile>>;
+    /// Reads a whole file.
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// Names of the entries of a directory (not recursive), in sorted order.
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
+    /// Atomically replaces `to` with `from`.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Removes a file.
+    fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Makes the directory's entries (creates, renames, removes) durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Creates a directory and its parents.
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Whether a path exists.
+    fn exists(&self, path: &Path) -> bool;
+}
+
+/// An open file.
+pub trait StorageFile: Send + std::fmt::Debug {
+    /// Writes all of `data` at `offset`.
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()>;
+    /// Sets the length (truncate or extend with zeros).
+    fn set_len(&mut self, len: u64) -> io::Result<()>;
+    /// Makes the written data durable (fdatasync).
+    fn sync(&mut self) -> io::Result<()>;
+    /// The current length.
+    fn len(&self) -> io::Result<u64>;
+}
+
+/// The real file system.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FsStorage;
+
+#[derive(Debug)]
+struct FsFile(File);
+
+impl StorageFile for FsFile {
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.0.write_all_at(data, offset)
+    }
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)
+    }
+    fn sync(&mut self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.0.metadata()?.len())
+    }
+}
+
+impl Storage for FsStorage {
+    fn create(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)?;
+        Ok(Box::new(FsFile(f)))
+    }
+    fn open_write(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
+        let f = OpenOptions::new().read(true).write(true).open(path)?;
+        Ok(Box::new(FsFile(f)))
+    }
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        fs::read(path)
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut names: Vec<String> = fs::read_dir(dir)?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        fs::create_dir_all(dir)
+    }
+    fn exists(&self, path: &Path) -> bool {
+        path.exists()
+    }
+}
+
+/// A file operation not yet made durable, as [`SimStorage`] records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PendingOp {
+    Write { offset: u64, data: Vec<u8> },
+    SetLen(u64),
+}
+
+#[derive(Debug, Clone, Default)]
+struct SimFile {
+    /// What a reader sees now.
+    current: Vec<u8>,
+    /// What survives a crash.
+    durable: Vec<u8>,
+    /// Operations since the last sync, in order.
+    pending: Vec<PendingOp>,
+}
+
+fn apply(buf: &mut Vec<u8>, op: &PendingOp) {
+    match op {
+        PendingOp::Write { offset, data } => {
+            let start = *offset as usize;
+            let end = start + data.len();
+            if buf.len() < end {
+                buf.resize(end, 0);
+            }
+            buf[start..end].copy_from_slice(data);
+        }
+        PendingOp::SetLen(len) => buf.resize(*len as usize, 0),
+    }
+}
+
+/// Failures to inject into the next operations of a [`SimStorage`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The next write fails with EIO.
+    WriteEio,
+    /// The next write fails with ENOSPC.
+    WriteNoSpace,
+    /// The next sync fails with EIO.
+    SyncEio,
+}
+
+#[derive(Debug, Default)]
+struct SimState {
+    /// Files by path, as the namespace is now.
+    files: BTreeMap<PathBuf, Arc<Mutex<SimFile>>>,
+    /// The namespace as of the last directory sync: what a crash returns to.
+    durable_names: BTreeMap<PathBuf, Arc<Mutex<SimFile>>>,
+    faults: Vec<Fault>,
+    /// Every write and sync in order: (path, op or None for a sync).
+    history: Vec<(PathBuf, Option<PendingOp>)>,
+}
+
+/// In-memory storage that models durability: data written but not synced, and directory
+/// entries not synced, may be lost by [`SimStorage::crash`].
+#[derive(Debug, Clone, Default)]
+pub struct SimStorage {
+    state: Arc<Mutex<SimState>>,
+}
+
+#[derive(Debug)]
+struct SimHandle {
+    path: PathBuf,
+    file: Arc<Mutex<SimFile>>,
+    storage: SimStorage,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn not_found(p: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{}: not found", p.display()),
+    )
+}
+
+impl SimStorage {
+    /// Fresh, empty storage.
+    pub fn new() -> SimStorage {
+        SimStorage::default()
+    }
+
+    /// Queues a fault for the next matching operation.
+    pub fn inject(&self, fault: Fault) {
+        lock(&self.state).faults.push(fault);
+    }
+
+    fn take_fault(&self, wanted: &[Fault]) -> Option<Fault> {
+        let mut s = lock(&self.state);
+        let i = s.faults.iter().position(|f| wanted.contains(f))?;
+        Some(s.faults.remove(i))
+    }
+
+    /// Every unsynced operation, per file, in order.
+    pub fn pending(&self) -> Vec<(PathBuf, Vec<PendingOp>)> {
+        let s = lock(&self.state);
+        s.files
+            .iter()
+            .map(|(p, f)| (p.clone(), lock(f).pending.clone()))
+            .filter(|(_, ops)| !ops.is_empty())
+            .collect()
+    }
+
+    /// Number of writes and syncs performed so far.
+    pub fn history_len(&self) -> usize {
+        lock(&self.state).history.len()
+    }
+
+    /// Simulates a crash: the namespace returns to its last synced state, and each file
+    /// keeps its synced data plus the unsynced operations `keep(path, index, op)` selects;
+    /// `tear(path)` may cut the last kept write to a prefix of the given length.
+    pub fn crash_with(
+        &self,
+        mut keep: impl FnMut(&Path, usize, &PendingOp) -> bool,
+        mut tear: impl FnMut(&Path, &PendingOp) -> Option<usize>,
+    ) -> SimStorage {
+        let s = lock(&self.state);
+        let mut files = BTreeMap::new();
+        for (p, f) in &s.durable_names {
+            let f = lock(f);
+            let mut data = f.durable.clone();
+            let kept: Vec<&PendingOp> = f
+                .pending
+                .iter()
+                .enumerate()
+                .filter(|(i, op)| keep(p, *i, op))
+                .map(|(_, op)| op)
+                .collect();
+            for (i, op) in kept.iter().enumerate() {
+                if i + 1 == kept.len() {
+                    if let (PendingOp::Write { offset, data: d }, Some(n)) = (op, tear(p, op)) {
+                        let torn = PendingOp::Write {
+                            offset: *offset,
+                            data: d[..n.min(d.len())].to_vec(),
+                        };
+                        apply(&mut data, &torn);
+                        continue;
+                    }
+                }
+                apply(&mut data, op);
+            }
+            files.insert(
+                p.clone(),
+                Arc::new(Mutex::new(SimFile {
+                    current: data.clone(),
+                    durable: data,
+                    pending: Vec::new(),
+                })),
+            );
+        }
+        SimStorage {
+            state: Arc::new(Mutex::new(SimState {
+                durable_names: files.clone(),
+                files,
+                faults: Vec::new(),
+                history: Vec::new(),
+            })),
+        }
+    }
+
+    /// A crash that loses every unsynced write and directory change.
+    pub fn crash(&self) -> SimStorage {
+        self.crash_with(|_, _, _| false, |_, _| None)
+    }
+
+    /// The current contents of a file (tests).
+    pub fn contents(&self, path: &Path) -> Option<Vec<u8>> {
+        let s = lock(&self.state);
+        s.files.get(path).map(|f| lock(f).current.clone())
+    }
+}
+
+impl StorageFile for SimHandle {
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        match self
+            .storage
+            .take_fault(&[Fault::WriteEio, Fault::WriteNoSpace])
+        {
+            Some(Fault::WriteEio) => return Err(io::Error::other("injected EIO")),
+            Some(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::StorageFull,
+                    "injected ENOSPC",
+                ))
+            }
+            None => {}
+        }
+        let op = PendingOp::Write {
+            offset,
+            data: data.to_vec(),
+        };
+        let mut f = lock(&self.file);
+        apply(&mut f.current, &op);
+        f.pending.push(op.clone());
+        drop(f);
+        lock(&self.storage.state)
+            .history
+            .push((self.path.clone(), Some(op)));
+        Ok(())
+    }
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        let op = PendingOp::SetLen(len);
+        let mut f = lock(&self.file);
+        apply(&mut f.current, &op);
+        f.pending.push(op);
+        Ok(())
+    }
+    fn sync(&mut self) -> io::Result<()> {
+        if self.storage.take_fault(&[Fault::SyncEio]).is_some() {
+            return Err(io::Error::other("injected EIO on sync"));
+        }
+        let mut f = lock(&self.file);
+        f.durable = f.current.clone();
+        f.pending.clear();
+        drop(f);
+        lock(&self.storage.state)
+            .history
+            .push((self.path.clone(), None));
+        Ok(())
+    }
+    fn len(&self) -> io::Result<u64> {
+        Ok(lock(&self.file).current.len() as u64)
+    }
+}
+
+impl Storage for SimStorage {
+    fn create(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
+        let file = Arc::new(Mutex::new(SimFile::default()));
+        lock(&self.state)
+            .files
+            .insert(path.to_path_buf(), file.clone());
+        Ok(Box::new(SimHandle {
+            path: path.to_path_buf(),
+            file,
+            storage: self.clone(),
+        }))
+    }
+    fn open_write(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
+        let file = lock(&self.state)
+            .files
+            .get(path)
+            .cloned()
+            .ok_or_else(|| not_found(path))?;
+        Ok(Box::new(SimHandle {
+            path: path.to_path_buf(),
+            file,
+            storage: self.clone(),
+        }))
+    }
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.contents(path).ok_or_else(|| not_found(path))
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let s = lock(&self.state);
+        Ok(s.files
+            .keys()
+            .filter(|p| p.parent() == Some(dir))
+            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect())
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut s = lock(&self.state);
+        let f = s.files.remove(from).ok_or_else(|| not_found(from))?;
+        s.files.insert(to.to_path_buf(), f);
+        Ok(())
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        lock(&self.state)
+            .files
+            .remove(path)
+            .map(|_| ())
+            .ok_or_else(|| not_found(path))
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        let mut s = lock(&self.state);
+        let in_dir = |p: &PathBuf| p.parent() == Some(dir);
+        let mut names: BTreeMap<PathBuf, Arc<Mutex<SimFile>>> = s
+            .durable_names
+            .iter()
+            .filter(|(p, _)| !in_dir(p))
+            .map(|(p, f)| (p.clone(), f.clone()))
+            .collect();
+        for (p, f) in &s.files {
+            if in_dir(p) {
+                names.insert(p.clone(), f.clone());
+            }
+        }
+        s.durable_names = names;
+        Ok(())
+    }
+    fn create_dir_all(&self, _dir: &Path) -> io::Result<()> {
+        Ok(())
+    }
+    fn exists(&self, path: &Path) -> bool {
+        let s = lock(&self.state);
+        s.files.contains_key(path) || s.files.keys().any(|p| p.starts_with(path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsynced_data_and_names_are_lost_in_a_crash() {
+        let s = SimStorage::new();
+        let dir = Path::new("/d");
+        let a = dir.join("a");
+        let mut f = s.create(&a).unwrap();
+        f.write_at(0, b"hello").unwrap();
+        assert!(s.crash().read(&a).is_err(), "name not synced yet");
+        s.sync_dir(dir).unwrap();
+        assert_eq!(s.crash().read(&a).unwrap(), b"");
+        f.sync().unwrap();
+        f.write_at(5, b" world").unwrap();
+        assert_eq!(s.read(&a).unwrap(), b"hello world");
+        assert_eq!(s.crash().read(&a).unwrap(), b"hello");
+        let torn = s.crash_with(|_, _, _| true, |_, _| Some(3));
+        assert_eq!(torn.read(&a).unwrap(), b"hello wo");
+    }
+
+    #[test]
+    fn faults_fire_once() {
+        let s = SimStorage::new();
+        let mut f = s.create(Path::new("/x")).unwrap();
+        s.inject(Fault::WriteNoSpace);
+        let e = f.write_at(0, b"x").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::StorageFull);
+        f.write_at(0, b"x").unwrap();
+        s.inject(Fault::SyncEio);
+        assert!(f.sync().is_err());
+        f.sync().unwrap();
+    }
+}

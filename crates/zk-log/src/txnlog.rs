@@ -1,0 +1,466 @@
+//! ZooKeeper's txn log (`FileTxnLog`): files named `log.<hex zxid of the first txn>`, a
+//! `FileHeader{"ZKLG", 2, 0}`, then records `long adler32(txn) | int len | txn | 0x42`,
+//! preallocated with zeros so appends do not grow the file each time.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use zk_proto::{FileHeader, Jute, Reader, TxnEntry};
+
+use crate::checksum::adler32;
+use crate::error::{LogError, Result};
+use crate::storage::{Storage, StorageFile};
+
+/// `ZKLG`.
+pub const TXNLOG_MAGIC: i32 = 0x5a4b_4c47;
+/// The only format version.
+pub const TXNLOG_VERSION: i32 = 2;
+/// The byte that closes every record.
+pub const RECORD_END: u8 = 0x42;
+/// ZooKeeper's default `preAllocSize` (64 MiB).
+pub const PREALLOC_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
+/// Record overhead: checksum, length, end marker.
+const RECORD_OVERHEAD: usize = 8 + 4 + 1;
+/// Length of the file header.
+pub const HEADER_LEN: u64 = 16;
+
+/// `log.<hex>`.
+pub fn log_file_name(zxid: i64) -> String {
+    format!("log.{zxid:x}")
+}
+
+/// The zxid in a `log.<hex>` name.
+pub fn log_file_zxid(name: &str) -> Option<i64> {
+    i64::from_str_radix(name.strip_prefix("log.")?, 16).ok()
+}
+
+/// Appends one record to `out`.
+pub fn encode_record(txn: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&i64::from(adler32(txn)).to_be_bytes());
+    out.extend_from_slice(&(txn.len() as i32).to_be_bytes());
+    out.extend_from_slice(txn);
+    out.push(RECORD_END);
+}
+
+/// Settings of the log writer (zoo.cfg names in parentheses).
+#[derive(Debug, Clone)]
+pub struct TxnLogConfig {
+    /// Where log files live (`dataLogDir/version-2`).
+    pub dir: PathBuf,
+    /// Preallocation step (`preAllocSize`, in bytes here).
+    pub prealloc_bytes: u64,
+    /// fsync each commit (`forceSync`); off trades durability for speed.
+    pub force_sync: bool,
+    /// Warn when an fsync takes longer (`fsync.warningthresholdms`).
+    pub fsync_warn_ms: u64,
+}
+
+impl TxnLogConfig {
+    /// ZooKeeper's defaults for a directory.
+    pub fn new(dir: impl Into<PathBuf>) -> TxnLogConfig {
+        TxnLogConfig {
+            dir: dir.into(),
+            prealloc_bytes: PREALLOC_BYTES_DEFAULT,
+            force_sync: true,
+            fsync_warn_ms: 1000,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct OpenLog {
+    file: Box<dyn StorageFile>,
+    path: PathBuf,
+    /// Where the next record goes.
+    pos: u64,
+    /// The file's length, preallocation included.
+    len: u64,
+}
+
+/// Counters for `mntr` and the slow-fsync warning.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SyncStats {
+    pub fsyncs: u64,
+    pub slow_fsyncs: u64,
+    pub last_fsync_ms: u64,
+    pub records: u64,
+}
+
+/// The log writer. Appends are buffered until [`TxnLog::commit`], which writes them with one
+/// write and makes them durable with one fsync: callers acknowledge a txn only after the
+/// commit that carried it returned.
+#[derive(Debug)]
+pub struct TxnLog {
+    storage: Arc<dyn Storage>,
+    config: TxnLogConfig,
+    current: Option<OpenLog>,
+    /// Records appended since the last commit.
+    batch: Vec<u8>,
+    batch_first_zxid: Option<i64>,
+    last_zxid: i64,
+    stats: SyncStats,
+}
+
+impl TxnLog {
+    /// A writer that will start a new file on its first append (as ZooKeeper does after
+    /// every restart). `last_zxid` is the highest zxid already durable.
+    pub fn new(storage: Arc<dyn Storage>, config: TxnLogConfig, last_zxid: i64) -> TxnLog {
+        TxnLog {
+            storage,
+            config,
+            current: None,
+            batch: Vec::new(),
+            batch_first_zxid: None,
+            last_zxid,
+            stats: SyncStats::default(),
+        }
+    }
+
+    /// The highest zxid appended.
+    pub fn last_zxid(&self) -> i64 {
+        self.last_zxid
+    }
+
+    /// Fsync counters.
+    pub fn stats(&self) -> SyncStats {
+        self.stats
+    }
+
+    /// Buffers a serialized txn (see [`TxnEntry::encode`]). Zxids must increase.
+    pub fn append(&mut self, zxid: i64, txn: &[u8]) {
+        assert!(
+            zxid > self.last_zxid,
+            "txn log append out of order: {zxid:#x} after {:#x}",
+            self.last_zxid
+        );
+        self.last_zxid = zxid;
+        self.batch_first_zxid.get_or_insert(zxid);
+        encode_record(txn, &mut self.batch);
+        self.stats.records += 1;
+    }
+
+    /// Writes the buffered records and, with `force_sync`, fsyncs them. Returns when they
+    /// are durable.
+    pub fn commit(&mut self) -> Result<()> {
+        if !self.batch.is_empty() {
+            let first = self.batch_first_zxid.unwrap_or(self.last_zxid);
+            if self.current.is_none() {
+                self.current = Some(self.open_new(first)?);
+            }
+            let prealloc = self.config.prealloc_bytes.max(4096);
+            let Some(log) = self.current.as_mut() else {
+                return Ok(());
+            };
+            let needed = log.pos + self.batch.len() as u64 + 4096;
+            if needed > log.len {
+                let mut len = log.len;
+                while len < needed {
+                    len += prealloc;
+                }
+                log.file
+                    .set_len(len)
+                    .map_err(LogError::io(log.path.clone()))?;
+                log.len = len;
+            }
+            log.file
+                .write_at(log.pos, &self.batch)
+                .map_err(LogError::io(log.path.clone()))?;
+            log.pos += self.batch.len() as u64;
+            self.batch.clear();
+            self.batch_first_zxid = None;
+        }
+        if self.config.force_sync {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        let Some(log) = self.current.as_mut() else {
+            return Ok(());
+        };
+        let started = Instant::now();
+        log.file.sync().map_err(LogError::io(log.path.clone()))?;
+        let ms = started.elapsed().as_millis() as u64;
+        self.stats.fsyncs += 1;
+        self.stats.last_fsync_ms = ms;
+        if ms > self.config.fsync_warn_ms {
+            self.stats.slow_fsyncs += 1;
+            tracing::warn!(
+                file = %log.path.display(),
+                fsync_ms = ms,
+                threshold_ms = self.config.fsync_warn_ms,
+                "fsync of the txn log took longer than fsync.warningthresholdms"
+            );
+        }
+        Ok(())
+    }
+
+    /// Ends the current file: the next append starts `log.<its zxid>` (called when a
+    /// snapshot is taken, so old files can be purged).
+    pub fn roll(&mut self) -> Result<()> {
+        self.commit()?;
+        if let Some(mut log) = self.current.take() {
+            log.file.sync().map_err(LogError::io(log.path.clone()))?;
+        }
+        Ok(())
+    }
+
+    fn open_new(&mut self, first_zxid: i64) -> Result<OpenLog> {
+        let dir = self.config.dir.clone();
+        self.storage
+            .create_dir_all(&dir)
+            .map_err(LogError::io(dir.clone()))?;
+        let path = dir.join(log_file_name(first_zxid));
+        let mut file = self
+            .storage
+            .create(&path)
+            .map_err(LogError::io(path.clone()))?;
+        let mut header = Vec::with_capacity(HEADER_LEN as usize);
+        FileHeader {
+            magic: TXNLOG_MAGIC,
+            version: TXNLOG_VERSION,
+            dbid: 0,
+        }
+        .write(&mut header);
+        file.write_at(0, &header)
+            .map_err(LogError::io(path.clone()))?;
+        file.sync().map_err(LogError::io(path.clone()))?;
+        // The new name must survive a crash before anything in it is acknowledged.
+        self.storage
+            .sync_dir(&dir)
+            .map_err(LogError::io(dir.clone()))?;
+        Ok(OpenLog {
+            file,
+            path,
+            pos: HEADER_LEN,
+            len: HEADER_LEN,
+        })
+    }
+}
+
+/// How a log file ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogEnd {
+    /// End of file or the zero padding of preallocation, at this offset.
+    Clean { offset: u64 },
+    /// A partial or bad record followed only by zeros: the tail of an interrupted write,
+    /// never acknowledged. Recovery truncates the file here.
+    Torn { offset: u64, reason: String },
+    /// A bad record followed by more non-zero bytes: corruption of data that may have been
+    /// acknowledged.
+    Corrupt { offset: u64, reason: String },
+}
+
+/// One record of a scanned log.
+#[derive(Debug, Clone)]
+pub struct LogRecord {
+    /// Offset of the record in the file.
+    pub offset: u64,
+    /// The serialized txn.
+    pub raw: Bytes,
+    /// The decoded txn.
+    pub entry: TxnEntry,
+}
+
+/// Every valid record of a log file and how the file ends.
+#[derive(Debug, Clone)]
+pub struct LogScan {
+    pub header: FileHeader,
+    pub records: Vec<LogRecord>,
+    pub end: LogEnd,
+}
+
+/// Reads a log file's bytes. A file that is not a txn log is an error; damage inside is
+/// reported in [`LogScan::end`].
+pub fn scan_log(path: &Path, bytes: Bytes) -> Result<LogScan> {
+    let total = bytes.len();
+    let mut r = Reader::with_len_max(bytes.clone(), usize::MAX);
+    let header = FileHeader::read(&mut r).map_err(|_| LogError::BadHeader {
+        path: path.to_path_buf(),
+        expected: "txn log",
+        magic: 0,
+        version: 0,
+    })?;
+    if header.magic != TXNLOG_MAGIC || header.version != TXNLOG_VERSION {
+        return Err(LogError::BadHeader {
+            path: path.to_path_buf(),
+            expected: "txn log",
+            magic: header.magic,
+            version: header.version,
+        });
+    }
+    let mut records = Vec::new();
+    let mut pos = HEADER_LEN as usize;
+    let end = loop {
+        let rest = &bytes[pos..];
+        if rest.iter().all(|b| *b == 0) {
+            // End of file, or the zero padding of preallocation.
+            break LogEnd::Clean { offset: pos as u64 };
+        }
+        if rest.len() < 12 {
+            break classify_bad(&bytes, pos, total, "truncated record header".into());
+        }
+        let checksum = i64::from_be_bytes(rest[..8].try_into().unwrap_or_default());
+        let len = i32::from_be_bytes(rest[8..12].try_into().unwrap_or_default());
+        let Ok(len) = usize::try_from(len) else {
+            break classify_bad(&bytes, pos, total, format!("negative record length {len}"));
+        };
+        if rest.len() < RECORD_OVERHEAD + len {
+            break classify_bad(
+                &bytes,
+                pos,
+                total,
+                "record runs past the end of the file".into(),
+            );
+        }
+        let txn = bytes.slice(pos + 12..pos + 12 + len);
+        if rest[12 + len] != RECORD_END {
+            break classify_bad(&bytes, pos, total, "missing end-of-record marker".into());
+        }
+        if checksum != i64::from(adler32(&txn)) {
+            break classify_bad(&bytes, pos, total, "checksum mismatch".into());
+        }
+        let entry = match TxnEntry::decode(txn.clone()) {
+            Ok(e) => e,
+            Err(e) => break classify_bad(&bytes, pos, total, format!("undecodable txn: {e}")),
+        };
+        records.push(LogRecord {
+            offset: pos as u64,
+            raw: txn,
+            entry,
+        });
+        pos += RECORD_OVERHEAD + len;
+    };
+    Ok(LogScan {
+        header,
+        records,
+        end,
+    })
+}
+
+/// A bad record is a torn tail when nothing but zeros follows the longest stretch a torn
+/// write could have left; otherwise it is corruption.
+fn classify_bad(bytes: &[u8], pos: usize, total: usize, reason: String) -> LogEnd {
+    // A torn write leaves a prefix of the record and then the zeros that were there. Find
+    // the last non-zero byte: if it lies within the record as its header announces it (or
+    // within the header if that is unreadable), everything after is untouched padding.
+    let last_nonzero = bytes[pos..total].iter().rposition(|b| *b != 0);
+    let announced = bytes
+        .get(pos + 8..pos + 12)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map(i32::from_be_bytes)
+        .and_then(|l| usize::try_from(l).ok())
+        .map_or(12, |l| RECORD_OVERHEAD + l);
+    match last_nonzero {
+        Some(i) if i >= announced => LogEnd::Corrupt {
+            offset: pos as u64,
+            reason,
+        },
+        _ => LogEnd::Torn {
+            offset: pos as u64,
+            reason,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::SimStorage;
+    use zk_proto::{CreateTxn, OpCode, TxnBody, TxnHeader};
+
+    pub(crate) fn txn(zxid: i64) -> Bytes {
+        TxnEntry {
+            header: TxnHeader {
+                client_id: 1,
+                cxid: 1,
+                zxid,
+                time: 1000,
+                r#type: OpCode::Create.code(),
+            },
+            body: TxnBody::Create(CreateTxn {
+                path: format!("/n{zxid}"),
+                data: Some(Bytes::from_static(b"data")),
+                acl: zk_proto::well_known::open_acl_unsafe(),
+                ephemeral: false,
+                parent_c_version: zxid as i32,
+            }),
+            digest: None,
+        }
+        .encode()
+    }
+
+    fn small(dir: &str) -> TxnLogConfig {
+        TxnLogConfig {
+            prealloc_bytes: 8192,
+            ..TxnLogConfig::new(dir)
+        }
+    }
+
+    #[test]
+    fn append_commit_scan() {
+        let s = Arc::new(SimStorage::new());
+        let mut log = TxnLog::new(s.clone(), small("/d"), 0);
+        for z in 1..=3 {
+            log.append(z, &txn(z));
+        }
+        log.commit().unwrap();
+        assert_eq!(log.stats().fsyncs, 1, "one fsync for the batch");
+        let bytes = s.read(Path::new("/d/log.1")).unwrap();
+        assert_eq!(bytes.len(), 16 + 8192, "preallocated in steps");
+        let scan = scan_log(Path::new("/d/log.1"), Bytes::from(bytes)).unwrap();
+        assert_eq!(scan.records.len(), 3);
+        assert!(matches!(scan.end, LogEnd::Clean { .. }));
+        assert_eq!(scan.records[2].entry.header.zxid, 3);
+    }
+
+    #[test]
+    fn roll_starts_a_new_file_named_by_its_first_zxid() {
+        let s = Arc::new(SimStorage::new());
+        let mut log = TxnLog::new(s.clone(), small("/d"), 0);
+        log.append(1, &txn(1));
+        log.commit().unwrap();
+        log.roll().unwrap();
+        log.append(2, &txn(2));
+        log.commit().unwrap();
+        assert_eq!(s.list(Path::new("/d")).unwrap(), vec!["log.1", "log.2"]);
+    }
+
+    #[test]
+    fn torn_tail_and_corruption_are_told_apart() {
+        let mut good = Vec::new();
+        FileHeader {
+            magic: TXNLOG_MAGIC,
+            version: 2,
+            dbid: 0,
+        }
+        .write(&mut good);
+        encode_record(&txn(1), &mut good);
+        let second = good.len();
+        encode_record(&txn(2), &mut good);
+        let full = good.len();
+        good.resize(full + 100, 0);
+        let p = Path::new("/x");
+        // Cut inside record 2, rest zeros: torn.
+        let mut torn = good.clone();
+        for b in &mut torn[second + 20..] {
+            *b = 0;
+        }
+        let scan = scan_log(p, Bytes::from(torn)).unwrap();
+        assert_eq!(scan.records.len(), 1);
+        assert!(matches!(scan.end, LogEnd::Torn { offset, .. } if offset == second as u64));
+        // Flip a byte inside record 1: corruption (record 2 follows).
+        let mut bad = good.clone();
+        bad[HEADER_LEN as usize + 20] ^= 0xff;
+        let scan = scan_log(p, Bytes::from(bad)).unwrap();
+        assert!(matches!(scan.end, LogEnd::Corrupt { offset, .. } if offset == HEADER_LEN));
+        // Not a log at all.
+        assert!(matches!(
+            scan_log(p, Bytes::from_static(b"ZKSN0000000000000000")),
+            Err(LogError::BadHeader { .. })
+        ));
+    }
+}
