@@ -39,8 +39,8 @@ pub trait StorageFile: Send + std::fmt::Debug {
     fn set_len(&mut self, len: u64) -> io::Result<()>;
     /// Makes the written data durable (fdatasync).
     fn sync(&mut self) -> io::Result<()>;
-    /// The current length.
-    fn len(&self) -> io::Result<u64>;
+    /// The current length in bytes.
+    fn size(&self) -> io::Result<u64>;
 }
 
 /// The real file system.
@@ -60,7 +60,7 @@ impl StorageFile for FsFile {
     fn sync(&mut self) -> io::Result<()> {
         self.0.sync_data()
     }
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
     }
 }
@@ -329,7 +329,7 @@ impl StorageFile for SimHandle {
             .push((self.path.clone(), None));
         Ok(())
     }
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         Ok(lock(&self.file).current.len() as u64)
     }
 }
