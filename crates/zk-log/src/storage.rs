@@ -149,7 +149,7 @@ pub enum Fault {
     SyncEio,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct SimState {
     /// Files by path, as the namespace is now.
     files: BTreeMap<PathBuf, Arc<Mutex<SimFile>>>,
@@ -158,7 +158,12 @@ struct SimState {
     faults: Vec<Fault>,
     /// Every write and sync in order: (path, op or None for a sync).
     history: Vec<(PathBuf, Option<PendingOp>)>,
+    /// Called after every operation, to let tests crash at each point.
+    probe: Option<Probe>,
 }
+
+/// A test hook run after every storage operation.
+pub type Probe = Arc<dyn Fn(&SimStorage) + Send + Sync>;
 
 /// In-memory storage that models durability: data written but not synced, and directory
 /// entries not synced, may be lost by [`SimStorage::crash`].
@@ -185,7 +190,28 @@ fn not_found(p: &Path) -> io::Error {
     )
 }
 
+impl std::fmt::Debug for SimState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimState")
+            .field("files", &self.files.keys().collect::<Vec<_>>())
+            .field("faults", &self.faults)
+            .finish_non_exhaustive()
+    }
+}
+
 impl SimStorage {
+    /// Runs `probe` after every operation from now on (crash-point enumeration).
+    pub fn set_probe(&self, probe: Option<Probe>) {
+        lock(&self.state).probe = probe;
+    }
+
+    fn fire_probe(&self) {
+        let probe = lock(&self.state).probe.clone();
+        if let Some(p) = probe {
+            p(self);
+        }
+    }
+
     /// Fresh, empty storage.
     pub fn new() -> SimStorage {
         SimStorage::default()
@@ -265,6 +291,7 @@ impl SimStorage {
                 files,
                 faults: Vec::new(),
                 history: Vec::new(),
+                probe: None,
             })),
         }
     }
@@ -307,6 +334,7 @@ impl StorageFile for SimHandle {
         lock(&self.storage.state)
             .history
             .push((self.path.clone(), Some(op)));
+        self.storage.fire_probe();
         Ok(())
     }
     fn set_len(&mut self, len: u64) -> io::Result<()> {
@@ -314,6 +342,8 @@ impl StorageFile for SimHandle {
         let mut f = lock(&self.file);
         apply(&mut f.current, &op);
         f.pending.push(op);
+        drop(f);
+        self.storage.fire_probe();
         Ok(())
     }
     fn sync(&mut self) -> io::Result<()> {
@@ -327,6 +357,7 @@ impl StorageFile for SimHandle {
         lock(&self.storage.state)
             .history
             .push((self.path.clone(), None));
+        self.storage.fire_probe();
         Ok(())
     }
     fn size(&self) -> io::Result<u64> {
@@ -397,6 +428,8 @@ impl Storage for SimStorage {
             }
         }
         s.durable_names = names;
+        drop(s);
+        self.fire_probe();
         Ok(())
     }
     fn create_dir_all(&self, _dir: &Path) -> io::Result<()> {
