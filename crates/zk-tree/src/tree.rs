@@ -224,7 +224,8 @@ impl DataTree {
         self.digest as i64
     }
 
-    /// Number of znodes, the root and system nodes included (`zk_znode_count`).
+    /// Number of znodes, the root and system nodes included. ZooKeeper's `zk_znode_count`
+    /// and `SnapshotFormatter` report one more: its map holds the root under "" and "/".
     pub fn node_count(&self) -> usize {
         self.nodes.len()
     }
