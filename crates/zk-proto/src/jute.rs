@@ -83,9 +83,10 @@ impl Reader {
         Ok(self.buf.get_i64())
     }
 
-    /// A jute `boolean`: one byte, true only when it is 1 (as Java's `readBool`).
+    /// A jute `boolean`: one byte, true when non-zero (probed: ZooKeeper 3.8 sets a watch
+    /// for an exists request whose watch byte is 2).
     pub fn read_bool(&mut self) -> Result<bool> {
-        Ok(self.read_u8()? == 1)
+        Ok(self.read_u8()? != 0)
     }
 
     /// A length prefix: `None` for -1 (null), an error for other negatives or for more than
@@ -411,6 +412,13 @@ mod tests {
                 max: 8
             })
         );
+    }
+
+    #[test]
+    fn any_non_zero_boolean_byte_is_true() {
+        for (b, v) in [(0u8, false), (1, true), (2, true), (0xff, true)] {
+            assert_eq!(from_bytes::<bool>(Bytes::copy_from_slice(&[b])), Ok(v));
+        }
     }
 
     #[test]

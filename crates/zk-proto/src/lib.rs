@@ -23,6 +23,8 @@ pub mod connect;
 pub mod error;
 pub mod error_code;
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ids;
 pub mod jute;
 pub mod modes;
