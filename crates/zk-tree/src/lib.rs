@@ -28,6 +28,7 @@ pub mod path;
 pub mod prep;
 pub mod quota;
 pub mod snapshot;
+mod store;
 pub mod tree;
 pub mod watch;
 

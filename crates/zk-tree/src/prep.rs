@@ -63,7 +63,7 @@ impl PendingChanges {
             stat,
             child_count: i32::try_from(tree.child_count(path).unwrap_or(0)).unwrap_or(i32::MAX),
             acl: tree.acl(path).unwrap_or_else(|| Arc::from(Vec::new())),
-            data_len: tree.data(path).flatten().map_or(0, Bytes::len),
+            data_len: tree.data(path).flatten().map_or(0, <[u8]>::len),
         })
     }
 

@@ -19,6 +19,21 @@ pub enum SnapshotError {
     InvalidTree(String),
 }
 
+fn write_str(s: &str, buf: &mut Vec<u8>) {
+    buf.extend_from_slice(&(s.len() as i32).to_be_bytes());
+    buf.extend_from_slice(s.as_bytes());
+}
+
+fn write_buffer(data: Option<&[u8]>, buf: &mut Vec<u8>) {
+    match data {
+        None => buf.extend_from_slice(&(-1i32).to_be_bytes()),
+        Some(d) => {
+            buf.extend_from_slice(&(d.len() as i32).to_be_bytes());
+            buf.extend_from_slice(d);
+        }
+    }
+}
+
 /// Writes sessions, ACL cache and nodes to `out`, in ZooKeeper's layout.
 pub fn write_snapshot<W: Write>(tree: &DataTree, out: &mut W) -> io::Result<()> {
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
@@ -37,20 +52,22 @@ pub fn write_snapshot<W: Write>(tree: &DataTree, out: &mut W) -> io::Result<()> 
             a.write(&mut buf);
         }
     }
-    for p in tree.walk() {
-        let Some((data, acl_ref, stat)) = tree.snapshot_node(&p) else {
-            continue;
-        };
-        let path: &str = if &*p == "/" { "" } else { &p };
-        path.to_owned().write(&mut buf);
-        data.cloned().write(&mut buf);
+    let mut result = Ok(());
+    tree.visit(|p, data, acl_ref, stat| {
+        if result.is_err() {
+            return;
+        }
+        let path: &str = if p == "/" { "" } else { p };
+        write_str(path, &mut buf);
+        write_buffer(data, &mut buf);
         acl_ref.write(&mut buf);
         stat.write(&mut buf);
         if buf.len() >= 60 * 1024 {
-            out.write_all(&buf)?;
+            result = out.write_all(&buf);
             buf.clear();
         }
-    }
+    });
+    result?;
     "/".to_owned().write(&mut buf);
     out.write_all(&buf)
 }
@@ -78,7 +95,7 @@ pub fn read_snapshot(config: TreeConfig, r: &mut Reader) -> Result<DataTree, Sna
         if path == "/" {
             break;
         }
-        let data: Option<Bytes> = r.read_buffer()?.map(|d| Bytes::copy_from_slice(&d));
+        let data: Option<Bytes> = r.read_buffer()?;
         let acl_ref = r.read_i64()?;
         let stat = StatPersisted::read(r)?;
         nodes.push((path, data, acl_ref, stat));

@@ -9,7 +9,7 @@
 //! (what `CreateTxn.parentCVersion` carries and sequential suffixes use) and shows clients
 //! `2 * stored - numChildren`, so that deletes count as changes too (`DataNode.copyStat`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -24,6 +24,7 @@ use crate::ephemeral::{classify, ttl_owner, EphemeralType, CONTAINER_OWNER};
 use crate::error::{Result, TreeError};
 use crate::path;
 use crate::quota::{self, StatsTrack};
+use crate::store::{Node, NodeId, Store};
 use crate::watch::{Fired, WatchRegistry, WatcherId};
 
 /// Behaviour switches that change how txns are interpreted.
@@ -41,22 +42,6 @@ impl Default for TreeConfig {
             extended_types_enabled: true,
             auth: AuthConfig::default(),
         }
-    }
-}
-
-/// One znode.
-#[derive(Debug, Clone)]
-struct Node {
-    data: Option<Bytes>,
-    acl: i64,
-    stat: StatPersisted,
-    /// Children by full path; the `Arc`s are shared with the tree's keys.
-    children: BTreeSet<Arc<str>>,
-}
-
-impl Node {
-    fn data_len(&self) -> usize {
-        self.data.as_ref().map_or(0, Bytes::len)
     }
 }
 
@@ -123,11 +108,11 @@ pub struct Applied {
 /// ZooKeeper's in-memory database of znodes, plus the session table snapshots carry.
 #[derive(Debug, Clone)]
 pub struct DataTree {
-    nodes: HashMap<Arc<str>, Node>,
+    nodes: Store,
     acls: AclCache,
-    ephemerals: BTreeMap<i64, BTreeSet<Arc<str>>>,
-    containers: BTreeSet<Arc<str>>,
-    ttls: BTreeSet<Arc<str>>,
+    ephemerals: BTreeMap<i64, BTreeSet<String>>,
+    containers: BTreeSet<String>,
+    ttls: BTreeSet<String>,
     /// Paths with a quota (`zookeeper_limits` exists for them).
     quota_roots: BTreeSet<String>,
     /// Session id -> negotiated timeout, as snapshots store them.
@@ -159,7 +144,7 @@ impl DataTree {
 
     fn empty(config: TreeConfig) -> DataTree {
         DataTree {
-            nodes: HashMap::new(),
+            nodes: Store::default(),
             acls: AclCache::default(),
             ephemerals: BTreeMap::new(),
             containers: BTreeSet::new(),
@@ -177,30 +162,24 @@ impl DataTree {
     /// (a fresh ZooKeeper shows `/` with cversion -1 and one child).
     fn ensure_system_nodes(&mut self) {
         for p in ["/", ZOOKEEPER, quota::QUOTA_ROOT, CONFIG] {
-            if self.nodes.contains_key(p) {
+            if self.nodes.exists(p) {
                 continue;
             }
-            let mut node = Node {
-                data: Some(Bytes::new()),
-                acl: OPEN_ACL_REF,
-                stat: StatPersisted::default(),
-                children: BTreeSet::new(),
-            };
+            let mut node = Node::new(p, Some(b""), OPEN_ACL_REF, StatPersisted::default());
             if p == CONFIG {
                 node.acl = self.acls.intern(&zk_proto::well_known::read_acl_unsafe());
                 node.stat.aversion = -1;
             }
-            let key: Arc<str> = Arc::from(p);
-            if p != "/" {
-                let parent = path::parent(p);
-                self.mutate(parent, |n| {
-                    n.children.insert(key.clone());
-                });
-            }
-            self.digest =
-                self.digest
-                    .wrapping_add(node_digest(p, node.data.as_deref(), &node.stat));
-            self.nodes.insert(key, node);
+            // Linking a child changes no field the digest covers.
+            let parent = if p == "/" {
+                None
+            } else {
+                self.nodes.find(path::parent(p))
+            };
+            self.digest = self
+                .digest
+                .wrapping_add(node_digest(p, node.data(), &node.stat));
+            self.nodes.insert(node, parent);
         }
     }
 
@@ -234,7 +213,7 @@ impl DataTree {
     pub fn approximate_data_size(&self) -> u64 {
         self.nodes
             .iter()
-            .map(|(p, n)| (p.len() + n.data_len()) as u64)
+            .map(|n| (n.path().len() + n.data_len()) as u64)
             .sum()
     }
 
@@ -260,38 +239,38 @@ impl DataTree {
 
     /// Whether a node exists.
     pub fn exists(&self, path: &str) -> bool {
-        self.nodes.contains_key(path)
+        self.nodes.exists(path)
     }
 
     /// A node's client-visible stat.
     pub fn stat(&self, path: &str) -> Option<Stat> {
-        self.nodes.get(path).map(client_stat)
+        self.nodes.node(path).map(client_stat)
     }
 
     /// A node's persisted stat (stored cversion, as snapshots and prep see it).
     pub fn stat_persisted(&self, path: &str) -> Option<&StatPersisted> {
-        self.nodes.get(path).map(|n| &n.stat)
+        self.nodes.node(path).map(|n| &n.stat)
     }
 
     /// A node's ACL.
     pub fn acl(&self, path: &str) -> Option<Arc<[Acl]>> {
-        self.nodes.get(path).map(|n| self.acls.get(n.acl))
+        self.nodes.node(path).map(|n| self.acls.get(n.acl))
     }
 
     /// A node's data, `None` when it was created or set with null data.
-    pub fn data(&self, path: &str) -> Option<Option<&Bytes>> {
-        self.nodes.get(path).map(|n| n.data.as_ref())
+    pub fn data(&self, path: &str) -> Option<Option<&[u8]>> {
+        self.nodes.node(path).map(|n| n.data())
     }
 
     /// Number of children of a node.
     pub fn child_count(&self, path: &str) -> Option<usize> {
-        self.nodes.get(path).map(|n| n.children.len())
+        self.nodes.node(path).map(Node::child_count)
     }
 
     /// What a node's owner encodes.
     pub fn ephemeral_type(&self, path: &str) -> Option<EphemeralType> {
         self.nodes
-            .get(path)
+            .node(path)
             .map(|n| classify(n.stat.ephemeral_owner, self.config.extended_types_enabled))
     }
 
@@ -304,9 +283,9 @@ impl DataTree {
     ) -> Result<(Option<Bytes>, Stat)> {
         let node = self
             .nodes
-            .get(path)
+            .node(path)
             .ok_or_else(|| TreeError::NoNode(path.to_owned()))?;
-        let out = (node.data.clone(), client_stat(node));
+        let out = (node.data().map(Bytes::copy_from_slice), client_stat(node));
         if let Some(w) = watcher {
             self.watches.add_data_watch(path, w);
         }
@@ -335,13 +314,14 @@ impl DataTree {
     ) -> Result<(Vec<String>, Stat)> {
         let node = self
             .nodes
-            .get(path)
+            .node(path)
             .ok_or_else(|| TreeError::NoNode(path.to_owned()))?;
-        let names = node
-            .children
-            .iter()
-            .map(|c| path::name(c).to_owned())
+        let mut names: Vec<String> = node
+            .child_ids()
+            .filter_map(|c| self.nodes.get(c))
+            .map(|c| c.name().to_owned())
             .collect();
+        names.sort_unstable();
         let stat = client_stat(node);
         if let Some(w) = watcher {
             self.watches.add_child_watch(path, w);
@@ -353,12 +333,12 @@ impl DataTree {
     pub fn all_children_number(&self, path: &str) -> Result<i32> {
         let node = self
             .nodes
-            .get(path)
+            .node(path)
             .ok_or_else(|| TreeError::NoNode(path.to_owned()))?;
         let mut count: i64 = 0;
         let mut stack: Vec<&Node> = vec![node];
         while let Some(n) = stack.pop() {
-            for c in &n.children {
+            for c in n.child_ids() {
                 count += 1;
                 if let Some(child) = self.nodes.get(c) {
                     stack.push(child);
@@ -386,7 +366,7 @@ impl DataTree {
     }
 
     /// Sessions owning ephemerals, with their paths (`dump`).
-    pub fn ephemerals(&self) -> &BTreeMap<i64, BTreeSet<Arc<str>>> {
+    pub fn ephemerals(&self) -> &BTreeMap<i64, BTreeSet<String>> {
         &self.ephemerals
     }
 
@@ -401,8 +381,8 @@ impl DataTree {
     pub fn expired_containers_and_ttls(&self, now_ms: i64, never_used_ms_max: i64) -> Vec<String> {
         let mut out = Vec::new();
         for p in &self.containers {
-            if let Some(n) = self.nodes.get(p) {
-                if n.children.is_empty()
+            if let Some(n) = self.nodes.node(p) {
+                if n.child_count() == 0
                     && (n.stat.cversion > 0
                         || (never_used_ms_max != 0
                             && now_ms.saturating_sub(n.stat.mtime) > never_used_ms_max))
@@ -412,11 +392,11 @@ impl DataTree {
             }
         }
         for p in &self.ttls {
-            if let Some(n) = self.nodes.get(p) {
+            if let Some(n) = self.nodes.node(p) {
                 if let EphemeralType::Ttl(ttl) =
                     classify(n.stat.ephemeral_owner, self.config.extended_types_enabled)
                 {
-                    if n.children.is_empty() && now_ms.saturating_sub(n.stat.mtime) > ttl {
+                    if n.child_count() == 0 && now_ms.saturating_sub(n.stat.mtime) > ttl {
                         out.push(p.to_string());
                     }
                 }
@@ -451,7 +431,7 @@ impl DataTree {
     }
 
     fn quota_track(&self, p: &str) -> Option<StatsTrack> {
-        let data = self.nodes.get(p)?.data.as_ref()?;
+        let data = self.nodes.node(p)?.data()?;
         Some(StatsTrack::parse(&String::from_utf8_lossy(data)))
     }
 
@@ -498,7 +478,7 @@ impl DataTree {
             });
         };
         for p in data_watches {
-            match self.nodes.get(p.as_str()) {
+            match self.nodes.node(p.as_str()) {
                 None => fire(self, p, EventType::NodeDeleted, &mut events),
                 Some(n) if n.stat.mzxid > relative_zxid => {
                     fire(self, p, EventType::NodeDataChanged, &mut events)
@@ -507,14 +487,14 @@ impl DataTree {
             }
         }
         for p in exist_watches {
-            if self.nodes.contains_key(p.as_str()) {
+            if self.nodes.exists(p.as_str()) {
                 fire(self, p, EventType::NodeCreated, &mut events);
             } else {
                 self.watches.add_exist_watch(p, watcher);
             }
         }
         for p in child_watches {
-            match self.nodes.get(p.as_str()) {
+            match self.nodes.node(p.as_str()) {
                 None => fire(self, p, EventType::NodeDeleted, &mut events),
                 Some(n) if n.stat.pzxid > relative_zxid => {
                     fire(self, p, EventType::NodeChildrenChanged, &mut events)
@@ -680,13 +660,17 @@ impl DataTree {
             return Err(TreeError::NodeExists(p.to_owned()));
         }
         let parent_path = path::parent(p);
-        let parent = self
+        let parent_id = self
             .nodes
-            .get(parent_path)
+            .find(parent_path)
             .ok_or_else(|| TreeError::NoNode(p.to_owned()))?;
-        if self.nodes.contains_key(p) {
+        if self.nodes.exists(p) {
             return Err(TreeError::NodeExists(p.to_owned()));
         }
+        let parent = self
+            .nodes
+            .get(parent_id)
+            .ok_or_else(|| TreeError::NoNode(p.to_owned()))?;
         // Prep refuses this too; the tree keeps the invariant even for a bad txn, so that a
         // session's ephemerals can always be deleted when it closes.
         if let EphemeralType::Normal(_) = classify(
@@ -696,25 +680,23 @@ impl DataTree {
             return Err(TreeError::NoChildrenForEphemerals(p.to_owned()));
         }
         let parent_acl = self.acls.get(parent.acl);
-        let key: Arc<str> = Arc::from(p);
         let cversion = if parent_c_version == -1 {
             parent.stat.cversion.wrapping_add(1)
         } else {
             parent_c_version
         };
-        self.mutate(parent_path, |n| {
-            n.children.insert(key.clone());
+        self.mutate_id(parent_id, |n| {
             if cversion > n.stat.cversion {
                 n.stat.cversion = cversion;
                 n.stat.pzxid = zxid;
             }
         });
         let acl_ref = self.acls.intern(acl);
-        let node = Node {
-            // Copy into a tight allocation: the txn's bytes may be a slice of a larger buffer.
-            data: data.as_ref().map(|d| Bytes::copy_from_slice(d)),
-            acl: acl_ref,
-            stat: StatPersisted {
+        let node = Node::new(
+            p,
+            data.as_deref(),
+            acl_ref,
+            StatPersisted {
                 czxid: zxid,
                 mzxid: zxid,
                 ctime: time,
@@ -725,38 +707,18 @@ impl DataTree {
                 ephemeral_owner: owner,
                 pzxid: zxid,
             },
-            children: BTreeSet::new(),
-        };
+        );
         let data_len = node.data_len() as i64;
         self.digest = self
             .digest
-            .wrapping_add(node_digest(p, node.data.as_deref(), &node.stat));
+            .wrapping_add(node_digest(p, node.data(), &node.stat));
         let stat = client_stat(&node);
-        match classify(owner, self.config.extended_types_enabled) {
-            EphemeralType::Container => {
-                self.containers.insert(key.clone());
-            }
-            EphemeralType::Ttl(_) => {
-                self.ttls.insert(key.clone());
-            }
-            EphemeralType::Normal(session) => {
-                self.ephemerals
-                    .entry(session)
-                    .or_default()
-                    .insert(key.clone());
-            }
-            EphemeralType::Void => {}
-        }
-        self.nodes.insert(key, node);
+        self.index_owner(p, owner);
+        self.nodes.insert(node, Some(parent_id));
         self.on_quota_node_created(p);
         self.update_quota_usage(p, 1, data_len);
-        self.fire(
-            p,
-            EventType::NodeCreated,
-            zxid,
-            acl_from(self.acl(p)),
-            events,
-        );
+        let acl = self.acls.get(acl_ref);
+        self.fire(p, EventType::NodeCreated, zxid, acl, events);
         self.fire(
             parent_path,
             EventType::NodeChildrenChanged,
@@ -770,46 +732,36 @@ impl DataTree {
         })
     }
 
-    fn delete_node(&mut self, p: &str, zxid: i64, events: &mut Vec<Event>) -> Result<()> {
-        let node = self
-            .nodes
-            .get(p)
-            .ok_or_else(|| TreeError::NoNode(p.to_owned()))?;
-        if p == "/" {
-            return Err(TreeError::BadArguments {
-                path: p.to_owned(),
-                reason: "cannot delete the root",
-            });
-        }
-        if !node.children.is_empty() {
-            return Err(TreeError::NotEmpty(p.to_owned()));
-        }
-        let Some((key, node)) = self.nodes.remove_entry(p) else {
-            return Err(TreeError::NoNode(p.to_owned()));
-        };
-        self.digest = self
-            .digest
-            .wrapping_sub(node_digest(p, node.data.as_deref(), &node.stat));
-        let parent_path = path::parent(p);
-        self.mutate(parent_path, |n| {
-            n.children.remove(&key);
-            if zxid > n.stat.pzxid {
-                n.stat.pzxid = zxid;
-            }
-        });
-        match classify(
-            node.stat.ephemeral_owner,
-            self.config.extended_types_enabled,
-        ) {
+    /// Adds a node to the ephemeral, container or TTL index its owner value calls for.
+    fn index_owner(&mut self, p: &str, owner: i64) {
+        match classify(owner, self.config.extended_types_enabled) {
             EphemeralType::Container => {
-                self.containers.remove(&key);
+                self.containers.insert(p.to_owned());
             }
             EphemeralType::Ttl(_) => {
-                self.ttls.remove(&key);
+                self.ttls.insert(p.to_owned());
+            }
+            EphemeralType::Normal(session) => {
+                self.ephemerals
+                    .entry(session)
+                    .or_default()
+                    .insert(p.to_owned());
+            }
+            EphemeralType::Void => {}
+        }
+    }
+
+    fn unindex_owner(&mut self, p: &str, owner: i64) {
+        match classify(owner, self.config.extended_types_enabled) {
+            EphemeralType::Container => {
+                self.containers.remove(p);
+            }
+            EphemeralType::Ttl(_) => {
+                self.ttls.remove(p);
             }
             EphemeralType::Normal(session) => {
                 if let Some(set) = self.ephemerals.get_mut(&session) {
-                    set.remove(&key);
+                    set.remove(p);
                     if set.is_empty() {
                         self.ephemerals.remove(&session);
                     }
@@ -817,6 +769,38 @@ impl DataTree {
             }
             EphemeralType::Void => {}
         }
+    }
+
+    fn delete_node(&mut self, p: &str, zxid: i64, events: &mut Vec<Event>) -> Result<()> {
+        let id = self
+            .nodes
+            .find(p)
+            .ok_or_else(|| TreeError::NoNode(p.to_owned()))?;
+        if p == "/" {
+            return Err(TreeError::BadArguments {
+                path: p.to_owned(),
+                reason: "cannot delete the root",
+            });
+        }
+        if self.nodes.get(id).map_or(0, Node::child_count) > 0 {
+            return Err(TreeError::NotEmpty(p.to_owned()));
+        }
+        let parent_path = path::parent(p);
+        let parent_id = self.nodes.find(parent_path);
+        let Some(node) = self.nodes.remove(id, parent_id) else {
+            return Err(TreeError::NoNode(p.to_owned()));
+        };
+        self.digest = self
+            .digest
+            .wrapping_sub(node_digest(p, node.data(), &node.stat));
+        if let Some(parent_id) = parent_id {
+            self.mutate_id(parent_id, |n| {
+                if zxid > n.stat.pzxid {
+                    n.stat.pzxid = zxid;
+                }
+            });
+        }
+        self.unindex_owner(p, node.stat.ephemeral_owner);
         let node_acl = self.acls.get(node.acl);
         self.acls.release(node.acl);
         self.update_quota_usage(p, -1, -(node.data_len() as i64));
@@ -842,43 +826,38 @@ impl DataTree {
         time: i64,
         events: &mut Vec<Event>,
     ) -> Result<Stat> {
-        let old_len = self
+        let id = self
             .nodes
-            .get(p)
-            .ok_or_else(|| TreeError::NoNode(p.to_owned()))?
-            .data_len() as i64;
-        let new_data = data.map(|d| Bytes::copy_from_slice(&d));
-        let new_len = new_data.as_ref().map_or(0, Bytes::len) as i64;
-        let stat = self.mutate(p, |n| {
-            n.data = new_data;
-            n.stat.mtime = time;
-            n.stat.mzxid = zxid;
-            n.stat.version = version;
-            client_stat(n)
-        });
-        let stat = stat.ok_or_else(|| TreeError::NoNode(p.to_owned()))?;
+            .find(p)
+            .ok_or_else(|| TreeError::NoNode(p.to_owned()))?;
+        let old_len = self.nodes.get(id).map_or(0, Node::data_len) as i64;
+        let new_len = data.as_ref().map_or(0, Bytes::len) as i64;
+        let stat = self
+            .mutate_id(id, |n| {
+                n.set_data(data.as_deref());
+                n.stat.mtime = time;
+                n.stat.mzxid = zxid;
+                n.stat.version = version;
+                client_stat(n)
+            })
+            .ok_or_else(|| TreeError::NoNode(p.to_owned()))?;
         if quota::governed_path(p).is_none() {
             self.update_quota_usage(p, 0, new_len - old_len);
         }
-        self.fire(
-            p,
-            EventType::NodeDataChanged,
-            zxid,
-            acl_from(self.acl(p)),
-            events,
-        );
+        let acl = acl_from(self.acl(p));
+        self.fire(p, EventType::NodeDataChanged, zxid, acl, events);
         Ok(stat)
     }
 
     fn set_acl(&mut self, p: &str, acl: &[Acl], version: i32) -> Result<Stat> {
-        let old = self
+        let id = self
             .nodes
-            .get(p)
-            .ok_or_else(|| TreeError::NoNode(p.to_owned()))?
-            .acl;
+            .find(p)
+            .ok_or_else(|| TreeError::NoNode(p.to_owned()))?;
+        let old = self.nodes.get(id).map_or(OPEN_ACL_REF, |n| n.acl);
         self.acls.release(old);
         let new = self.acls.intern(acl);
-        self.mutate(p, |n| {
+        self.mutate_id(id, |n| {
             n.acl = new;
             n.stat.aversion = version;
             client_stat(n)
@@ -898,7 +877,7 @@ impl DataTree {
             None => self
                 .ephemerals
                 .get(&session)
-                .map(|s| s.iter().map(|p| p.to_string()).collect())
+                .map(|s| s.iter().cloned().collect())
                 .unwrap_or_default(),
         };
         for p in paths {
@@ -910,13 +889,18 @@ impl DataTree {
     }
 
     /// Changes a node in place, keeping the digest in step. Returns `None` if it is missing.
-    fn mutate<R>(&mut self, p: &str, f: impl FnOnce(&mut Node) -> R) -> Option<R> {
-        let node = self.nodes.get_mut(p)?;
-        let before = node_digest(p, node.data.as_deref(), &node.stat);
+    fn mutate_id<R>(&mut self, id: NodeId, f: impl FnOnce(&mut Node) -> R) -> Option<R> {
+        let node = self.nodes.get_mut(id)?;
+        let before = node_digest(node.path(), node.data(), &node.stat);
         let r = f(node);
-        let after = node_digest(p, node.data.as_deref(), &node.stat);
+        let after = node_digest(node.path(), node.data(), &node.stat);
         self.digest = self.digest.wrapping_sub(before).wrapping_add(after);
         Some(r)
+    }
+
+    fn mutate<R>(&mut self, p: &str, f: impl FnOnce(&mut Node) -> R) -> Option<R> {
+        let id = self.nodes.find(p)?;
+        self.mutate_id(id, f)
     }
 
     fn fire(
@@ -964,17 +948,17 @@ impl DataTree {
     /// (`updateQuotaForPath`).
     fn recompute_quota_usage(&mut self, root: &str) {
         let (mut count, mut bytes) = (0i64, 0i64);
-        if let Some(node) = self.nodes.get(root) {
+        if let Some(node) = self.nodes.node(root) {
             let mut stack = vec![node];
             while let Some(n) = stack.pop() {
                 count += 1;
                 bytes += n.data_len() as i64;
-                stack.extend(n.children.iter().filter_map(|c| self.nodes.get(c)));
+                stack.extend(n.child_ids().filter_map(|c| self.nodes.get(c)));
             }
         }
         let stats = format!("{}/{}", quota::quota_path(root), quota::STATS_NODE);
         let text = StatsTrack::usage_string(count, bytes);
-        self.mutate(&stats, |n| n.data = Some(Bytes::from(text)));
+        self.mutate(&stats, |n| n.set_data(Some(text.as_bytes())));
     }
 
     /// Adds deltas to the usage of the quota root governing `p` (`updateCountBytes`). The
@@ -991,30 +975,35 @@ impl DataTree {
             return;
         };
         let text = StatsTrack::usage_string(current.count + count_diff, current.bytes + bytes_diff);
-        self.mutate(&stats, |n| n.data = Some(Bytes::from(text)));
+        self.mutate(&stats, |n| n.set_data(Some(text.as_bytes())));
     }
 
-    /// Paths in depth-first order with sorted children: the order snapshots are written in.
-    pub fn walk(&self) -> Vec<Arc<str>> {
-        let mut out = Vec::with_capacity(self.nodes.len());
-        let Some((root_key, _)) = self.nodes.get_key_value("/") else {
-            return out;
+    /// Visits every node depth-first with children in name order (the order snapshots are
+    /// written in): path, data, ACL reference, persisted stat.
+    pub fn visit(&self, mut f: impl FnMut(&str, Option<&[u8]>, i64, &StatPersisted)) {
+        let Some(root) = self.nodes.find("/") else {
+            return;
         };
-        let mut stack = vec![root_key.clone()];
-        while let Some(p) = stack.pop() {
-            if let Some(n) = self.nodes.get(&p) {
-                stack.extend(n.children.iter().rev().cloned());
-            }
-            out.push(p);
+        let mut stack = vec![root];
+        while let Some(id) = stack.pop() {
+            let Some(n) = self.nodes.get(id) else {
+                continue;
+            };
+            f(n.path(), n.data(), n.acl, &n.stat);
+            let mut kids: Vec<(&str, NodeId)> = n
+                .child_ids()
+                .filter_map(|c| self.nodes.get(c).map(|k| (k.name(), c)))
+                .collect();
+            kids.sort_unstable_by(|a, b| b.0.cmp(a.0));
+            stack.extend(kids.into_iter().map(|(_, c)| c));
         }
-        out
     }
 
-    /// A node's parts as a snapshot stores them: data, ACL reference, persisted stat.
-    pub fn snapshot_node(&self, path: &str) -> Option<(Option<&Bytes>, i64, &StatPersisted)> {
-        self.nodes
-            .get(path)
-            .map(|n| (n.data.as_ref(), n.acl, &n.stat))
+    /// Every path, in [`DataTree::visit`] order.
+    pub fn walk(&self) -> Vec<String> {
+        let mut out = Vec::with_capacity(self.nodes.len());
+        self.visit(|p, _, _, _| out.push(p.to_owned()));
+        out
     }
 
     /// Rebuilds a tree from snapshot parts: sessions, ACL cache entries, then nodes with
@@ -1023,7 +1012,7 @@ impl DataTree {
         config: TreeConfig,
         sessions: BTreeMap<i64, i32>,
         acls: Vec<(i64, Vec<Acl>)>,
-        nodes: Vec<(String, Option<Bytes>, i64, StatPersisted)>,
+        nodes: impl IntoIterator<Item = (String, Option<Bytes>, i64, StatPersisted)>,
     ) -> std::result::Result<DataTree, String> {
         let mut t = DataTree::empty(config);
         t.sessions = sessions;
@@ -1032,53 +1021,35 @@ impl DataTree {
         }
         for (p, data, acl_ref, stat) in nodes {
             let p = if p.is_empty() { "/".to_owned() } else { p };
-            let key: Arc<str> = Arc::from(p.as_str());
-            if p != "/" {
+            let parent = if p == "/" {
+                None
+            } else {
                 let parent = path::parent(&p);
-                if !t.nodes.contains_key(parent) {
-                    return Err(format!("node {p} has no parent in the snapshot"));
+                match t.nodes.find(parent) {
+                    Some(id) => Some(id),
+                    None => return Err(format!("node {p} has no parent in the snapshot")),
                 }
-                t.nodes
-                    .get_mut(parent)
-                    .map(|n| n.children.insert(key.clone()));
+            };
+            if t.nodes.exists(&p) {
+                return Err(format!("node {p} appears twice in the snapshot"));
             }
             if acl_ref != OPEN_ACL_REF {
                 t.acls.add_use(acl_ref);
             }
-            match classify(stat.ephemeral_owner, t.config.extended_types_enabled) {
-                EphemeralType::Container => {
-                    t.containers.insert(key.clone());
-                }
-                EphemeralType::Ttl(_) => {
-                    t.ttls.insert(key.clone());
-                }
-                EphemeralType::Normal(s) => {
-                    t.ephemerals.entry(s).or_default().insert(key.clone());
-                }
-                EphemeralType::Void => {}
-            }
+            t.index_owner(&p, stat.ephemeral_owner);
             if let Some((root, quota::LIMITS_NODE)) = quota::governed_path(&p) {
                 t.quota_roots.insert(root);
             }
-            t.nodes.insert(
-                key,
-                Node {
-                    data,
-                    acl: acl_ref,
-                    stat,
-                    children: BTreeSet::new(),
-                },
-            );
+            let node = Node::new(&p, data.as_deref(), acl_ref, stat);
+            t.digest = t
+                .digest
+                .wrapping_add(node_digest(&p, node.data(), &node.stat));
+            t.nodes.insert(node, parent);
         }
-        if !t.nodes.contains_key("/") {
+        if !t.nodes.exists("/") {
             return Err("snapshot has no root node".to_owned());
         }
         t.acls.purge_unused();
-        t.digest = t
-            .nodes
-            .iter()
-            .map(|(p, n)| node_digest(p, n.data.as_deref(), &n.stat))
-            .fold(0u64, u64::wrapping_add);
         t.ensure_system_nodes();
         Ok(t)
     }
@@ -1090,7 +1061,7 @@ fn acl_from(acl: Option<Arc<[Acl]>>) -> Arc<[Acl]> {
 
 /// The client view of a node's stat (`DataNode.copyStat`).
 fn client_stat(n: &Node) -> Stat {
-    let num_children = i32::try_from(n.children.len()).unwrap_or(i32::MAX);
+    let num_children = i32::try_from(n.child_count()).unwrap_or(i32::MAX);
     let mut s = Stat::from(&n.stat);
     s.cversion = n.stat.cversion.wrapping_mul(2).wrapping_sub(num_children);
     s.num_children = num_children;

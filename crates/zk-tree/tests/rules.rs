@@ -28,7 +28,7 @@ fn fresh_tree_matches_a_fresh_zookeeper() {
     );
     assert_eq!(&*t.acl("/").unwrap(), &well_known::open_acl_unsafe()[..]);
     assert!(t.stat("/zookeeper/quota").is_some());
-    assert_eq!(t.data("/").unwrap(), Some(&Bytes::new()));
+    assert_eq!(t.data("/").unwrap(), Some(&b""[..]));
     assert_eq!(t.all_children_number("/"), Ok(3));
     assert_eq!(t.node_count(), 4);
 }

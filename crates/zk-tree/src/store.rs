@@ -1,0 +1,293 @@
+//! Compact znode storage. A tree of a million znodes is the common large case, so each node
+//! costs one heap allocation (its path and data together) plus a fixed-size slot:
+//! - nodes live in a chunked slab addressed by a 32-bit [`NodeId`] (no per-node box, no
+//!   doubling slack beyond one chunk);
+//! - the path index is a hash table of node ids that hashes and compares the path stored in
+//!   the node itself, so no path is stored twice;
+//! - a node's children are a set of ids, absent for leaves.
+//!
+//! `hashbrown::HashTable` is used because the standard library does not expose a hash table
+//! of values looked up by a key stored elsewhere.
+
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+
+use hashbrown::HashTable;
+use zk_proto::StatPersisted;
+
+/// Index of a node in the slab.
+pub(crate) type NodeId = u32;
+
+/// Nodes per slab chunk.
+const CHUNK: usize = 4096;
+
+/// Deterministic SipHash (fixed keys): no ambient randomness in a pure crate.
+type Hasher = BuildHasherDefault<DefaultHasher>;
+
+fn hash_path(path: &[u8]) -> u64 {
+    Hasher::default().hash_one(path)
+}
+
+fn hash_id(id: &NodeId) -> u64 {
+    // Ids are dense; a multiplicative mix spreads them over the table.
+    u64::from(*id).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// One znode.
+#[derive(Debug, Clone)]
+pub(crate) struct Node {
+    /// The path's bytes followed by the data's bytes.
+    blob: Box<[u8]>,
+    path_len: u32,
+    /// Data was set as a null buffer (distinct from empty).
+    data_null: bool,
+    pub(crate) acl: i64,
+    pub(crate) stat: StatPersisted,
+    kids: Option<Box<HashTable<NodeId>>>,
+}
+
+impl Node {
+    pub(crate) fn new(path: &str, data: Option<&[u8]>, acl: i64, stat: StatPersisted) -> Node {
+        let mut n = Node {
+            blob: Box::default(),
+            path_len: 0,
+            data_null: false,
+            acl,
+            stat,
+            kids: None,
+        };
+        n.set(path.as_bytes(), data);
+        n
+    }
+
+    fn set(&mut self, path: &[u8], data: Option<&[u8]>) {
+        let d = data.unwrap_or_default();
+        let mut blob = Vec::with_capacity(path.len() + d.len());
+        blob.extend_from_slice(path);
+        blob.extend_from_slice(d);
+        self.blob = blob.into_boxed_slice();
+        self.path_len = u32::try_from(path.len()).unwrap_or(u32::MAX);
+        self.data_null = data.is_none();
+    }
+
+    fn path_bytes(&self) -> &[u8] {
+        &self.blob[..self.path_len as usize]
+    }
+
+    /// The node's full path.
+    pub(crate) fn path(&self) -> &str {
+        // Paths are stored from `&str`, so this never fails.
+        std::str::from_utf8(self.path_bytes()).unwrap_or_default()
+    }
+
+    /// The node's last path segment.
+    pub(crate) fn name(&self) -> &str {
+        crate::path::name(self.path())
+    }
+
+    /// The data; `None` for null data.
+    pub(crate) fn data(&self) -> Option<&[u8]> {
+        if self.data_null {
+            None
+        } else {
+            Some(&self.blob[self.path_len as usize..])
+        }
+    }
+
+    pub(crate) fn data_len(&self) -> usize {
+        self.blob.len() - self.path_len as usize
+    }
+
+    /// Replaces the data, keeping the path.
+    pub(crate) fn set_data(&mut self, data: Option<&[u8]>) {
+        let path = self.path_bytes().to_vec();
+        self.set(&path, data);
+    }
+
+    pub(crate) fn child_count(&self) -> usize {
+        self.kids.as_ref().map_or(0, |k| k.len())
+    }
+
+    pub(crate) fn child_ids(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.kids.iter().flat_map(|k| k.iter().copied())
+    }
+
+    fn add_child(&mut self, id: NodeId) {
+        let kids = self.kids.get_or_insert_with(Default::default);
+        if kids.find(hash_id(&id), |x| *x == id).is_none() {
+            kids.insert_unique(hash_id(&id), id, hash_id);
+        }
+    }
+
+    fn remove_child(&mut self, id: NodeId) {
+        if let Some(kids) = self.kids.as_mut() {
+            if let Ok(entry) = kids.find_entry(hash_id(&id), |x| *x == id) {
+                entry.remove();
+            }
+            if kids.is_empty() {
+                self.kids = None;
+            }
+        }
+    }
+}
+
+/// All znodes, by id and by path.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Store {
+    chunks: Vec<Vec<Option<Node>>>,
+    free: Vec<NodeId>,
+    index: HashTable<NodeId>,
+    len: usize,
+}
+
+impl Store {
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn get(&self, id: NodeId) -> Option<&Node> {
+        let i = id as usize;
+        self.chunks.get(i / CHUNK)?.get(i % CHUNK)?.as_ref()
+    }
+
+    pub(crate) fn get_mut(&mut self, id: NodeId) -> Option<&mut Node> {
+        let i = id as usize;
+        self.chunks.get_mut(i / CHUNK)?.get_mut(i % CHUNK)?.as_mut()
+    }
+
+    /// The id of the node at `path`.
+    pub(crate) fn find(&self, path: &str) -> Option<NodeId> {
+        let p = path.as_bytes();
+        let chunks = &self.chunks;
+        self.index
+            .find(hash_path(p), |id| {
+                let i = *id as usize;
+                chunks[i / CHUNK][i % CHUNK]
+                    .as_ref()
+                    .is_some_and(|n| n.path_bytes() == p)
+            })
+            .copied()
+    }
+
+    pub(crate) fn node(&self, path: &str) -> Option<&Node> {
+        self.find(path).and_then(|id| self.get(id))
+    }
+
+    pub(crate) fn exists(&self, path: &str) -> bool {
+        self.find(path).is_some()
+    }
+
+    /// Adds a node whose path is not present yet, linking it under `parent`.
+    pub(crate) fn insert(&mut self, node: Node, parent: Option<NodeId>) -> NodeId {
+        let hash = hash_path(node.path_bytes());
+        let id = match self.free.pop() {
+            Some(id) => {
+                let i = id as usize;
+                self.chunks[i / CHUNK][i % CHUNK] = Some(node);
+                id
+            }
+            None => {
+                if self.chunks.last().is_none_or(|c| c.len() == CHUNK) {
+                    self.chunks.push(Vec::with_capacity(CHUNK));
+                }
+                let base = (self.chunks.len() - 1) * CHUNK;
+                let chunk = self.chunks.last_mut().expect("a chunk was just ensured");
+                chunk.push(Some(node));
+                NodeId::try_from(base + chunk.len() - 1).expect("fewer than 2^32 znodes")
+            }
+        };
+        let chunks = &self.chunks;
+        self.index.insert_unique(hash, id, |x| {
+            let i = *x as usize;
+            chunks[i / CHUNK][i % CHUNK]
+                .as_ref()
+                .map_or(0, |n| hash_path(n.path_bytes()))
+        });
+        if let Some(p) = parent.and_then(|p| self.get_mut(p)) {
+            p.add_child(id);
+        }
+        self.len += 1;
+        id
+    }
+
+    /// Removes a node, unlinking it from `parent`.
+    pub(crate) fn remove(&mut self, id: NodeId, parent: Option<NodeId>) -> Option<Node> {
+        let i = id as usize;
+        let node = self.chunks.get_mut(i / CHUNK)?.get_mut(i % CHUNK)?.take()?;
+        if let Ok(entry) = self
+            .index
+            .find_entry(hash_path(node.path_bytes()), |x| *x == id)
+        {
+            entry.remove();
+        }
+        if let Some(p) = parent.and_then(|p| self.get_mut(p)) {
+            p.remove_child(id);
+        }
+        self.free.push(id);
+        self.len -= 1;
+        Some(node)
+    }
+
+    /// Every node, in no particular order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Node> {
+        self.chunks.iter().flatten().flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_find_remove_reuse() {
+        let mut s = Store::default();
+        let root = s.insert(
+            Node::new("/", Some(b""), -1, StatPersisted::default()),
+            None,
+        );
+        let a = s.insert(
+            Node::new("/a", Some(b"x"), -1, StatPersisted::default()),
+            Some(root),
+        );
+        let b = s.insert(
+            Node::new("/b", None, -1, StatPersisted::default()),
+            Some(root),
+        );
+        assert_eq!(s.find("/a"), Some(a));
+        assert_eq!(s.node("/b").unwrap().data(), None);
+        assert_eq!(s.node("/a").unwrap().data(), Some(&b"x"[..]));
+        assert_eq!(s.get(root).unwrap().child_count(), 2);
+        s.remove(a, Some(root));
+        assert_eq!(s.find("/a"), None);
+        assert_eq!(s.get(root).unwrap().child_count(), 1);
+        let c = s.insert(
+            Node::new("/c", Some(b""), -1, StatPersisted::default()),
+            Some(root),
+        );
+        assert_eq!(c, a, "freed slot reused");
+        assert_eq!(s.len(), 3);
+        s.get_mut(b).unwrap().set_data(Some(b"new"));
+        assert_eq!(s.node("/b").unwrap().path(), "/b");
+        assert_eq!(s.node("/b").unwrap().data(), Some(&b"new"[..]));
+    }
+
+    #[test]
+    fn many_nodes_across_chunks() {
+        let mut s = Store::default();
+        let root = s.insert(
+            Node::new("/", Some(b""), -1, StatPersisted::default()),
+            None,
+        );
+        for i in 0..10_000 {
+            s.insert(
+                Node::new(&format!("/n{i}"), Some(b"d"), -1, StatPersisted::default()),
+                Some(root),
+            );
+        }
+        for i in (0..10_000).step_by(997) {
+            let id = s.find(&format!("/n{i}")).unwrap();
+            assert_eq!(s.get(id).unwrap().name(), format!("n{i}"));
+        }
+        assert_eq!(s.get(root).unwrap().child_count(), 10_000);
+        assert_eq!(s.iter().count(), 10_001);
+    }
+}
