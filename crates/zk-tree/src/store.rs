@@ -81,7 +81,10 @@ impl Node {
 
     /// The node's last path segment.
     pub(crate) fn name(&self) -> &str {
-        crate::path::name(self.path())
+        let p = self.path_bytes();
+        let start = p.iter().rposition(|b| *b == b'/').map_or(0, |i| i + 1);
+        // Paths are stored from `&str` and split at an ASCII '/', so this never fails.
+        std::str::from_utf8(&p[start..]).unwrap_or_default()
     }
 
     /// The data; `None` for null data.

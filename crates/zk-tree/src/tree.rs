@@ -316,12 +316,13 @@ impl DataTree {
             .nodes
             .node(path)
             .ok_or_else(|| TreeError::NoNode(path.to_owned()))?;
-        let mut names: Vec<String> = node
+        let mut borrowed: Vec<&str> = node
             .child_ids()
             .filter_map(|c| self.nodes.get(c))
-            .map(|c| c.name().to_owned())
+            .map(Node::name)
             .collect();
-        names.sort_unstable();
+        borrowed.sort_unstable();
+        let names: Vec<String> = borrowed.into_iter().map(str::to_owned).collect();
         let stat = client_stat(node);
         if let Some(w) = watcher {
             self.watches.add_child_watch(path, w);
