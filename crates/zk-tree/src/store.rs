@@ -4,12 +4,16 @@
 //!   doubling slack beyond one chunk);
 //! - the path index is a hash table of node ids that hashes and compares the path stored in
 //!   the node itself, so no path is stored twice;
-//! - a node's children are a set of ids, absent for leaves.
+//! - a node's children are a set of ids, absent for leaves;
+//! - chunks are shared copy-on-write, so cloning the store (for a snapshot written in the
+//!   background) copies only the index and chunk pointers; a chunk is copied when it is
+//!   first changed afterwards.
 //!
 //! `hashbrown::HashTable` is used because the standard library does not expose a hash table
 //! of values looked up by a key stored elsewhere.
 
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::sync::Arc;
 
 use hashbrown::HashTable;
 use zk_proto::StatPersisted;
@@ -136,7 +140,7 @@ impl Node {
 /// All znodes, by id and by path.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Store {
-    chunks: Vec<Vec<Option<Node>>>,
+    chunks: Vec<Arc<Vec<Option<Node>>>>,
     free: Vec<NodeId>,
     index: HashTable<NodeId>,
     len: usize,
@@ -154,7 +158,9 @@ impl Store {
 
     pub(crate) fn get_mut(&mut self, id: NodeId) -> Option<&mut Node> {
         let i = id as usize;
-        self.chunks.get_mut(i / CHUNK)?.get_mut(i % CHUNK)?.as_mut()
+        Arc::make_mut(self.chunks.get_mut(i / CHUNK)?)
+            .get_mut(i % CHUNK)?
+            .as_mut()
     }
 
     /// The id of the node at `path`.
@@ -185,15 +191,16 @@ impl Store {
         let id = match self.free.pop() {
             Some(id) => {
                 let i = id as usize;
-                self.chunks[i / CHUNK][i % CHUNK] = Some(node);
+                Arc::make_mut(&mut self.chunks[i / CHUNK])[i % CHUNK] = Some(node);
                 id
             }
             None => {
                 if self.chunks.last().is_none_or(|c| c.len() == CHUNK) {
-                    self.chunks.push(Vec::with_capacity(CHUNK));
+                    self.chunks.push(Arc::new(Vec::with_capacity(CHUNK)));
                 }
                 let base = (self.chunks.len() - 1) * CHUNK;
-                let chunk = self.chunks.last_mut().expect("a chunk was just ensured");
+                let chunk =
+                    Arc::make_mut(self.chunks.last_mut().expect("a chunk was just ensured"));
                 chunk.push(Some(node));
                 NodeId::try_from(base + chunk.len() - 1).expect("fewer than 2^32 znodes")
             }
@@ -215,7 +222,9 @@ impl Store {
     /// Removes a node, unlinking it from `parent`.
     pub(crate) fn remove(&mut self, id: NodeId, parent: Option<NodeId>) -> Option<Node> {
         let i = id as usize;
-        let node = self.chunks.get_mut(i / CHUNK)?.get_mut(i % CHUNK)?.take()?;
+        let node = Arc::make_mut(self.chunks.get_mut(i / CHUNK)?)
+            .get_mut(i % CHUNK)?
+            .take()?;
         if let Ok(entry) = self
             .index
             .find_entry(hash_path(node.path_bytes()), |x| *x == id)
@@ -232,7 +241,7 @@ impl Store {
 
     /// Every node, in no particular order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Node> {
-        self.chunks.iter().flatten().flatten()
+        self.chunks.iter().flat_map(|c| c.iter()).flatten()
     }
 }
 
@@ -271,6 +280,29 @@ mod tests {
         s.get_mut(b).unwrap().set_data(Some(b"new"));
         assert_eq!(s.node("/b").unwrap().path(), "/b");
         assert_eq!(s.node("/b").unwrap().data(), Some(&b"new"[..]));
+    }
+
+    #[test]
+    fn clones_share_chunks_until_written() {
+        let mut s = Store::default();
+        let root = s.insert(
+            Node::new("/", Some(b""), -1, StatPersisted::default()),
+            None,
+        );
+        let a = s.insert(
+            Node::new("/a", Some(b"1"), -1, StatPersisted::default()),
+            Some(root),
+        );
+        let frozen = s.clone();
+        s.get_mut(a).unwrap().set_data(Some(b"2"));
+        s.insert(
+            Node::new("/b", None, -1, StatPersisted::default()),
+            Some(root),
+        );
+        assert_eq!(frozen.node("/a").unwrap().data(), Some(&b"1"[..]));
+        assert!(frozen.node("/b").is_none());
+        assert_eq!(s.node("/a").unwrap().data(), Some(&b"2"[..]));
+        assert_eq!((frozen.len(), s.len()), (2, 3));
     }
 
     #[test]

@@ -183,6 +183,24 @@ impl DataTree {
         }
     }
 
+    /// A frozen copy to write a snapshot from while this tree keeps changing: node storage
+    /// is shared copy-on-write (cheap to take), watches are left out (snapshots have none).
+    pub fn snapshot_copy(&self) -> DataTree {
+        DataTree {
+            nodes: self.nodes.clone(),
+            acls: self.acls.clone(),
+            ephemerals: self.ephemerals.clone(),
+            containers: self.containers.clone(),
+            ttls: self.ttls.clone(),
+            quota_roots: self.quota_roots.clone(),
+            sessions: self.sessions.clone(),
+            watches: WatchRegistry::default(),
+            last_processed_zxid: self.last_processed_zxid,
+            digest: self.digest,
+            config: self.config.clone(),
+        }
+    }
+
     /// The configuration the tree was built with.
     pub fn config(&self) -> &TreeConfig {
         &self.config

@@ -514,3 +514,24 @@ fn digest_is_incremental_and_order_independent_of_history() {
     let fresh = DataTree::default();
     assert_ne!(a.digest(), fresh.digest());
 }
+
+#[test]
+fn snapshot_copy_is_frozen_while_the_tree_moves_on() {
+    let mut t = DataTree::default();
+    for i in 0..5000 {
+        create(&mut t, 2 + i, &format!("/n{i}"), b"v");
+    }
+    let frozen = t.snapshot_copy();
+    let mut before = Vec::new();
+    write_snapshot(&t, &mut before).unwrap();
+    let digest = t.digest();
+    set_data(&mut t, 6000, "/n7", b"changed", 1);
+    delete(&mut t, 6001, "/n8");
+    create(&mut t, 6002, "/new", b"");
+    let mut after = Vec::new();
+    write_snapshot(&frozen, &mut after).unwrap();
+    assert_eq!(after, before, "the copy did not move");
+    assert_eq!(frozen.digest(), digest);
+    assert_ne!(t.digest(), digest);
+    assert!(t.exists("/new") && !frozen.exists("/new"));
+}
