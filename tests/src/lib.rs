@@ -85,3 +85,92 @@ pub fn files(dir: &Path, prefix: &str) -> Vec<PathBuf> {
     out.sort();
     out.into_iter().map(|(_, p)| p).collect()
 }
+
+/// Running Apache ZooKeeper's own Java tools from the Debian package (`zookeeper`), which
+/// must read what zk-log writes.
+pub mod java {
+    use std::collections::BTreeMap;
+    use std::ffi::OsStr;
+    use std::path::Path;
+    use std::process::Command;
+
+    /// ZooKeeper's jar as Debian installs it.
+    pub const ZK_JAR: &str = "/usr/share/java/zookeeper.jar";
+
+    /// Whether java and ZooKeeper's jar are installed. Without them a test says so and
+    /// returns; under `CI=true` a missing tool is a failure (CI installs them).
+    pub fn tools_available() -> bool {
+        let ok = Path::new(ZK_JAR).exists()
+            && Command::new("java")
+                .arg("-version")
+                .output()
+                .is_ok_and(|o| o.status.success());
+        if !ok {
+            assert!(
+                std::env::var("CI").is_err(),
+                "CI must install Apache ZooKeeper (Debian package zookeeper) and Java"
+            );
+            println!("SKIPPED: {ZK_JAR} or java missing (apt-get install zookeeper)");
+        }
+        ok
+    }
+
+    /// Runs `class` from ZooKeeper's jar and returns its standard output; panics with its
+    /// output when it fails.
+    pub fn run<S: AsRef<OsStr>>(class: &str, args: &[S]) -> String {
+        let out = Command::new("java")
+            .arg("-cp")
+            .arg(ZK_JAR)
+            .arg(class)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("running java {class}: {e}"));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{class} failed: {}\n{text}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    }
+
+    /// The per-node fields of `SnapshotFormatter [-d]` text (ours or ZooKeeper's) that do
+    /// not depend on locale: path -> `key = value` lines for the zxids, versions,
+    /// ephemeralOwner and data (or dataLength). Times and our extra `acl` line are left out.
+    pub fn formatter_fields(text: &str) -> BTreeMap<String, Vec<String>> {
+        const KEYS: [&str; 9] = [
+            "cZxid",
+            "mZxid",
+            "pZxid",
+            "cversion",
+            "dataVersion",
+            "aclVersion",
+            "ephemeralOwner",
+            "dataLength",
+            "data",
+        ];
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut current: Option<String> = None;
+        for line in text.lines() {
+            if line.starts_with("Session Details") {
+                break;
+            }
+            if line.starts_with('/') {
+                current = Some(line.to_owned());
+                out.entry(line.to_owned()).or_default();
+            } else if let (Some(p), Some(field)) = (&current, line.strip_prefix("  ")) {
+                let key = field.split(" = ").next().unwrap_or("");
+                if KEYS.contains(&key) {
+                    out.entry(p.clone()).or_default().push(field.to_owned());
+                }
+            }
+        }
+        // With data shown (`-d`), ZooKeeper prints no dataLength; we print both.
+        for fields in out.values_mut() {
+            if fields.iter().any(|f| f.starts_with("data = ")) {
+                fields.retain(|f| !f.starts_with("dataLength = "));
+            }
+        }
+        out
+    }
+}

@@ -10,52 +10,28 @@
 
 #![allow(clippy::unwrap_used)]
 
+use std::collections::BTreeSet;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 
-use zk_log::snapfile::write_snapshot_file;
+use zk_log::snapfile::{write_snapshot_file, SnapshotCompression};
+use zk_log::tools::{dump_log, dump_snapshot};
 use zk_log::{recover, DataDirs, FsStorage, TxnLog, TxnLogConfig};
+use zk_tests::java::{self, formatter_fields};
 use zk_tests::{files, read_txn_log};
 use zk_tree::TreeConfig;
-
-const ZK_JAR: &str = "/usr/share/java/zookeeper.jar";
 
 fn zk_data() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/zookeeper-3.8")
 }
 
 fn java_tools_available() -> bool {
-    let ok = Path::new(ZK_JAR).exists()
-        && Command::new("java")
-            .arg("-version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI must install Apache ZooKeeper (Debian package zookeeper) and Java"
-        );
-        println!("SKIPPED: {ZK_JAR} or java missing (apt-get install zookeeper)");
-    }
-    ok
+    java::tools_available()
 }
 
 fn run_java(class: &str, args: &[&Path]) -> String {
-    let out = Command::new("java")
-        .arg("-cp")
-        .arg(ZK_JAR)
-        .arg(class)
-        .args(args)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{class} failed: {}\n{text}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
+    java::run(class, args)
 }
 
 /// Rewrites ZooKeeper's captured log with zk-log into `dir`, then snapshots the result.
@@ -74,7 +50,13 @@ fn write_with_zk_log(dir: &Path) -> (DataDirs, usize, usize) {
         }
     }
     log.commit().unwrap();
-    write_snapshot_file(storage.as_ref(), &dirs.snap_dir, &tree).unwrap();
+    write_snapshot_file(
+        storage.as_ref(),
+        &dirs.snap_dir,
+        &tree,
+        SnapshotCompression::None,
+    )
+    .unwrap();
     (dirs, count, tree.node_count())
 }
 
@@ -163,4 +145,103 @@ fn zk_log_recovers_zookeepers_data_dir() {
     assert_eq!(r.tree.last_processed_zxid(), 0x1c);
     assert!(r.tree.exists("/app/more"));
     assert_eq!(r.tree.ephemeral_count(), 2);
+}
+
+/// (session, cxid, zxid, op) of every txn line of `TxnLogToolkit` or `dump_log` output.
+fn txn_keys(text: &str) -> Vec<[String; 4]> {
+    text.lines()
+        .filter(|l| l.contains(" zxid 0x"))
+        .map(|l| {
+            let words: Vec<&str> = l.split(' ').collect();
+            let at = words.iter().position(|w| *w == "session").unwrap();
+            assert_eq!((words[at + 2], words[at + 4]), ("cxid", "zxid"), "{l}");
+            [
+                words[at + 1].to_owned(),
+                words[at + 3].to_owned(),
+                words[at + 5].to_owned(),
+                words[at + 6].to_owned(),
+            ]
+        })
+        .collect()
+}
+
+/// (path, asize, dsize) of every entry of an ncdu export (`SnapshotFormatter -json`).
+fn ncdu_entries(json: &str) -> BTreeSet<(String, u64, u64)> {
+    fn walk(v: &serde_json::Value, parent: &str, out: &mut BTreeSet<(String, u64, u64)>) {
+        let (entry, kids) = match v.as_array() {
+            Some(a) => (&a[0], &a[1..]),
+            None => (v, &[][..]),
+        };
+        let name = entry["name"].as_str().unwrap();
+        let path = match parent {
+            "" => name.to_owned(),
+            "/" => format!("/{name}"),
+            p => format!("{p}/{name}"),
+        };
+        out.insert((
+            path.clone(),
+            entry["asize"].as_u64().unwrap(),
+            entry["dsize"].as_u64().unwrap(),
+        ));
+        for k in kids {
+            walk(k, &path, out);
+        }
+    }
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    let top = v.as_array().unwrap();
+    assert_eq!((top[0].as_i64(), top[1].as_i64()), (Some(1), Some(0)));
+    assert_eq!(top[2]["progname"], "SnapshotFormatter.java");
+    let mut out = BTreeSet::new();
+    walk(&top[3], "", &mut out);
+    out
+}
+
+#[test]
+fn our_tools_agree_with_zookeepers_tools() {
+    if !java_tools_available() {
+        return;
+    }
+    let log = zk_data().join("version-2/log.1");
+    let theirs = run_java(
+        "org.apache.zookeeper.server.persistence.TxnLogToolkit",
+        &[&log],
+    );
+    let mut ours = Vec::new();
+    let dump = dump_log(&log, &mut ours).unwrap();
+    let ours = String::from_utf8(ours).unwrap();
+    assert_eq!(
+        txn_keys(&ours),
+        txn_keys(&theirs),
+        "ours:\n{ours}\ntheirs:\n{theirs}"
+    );
+    assert_eq!(txn_keys(&ours).len(), dump.txns);
+    let eof = format!("EOF reached after {} txns.", dump.txns);
+    assert!(theirs.contains(&eof) && ours.contains(&eof));
+
+    let snap = zk_data().join("version-2/snapshot.1c");
+    for flags in [&[][..], &["-d"][..]] {
+        let mut args: Vec<&OsStr> = flags.iter().map(OsStr::new).collect();
+        args.push(snap.as_os_str());
+        let theirs = java::run("org.apache.zookeeper.server.SnapshotFormatter", &args);
+        let mut ours = Vec::new();
+        dump_snapshot(&snap, &mut ours, !flags.is_empty(), false).unwrap();
+        let ours = String::from_utf8(ours).unwrap();
+        let fields = formatter_fields(&theirs);
+        assert_eq!(fields.len(), 18);
+        assert_eq!(fields, formatter_fields(&ours), "{flags:?}");
+        assert_eq!(theirs.lines().last(), ours.lines().last(), "Last zxid line");
+        let sessions =
+            "Session Details (sid, timeout, ephemeralCount):\n0x10000176cc40000, 30000, 2\n";
+        assert!(theirs.contains(sessions) && ours.contains(sessions));
+    }
+    let theirs = java::run(
+        "org.apache.zookeeper.server.SnapshotFormatter",
+        &[OsStr::new("-json"), snap.as_os_str()],
+    );
+    let mut ours = Vec::new();
+    dump_snapshot(&snap, &mut ours, false, true).unwrap();
+    let ours = String::from_utf8(ours).unwrap();
+    let entries = ncdu_entries(&theirs);
+    assert_eq!(entries.len(), 18);
+    assert_eq!(entries, ncdu_entries(&ours));
 }

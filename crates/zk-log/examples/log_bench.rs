@@ -15,7 +15,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use zk_log::snapfile::{decode_snapshot, write_snapshot_file};
+use zk_log::snapfile::{decode_snapshot, write_snapshot_file, SnapshotCompression};
 use zk_log::{FsStorage, LogWriter, TxnLog, TxnLogConfig};
 use zk_proto::{well_known, CreateTxn, OpCode, SetDataTxn, TxnBody, TxnEntry, TxnHeader};
 use zk_tree::{DataTree, TreeConfig};
@@ -182,7 +182,8 @@ fn main() {
     let snap_dir = dir.join("snap");
     let _ = std::fs::remove_dir_all(&snap_dir);
     let started = Instant::now();
-    let path = write_snapshot_file(&FsStorage, &snap_dir, &tree).unwrap();
+    let path =
+        write_snapshot_file(&FsStorage, &snap_dir, &tree, SnapshotCompression::None).unwrap();
     let write_s = started.elapsed().as_secs_f64();
     let size = std::fs::metadata(&path).unwrap().len();
     let started = Instant::now();

@@ -14,7 +14,7 @@ pub enum LogError {
         #[source]
         source: io::Error,
     },
-    #[error("{path} is not a ZooKeeper {expected} file (magic {magic:#x}, version {version})")]
+    #[error("{path} is not a ZooKeeper {expected} file (magic {magic:#x}{}, version {version})", magic_hint(*.magic))]
     BadHeader {
         path: PathBuf,
         expected: &'static str,
@@ -40,6 +40,19 @@ pub enum LogError {
     BadEpoch { path: PathBuf, contents: String },
     #[error("the log writer has stopped")]
     WriterStopped,
+}
+
+/// What a file starting with `magic` looks like, so a wrong-kind error tells the operator
+/// what they passed instead.
+fn magic_hint(magic: i32) -> &'static str {
+    let b = magic.to_be_bytes();
+    match &b {
+        b"ZKLG" => " = \"ZKLG\", a txn log",
+        b"ZKSN" => " = \"ZKSN\", a snapshot",
+        [0x1f, 0x8b, ..] => ", gzip data: a .gz snapshot?",
+        [0x82, b'S', b'N', b'A'] => ", snappy data: a .snappy snapshot?",
+        _ => "",
+    }
 }
 
 impl LogError {

@@ -8,9 +8,11 @@
 //!   torn tail from corruption.
 //! - [`group`]: the group-commit writer thread: many appends, one fsync.
 //! - [`snapfile`]: `snapshot.<zxid>` files with seals and the digest record.
+//! - [`compress`]: `snapshot.<zxid>.gz` / `.snappy`, ZooKeeper's compressed snapshots.
 //! - [`recovery`]: newest valid snapshot + log replay; torn tail truncated; corruption refused.
 //! - [`epoch`]: `acceptedEpoch` / `currentEpoch`, replaced atomically.
 //! - [`purge`]: retention of snapshots and logs.
+//! - [`tools`]: offline operator tools (dump, summarize, compare, repair), for `zkd`.
 //!
 //! # Invariants
 //! - A txn is reported durable only after the fsync covering it returned.
@@ -20,6 +22,7 @@
 //! Blocking std I/O only; no async runtime.
 
 pub mod checksum;
+pub mod compress;
 pub mod epoch;
 pub mod error;
 pub mod group;
@@ -27,8 +30,10 @@ pub mod purge;
 pub mod recovery;
 pub mod snapfile;
 pub mod storage;
+pub mod tools;
 pub mod txnlog;
 
+pub use compress::SnapshotCompression;
 pub use error::LogError;
 pub use group::LogWriter;
 pub use recovery::{recover, DataDirs, Recovered};

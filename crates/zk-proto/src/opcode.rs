@@ -104,7 +104,8 @@ impl OpCode {
         )
     }
 
-    /// ZooKeeper's name for the operation, as logs and `cons` print it.
+    /// ZooKeeper's name for the operation, as its logs, `cons` and TxnLogToolkit print it
+    /// (`Request.op2String`).
     pub const fn name(self) -> &'static str {
         match self {
             OpCode::Notification => "notification",
@@ -127,7 +128,7 @@ impl OpCode {
             OpCode::RemoveWatches => "removeWatches",
             OpCode::CreateContainer => "createContainer",
             OpCode::DeleteContainer => "deleteContainer",
-            OpCode::CreateTtl => "createTTL",
+            OpCode::CreateTtl => "createTtl",
             OpCode::MultiRead => "multiRead",
             OpCode::Auth => "auth",
             OpCode::SetWatches => "setWatches",

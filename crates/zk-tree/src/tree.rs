@@ -262,7 +262,9 @@ impl DataTree {
 
     /// A node's client-visible stat.
     pub fn stat(&self, path: &str) -> Option<Stat> {
-        self.nodes.node(path).map(client_stat)
+        self.nodes
+            .node(path)
+            .map(|n| client_stat(n, self.config.extended_types_enabled))
     }
 
     /// A node's persisted stat (stored cversion, as snapshots and prep see it).
@@ -303,7 +305,10 @@ impl DataTree {
             .nodes
             .node(path)
             .ok_or_else(|| TreeError::NoNode(path.to_owned()))?;
-        let out = (node.data().map(Bytes::copy_from_slice), client_stat(node));
+        let out = (
+            node.data().map(Bytes::copy_from_slice),
+            client_stat(node, self.config.extended_types_enabled),
+        );
         if let Some(w) = watcher {
             self.watches.add_data_watch(path, w);
         }
@@ -341,7 +346,7 @@ impl DataTree {
             .collect();
         borrowed.sort_unstable();
         let names: Vec<String> = borrowed.into_iter().map(str::to_owned).collect();
-        let stat = client_stat(node);
+        let stat = client_stat(node, self.config.extended_types_enabled);
         if let Some(w) = watcher {
             self.watches.add_child_watch(path, w);
         }
@@ -731,7 +736,7 @@ impl DataTree {
         self.digest = self
             .digest
             .wrapping_add(node_digest(p, node.data(), &node.stat));
-        let stat = client_stat(&node);
+        let stat = client_stat(&node, self.config.extended_types_enabled);
         self.index_owner(p, owner);
         self.nodes.insert(node, Some(parent_id));
         self.on_quota_node_created(p);
@@ -851,13 +856,14 @@ impl DataTree {
             .ok_or_else(|| TreeError::NoNode(p.to_owned()))?;
         let old_len = self.nodes.get(id).map_or(0, Node::data_len) as i64;
         let new_len = data.as_ref().map_or(0, Bytes::len) as i64;
+        let ext = self.config.extended_types_enabled;
         let stat = self
             .mutate_id(id, |n| {
                 n.set_data(data.as_deref());
                 n.stat.mtime = time;
                 n.stat.mzxid = zxid;
                 n.stat.version = version;
-                client_stat(n)
+                client_stat(n, ext)
             })
             .ok_or_else(|| TreeError::NoNode(p.to_owned()))?;
         if quota::governed_path(p).is_none() {
@@ -876,10 +882,11 @@ impl DataTree {
         let old = self.nodes.get(id).map_or(OPEN_ACL_REF, |n| n.acl);
         self.acls.release(old);
         let new = self.acls.intern(acl);
+        let ext = self.config.extended_types_enabled;
         self.mutate_id(id, |n| {
             n.acl = new;
             n.stat.aversion = version;
-            client_stat(n)
+            client_stat(n, ext)
         })
         .ok_or_else(|| TreeError::NoNode(p.to_owned()))
     }
@@ -1078,10 +1085,17 @@ fn acl_from(acl: Option<Arc<[Acl]>>) -> Arc<[Acl]> {
     acl.unwrap_or_else(|| Arc::from(Vec::new()))
 }
 
-/// The client view of a node's stat (`DataNode.copyStat`).
-fn client_stat(n: &Node) -> Stat {
+/// The client view of a node's stat (`DataNode.copyStat`). Clients see the owner only of
+/// session ephemerals: container and TTL nodes show 0 (probed on ZooKeeper 3.8).
+fn client_stat(n: &Node, extended_types_enabled: bool) -> Stat {
     let num_children = i32::try_from(n.child_count()).unwrap_or(i32::MAX);
     let mut s = Stat::from(&n.stat);
+    if !matches!(
+        classify(n.stat.ephemeral_owner, extended_types_enabled),
+        EphemeralType::Normal(_)
+    ) {
+        s.ephemeral_owner = 0;
+    }
     s.cversion = n.stat.cversion.wrapping_mul(2).wrapping_sub(num_children);
     s.num_children = num_children;
     s.data_length = i32::try_from(n.data_len()).unwrap_or(i32::MAX);

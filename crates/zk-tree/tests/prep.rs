@@ -246,7 +246,12 @@ fn container_and_ttl_creates() {
     f.run(Request::Create(create_req("/plain", 4)));
     assert_eq!(f.tree.stat("/plain").unwrap().ephemeral_owner, 0);
     f.run(Request::CreateContainer(create_req("/c", 4)));
-    assert_eq!(f.tree.stat("/c").unwrap().ephemeral_owner, i64::MIN);
+    assert_eq!(
+        f.tree.stat_persisted("/c").unwrap().ephemeral_owner,
+        i64::MIN
+    );
+    // Probed: clients see 0 as the owner of container and TTL nodes.
+    assert_eq!(f.tree.stat("/c").unwrap().ephemeral_owner, 0);
     let ttl = |ttl: i64, flags: i32| {
         Request::CreateTtl(CreateTtlRequest {
             path: "/t".into(),

@@ -175,7 +175,8 @@ fn containers_and_ttls_are_reaped_by_pure_decisions() {
             parent_c_version: -1,
         }),
     );
-    assert_eq!(t.stat("/c").unwrap().ephemeral_owner, i64::MIN);
+    assert_eq!(t.stat_persisted("/c").unwrap().ephemeral_owner, i64::MIN);
+    assert_eq!(t.stat("/c").unwrap().ephemeral_owner, 0, "clients see 0");
     t.apply(
         &hdr(3, 0, OpCode::CreateTtl),
         &TxnBody::CreateTtl(CreateTtlTxn {
@@ -187,7 +188,7 @@ fn containers_and_ttls_are_reaped_by_pure_decisions() {
         }),
     );
     assert_eq!(
-        t.stat("/t").unwrap().ephemeral_owner as u64,
+        t.stat_persisted("/t").unwrap().ephemeral_owner as u64,
         0xff00_0000_0000_01f4
     );
     // A never-used container is kept (maxNeverUsedIntervalMs 0); the TTL node expires once
