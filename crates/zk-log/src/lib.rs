@@ -12,6 +12,7 @@
 //! - [`recovery`]: newest valid snapshot + log replay; torn tail truncated; corruption refused.
 //! - [`epoch`]: `acceptedEpoch` / `currentEpoch`, replaced atomically.
 //! - [`purge`]: retention of snapshots and logs.
+//! - [`trigger`]: when the next snapshot is due (randomised, as ZooKeeper does).
 //! - [`tools`]: offline operator tools (dump, summarize, compare, repair), for `zkd`.
 //!
 //! # Invariants
@@ -31,6 +32,7 @@ pub mod recovery;
 pub mod snapfile;
 pub mod storage;
 pub mod tools;
+pub mod trigger;
 pub mod txnlog;
 
 pub use compress::SnapshotCompression;
