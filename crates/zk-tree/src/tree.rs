@@ -1000,8 +1000,25 @@ impl DataTree {
         let Some(current) = self.quota_track(&stats) else {
             return;
         };
-        let text = StatsTrack::usage_string(current.count + count_diff, current.bytes + bytes_diff);
+        let (count, bytes) = (current.count + count_diff, current.bytes + bytes_diff);
+        let text = StatsTrack::usage_string(count, bytes);
         self.mutate(&stats, |n| n.set_data(Some(text.as_bytes())));
+        // Soft limits only warn (hard limits are enforced by prep when asked).
+        let limits_path = format!("{}/{}", quota::quota_path(&root), quota::LIMITS_NODE);
+        if let Some(limits) = self.quota_track(&limits_path) {
+            if (limits.count > -1 && count > limits.count)
+                || (limits.bytes > -1 && bytes > limits.bytes)
+            {
+                tracing::warn!(
+                    path = %root,
+                    count,
+                    bytes,
+                    count_limit = limits.count,
+                    bytes_limit = limits.bytes,
+                    "quota exceeded"
+                );
+            }
+        }
     }
 
     /// Visits every node depth-first with children in name order (the order snapshots are
