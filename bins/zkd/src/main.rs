@@ -1,0 +1,132 @@
+//! `zkd`: runs a standalone ZooKeeper-compatible server in the foreground.
+//!
+//! `zkd` alone serves on the embedded defaults (client port 2181, data in `./zkd-data`);
+//! `zkd --config zoo.cfg` reads a standard ZooKeeper configuration; `-D` properties in
+//! `SERVER_JVMFLAGS` are honoured as `zkServer.sh` users set them. SIGTERM and SIGINT stop
+//! it cleanly.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use zk_server::config::{parse_properties, Config};
+
+#[derive(Debug, Parser)]
+#[command(name = "zkd", version, about = "A ZooKeeper-compatible server")]
+struct Cli {
+    /// A zoo.cfg (Java properties) file.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Checks a configuration file and exits.
+    CheckConfig { file: PathBuf },
+}
+
+fn load(path: Option<&PathBuf>) -> Result<Config, String> {
+    let props = match path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| format!("cannot read config {}: {e}", p.display()))?;
+            parse_properties(&text)
+        }
+        None => Default::default(),
+    };
+    let jvm = std::env::var("SERVER_JVMFLAGS").unwrap_or_default();
+    Config::from_properties(&props, &Config::system_properties(&jvm)).map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    if cli.log_json {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+    if let Some(Command::CheckConfig { file }) = &cli.command {
+        return match load(Some(file)) {
+            Ok(c) => {
+                for k in &c.ignored_keys {
+                    println!("note: {k} is accepted but not used by zkd");
+                }
+                println!("{}: ok", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let config = match load(cli.config.as_ref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("zkd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for k in &config.ignored_keys {
+        tracing::warn!(key = %k, "configuration key accepted but not used");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("zkd: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.client_addr)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", config.client_addr))?;
+        zk_server::run(config, listener, shutdown_signal())
+            .await
+            .map_err(|e| e.to_string())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("zkd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,304 @@
+//! Server configuration: ZooKeeper's `zoo.cfg` keys (Java properties syntax), with
+//! ZooKeeper's defaults. Keys this server does not use are reported, never fatal, so any
+//! zoo.cfg Apache ZooKeeper accepts starts `zkd`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// A configuration problem: the key and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("config key {key}: {problem}")]
+pub struct ConfigError {
+    pub key: String,
+    pub problem: String,
+}
+
+/// Everything the standalone server needs to start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// `tickTime`: the base time unit for session timeouts and expiry.
+    pub tick_time_ms: u32,
+    /// `dataDir`: snapshots (and txn logs unless `dataLogDir` is set).
+    pub data_dir: PathBuf,
+    /// `dataLogDir`: txn logs on their own device.
+    pub data_log_dir: Option<PathBuf>,
+    /// `clientPortAddress`:`clientPort`.
+    pub client_addr: SocketAddr,
+    /// `minSessionTimeout` / `maxSessionTimeout` (default 2x and 20x tickTime).
+    pub min_session_timeout_ms: Option<u32>,
+    pub max_session_timeout_ms: Option<u32>,
+    /// `maxClientCnxns`: connections per client IP (0 = unlimited).
+    pub max_client_cnxns: usize,
+    /// `globalOutstandingLimit`: requests in flight before the server stops reading.
+    pub global_outstanding_limit: usize,
+    /// `4lw.commands.whitelist`: allowed four-letter words (`*` = all).
+    pub four_letter_words: Vec<String>,
+    /// `jute.maxbuffer`: the largest frame accepted.
+    pub jute_max_buffer: usize,
+    /// `zookeeper.extendedTypesEnabled`: TTL nodes.
+    pub extended_types_enabled: bool,
+    /// `forceSync`: fsync the txn log on each commit.
+    pub force_sync: bool,
+    /// `preAllocSize` in KiB.
+    pub prealloc_kb: u64,
+    /// `snapCount`.
+    pub snap_count: u64,
+    /// `autopurge.snapRetainCount` / `autopurge.purgeInterval` (hours, 0 = off).
+    pub snap_retain_count: usize,
+    pub purge_interval_hours: u64,
+    /// `skipACL`.
+    pub skip_acl: bool,
+    /// `enforceQuota`.
+    pub enforce_quota: bool,
+    /// `DigestAuthenticationProvider.superDigest`: `super:<base64 sha1>`.
+    pub super_digest: Option<String>,
+    /// `fsync.warningthresholdms`.
+    pub fsync_warn_ms: u64,
+    /// The server id (`myid`); 0 standalone... ZooKeeper uses 0 when there is no myid.
+    pub server_id: u8,
+    /// Keys that were read but are not used by this server (reported at startup).
+    pub ignored_keys: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            tick_time_ms: 2000,
+            data_dir: PathBuf::from("zkd-data"),
+            data_log_dir: None,
+            client_addr: SocketAddr::from(([0, 0, 0, 0], 2181)),
+            min_session_timeout_ms: None,
+            max_session_timeout_ms: None,
+            max_client_cnxns: 60,
+            global_outstanding_limit: 1000,
+            four_letter_words: vec!["srvr".to_owned()],
+            jute_max_buffer: zk_proto::JUTE_MAXBUFFER_DEFAULT,
+            extended_types_enabled: false,
+            force_sync: true,
+            prealloc_kb: 65536,
+            snap_count: 100_000,
+            snap_retain_count: 3,
+            purge_interval_hours: 0,
+            skip_acl: false,
+            enforce_quota: false,
+            super_digest: None,
+            fsync_warn_ms: 1000,
+            server_id: 0,
+            ignored_keys: Vec::new(),
+        }
+    }
+}
+
+/// Keys ZooKeeper accepts that only matter to the JVM or to features this server replaces;
+/// they are accepted with one log line each.
+const KNOWN_UNUSED: &[&str] = &[
+    "initLimit",
+    "syncLimit",
+    "electionAlg",
+    "serverCnxnFactory",
+    "admin.enableServer",
+    "admin.serverPort",
+    "admin.serverAddress",
+    "metricsProvider.className",
+    "metricsProvider.httpPort",
+    "standaloneEnabled",
+    "reconfigEnabled",
+    "quorumListenOnAllIPs",
+    "leaderServes",
+    "clientPortListenBacklog",
+    "maxCnxns",
+    "audit.enable",
+    "digest.enabled",
+    "snapshot.compression.method",
+    "snapSizeLimitInKb",
+    "txnLogSizeLimitInKb",
+    "commitLogCount",
+    "localSessionsEnabled",
+    "localSessionsUpgradingEnabled",
+    "secureClientPort",
+    "secureClientPortAddress",
+];
+
+/// Parses Java properties text: `key=value` or `key: value` or `key value`, `#`/`!`
+/// comments, surrounding blanks trimmed. (Line continuations are rare in zoo.cfg and not
+/// supported.)
+pub fn parse_properties(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+            continue;
+        }
+        let split = line
+            .find(['=', ':'])
+            .or_else(|| line.find(char::is_whitespace));
+        let (k, v) = match split {
+            Some(i) => (line[..i].trim(), line[i + 1..].trim()),
+            None => (line, ""),
+        };
+        out.insert(k.to_owned(), v.to_owned());
+    }
+    out
+}
+
+fn number<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, ConfigError> {
+    v.trim().parse::<T>().map_err(|_| ConfigError {
+        key: key.to_owned(),
+        problem: format!("{v:?} is not a valid number"),
+    })
+}
+
+fn boolean(key: &str, v: &str) -> Result<bool, ConfigError> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "yes" | "true" => Ok(true),
+        "no" | "false" => Ok(false),
+        _ => Err(ConfigError {
+            key: key.to_owned(),
+            problem: format!("{v:?} is not yes/no/true/false"),
+        }),
+    }
+}
+
+impl Config {
+    /// Builds a configuration from zoo.cfg properties, plus JVM system properties
+    /// (`-Dkey=value` from `SERVER_JVMFLAGS`, e.g. `zookeeper.extendedTypesEnabled`,
+    /// `jute.maxbuffer`).
+    pub fn from_properties(
+        props: &BTreeMap<String, String>,
+        system: &BTreeMap<String, String>,
+    ) -> Result<Config, ConfigError> {
+        let mut c = Config::default();
+        let mut port: u16 = 2181;
+        let mut port_addr: Option<std::net::IpAddr> = None;
+        for (k, v) in props {
+            match k.as_str() {
+                "tickTime" => c.tick_time_ms = number(k, v)?,
+                "dataDir" => c.data_dir = PathBuf::from(v),
+                "dataLogDir" => c.data_log_dir = Some(PathBuf::from(v)),
+                "clientPort" => port = number(k, v)?,
+                "clientPortAddress" => {
+                    port_addr = Some(v.parse().map_err(|_| ConfigError {
+                        key: k.clone(),
+                        problem: format!("{v:?} is not an IP address"),
+                    })?)
+                }
+                "minSessionTimeout" => c.min_session_timeout_ms = Some(number(k, v)?),
+                "maxSessionTimeout" => c.max_session_timeout_ms = Some(number(k, v)?),
+                "maxClientCnxns" => c.max_client_cnxns = number(k, v)?,
+                "globalOutstandingLimit" => c.global_outstanding_limit = number(k, v)?,
+                "4lw.commands.whitelist" => {
+                    c.four_letter_words = v
+                        .split(',')
+                        .map(|w| w.trim().to_owned())
+                        .filter(|w| !w.is_empty())
+                        .collect()
+                }
+                "forceSync" => c.force_sync = boolean(k, v)?,
+                "preAllocSize" => c.prealloc_kb = number(k, v)?,
+                "snapCount" => c.snap_count = number(k, v)?,
+                "autopurge.snapRetainCount" => c.snap_retain_count = number(k, v)?,
+                "autopurge.purgeInterval" => c.purge_interval_hours = number(k, v)?,
+                "skipACL" => c.skip_acl = boolean(k, v)?,
+                "enforceQuota" => c.enforce_quota = boolean(k, v)?,
+                "fsync.warningthresholdms" => c.fsync_warn_ms = number(k, v)?,
+                "extendedTypesEnabled" => c.extended_types_enabled = boolean(k, v)?,
+                "DigestAuthenticationProvider.superDigest" => c.super_digest = Some(v.clone()),
+                other if KNOWN_UNUSED.contains(&other) || other.starts_with("server.") => {
+                    c.ignored_keys.push(other.to_owned())
+                }
+                other => c.ignored_keys.push(other.to_owned()),
+            }
+        }
+        for (k, v) in system {
+            match k.as_str() {
+                "zookeeper.extendedTypesEnabled" => c.extended_types_enabled = boolean(k, v)?,
+                "jute.maxbuffer" => c.jute_max_buffer = number(k, v)?,
+                "zookeeper.snapCount" => c.snap_count = number(k, v)?,
+                "zookeeper.skipACL" => c.skip_acl = boolean(k, v)?,
+                "zookeeper.DigestAuthenticationProvider.superDigest" => {
+                    c.super_digest = Some(v.clone())
+                }
+                "zookeeper.4lw.commands.whitelist" => {
+                    c.four_letter_words = v.split(',').map(|w| w.trim().to_owned()).collect()
+                }
+                _ => {}
+            }
+        }
+        c.client_addr = SocketAddr::new(
+            port_addr.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])),
+            port,
+        );
+        if c.tick_time_ms == 0 {
+            return Err(ConfigError {
+                key: "tickTime".into(),
+                problem: "must be positive".into(),
+            });
+        }
+        Ok(c)
+    }
+
+    /// `-Dkey=value` pairs of a `SERVER_JVMFLAGS`-style string.
+    pub fn system_properties(jvm_flags: &str) -> BTreeMap<String, String> {
+        jvm_flags
+            .split_whitespace()
+            .filter_map(|f| f.strip_prefix("-D"))
+            .filter_map(|kv| {
+                kv.split_once('=')
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            })
+            .collect()
+    }
+
+    /// Negotiation bounds: configured, else 2x and 20x tickTime.
+    pub fn session_timeout_bounds(&self) -> (u32, u32) {
+        (
+            self.min_session_timeout_ms.unwrap_or(2 * self.tick_time_ms),
+            self.max_session_timeout_ms
+                .unwrap_or(20 * self.tick_time_ms),
+        )
+    }
+
+    /// Whether a four-letter word may run.
+    pub fn four_letter_word_allowed(&self, word: &str) -> bool {
+        self.four_letter_words.iter().any(|w| w == "*" || w == word)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zoo_cfg_sample_parses_with_defaults_and_ignored_keys() {
+        let text = "# sample\ntickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir=/tmp/zk\nclientPort=2182\n4lw.commands.whitelist=ruok, srvr\nserver.1=localhost:2888:3888\nmystery.key=1\n";
+        let c = Config::from_properties(&parse_properties(text), &BTreeMap::new()).unwrap();
+        assert_eq!(c.client_addr.port(), 2182);
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/zk"));
+        assert!(c.four_letter_word_allowed("ruok") && !c.four_letter_word_allowed("mntr"));
+        assert_eq!(c.session_timeout_bounds(), (4000, 40000));
+        assert!(c.ignored_keys.contains(&"mystery.key".to_owned()));
+        assert!(c.ignored_keys.contains(&"initLimit".to_owned()));
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let e = Config::from_properties(&parse_properties("tickTime=fast"), &BTreeMap::new())
+            .unwrap_err();
+        assert_eq!(e.key, "tickTime");
+        assert!(e.to_string().contains("tickTime"), "{e}");
+        let e = Config::from_properties(&parse_properties("forceSync=maybe"), &BTreeMap::new())
+            .unwrap_err();
+        assert_eq!(e.key, "forceSync");
+    }
+
+    #[test]
+    fn jvm_flags_are_system_properties() {
+        let sys = Config::system_properties(
+            "-Xmx1g -Dzookeeper.extendedTypesEnabled=true -Djute.maxbuffer=4194304",
+        );
+        let c = Config::from_properties(&BTreeMap::new(), &sys).unwrap();
+        assert!(c.extended_types_enabled);
+        assert_eq!(c.jute_max_buffer, 4_194_304);
+    }
+}

@@ -1,0 +1,1060 @@
+//! The server core: one task owns the tree, the sessions, the pending changes and the log
+//! writer, and handles every client request in arrival order (ZooKeeper's Prep → Sync →
+//! Final processors, minus the threads).
+//!
+//! Ordering rules kept here:
+//! - a write is prepared when it arrives (so zxids follow arrival order), logged with group
+//!   commit, applied once durable, and only then answered;
+//! - each session's requests are answered strictly in order: a read that arrives behind a
+//!   pending write of its own session waits for it (reads of other sessions do not);
+//! - watch events a write fires are sent before that write's reply.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::{mpsc, oneshot};
+use zk_log::LogWriter;
+use zk_proto::{
+    encode_frame, perms, ConnectRequest, ConnectResponse, DecodeError, ErrorCode, EventType, Id,
+    Jute, KeeperState, MultiOp, MultiResult, OpCode, ReplyHeader, Request, RequestHeader, Response,
+    TxnEntry, WatcherEvent,
+};
+use zk_session::SessionTracker;
+use zk_tree::prep::{prep_create_session, prep_request, PendingChanges, PrepContext, Prepared};
+use zk_tree::{acl, DataTree, Event, TxnResult, WatcherId};
+
+use crate::config::Config;
+use crate::fourlw;
+
+/// Identifies one client connection (and, as a [`WatcherId`], its watches).
+pub type ConnId = u64;
+
+/// What a connection task receives to send or do.
+#[derive(Debug)]
+pub enum Out {
+    /// A whole frame, length prefix included.
+    Frame(Bytes),
+    /// Close the connection after everything before this.
+    Close,
+}
+
+/// Messages to the core.
+#[derive(Debug)]
+pub enum CoreMsg {
+    /// A new connection's handshake.
+    Connect {
+        conn: ConnId,
+        addr: IpAddr,
+        request: ConnectRequest,
+        out: mpsc::Sender<Out>,
+    },
+    /// A request after the handshake; the body failed to decode when `request` is `Err`.
+    Request {
+        conn: ConnId,
+        header: RequestHeader,
+        request: Result<Request, DecodeError>,
+    },
+    /// The connection is gone.
+    Closed { conn: ConnId },
+    /// A four-letter word; the text answer goes back on `reply`.
+    FourLetter {
+        word: zk_proto::FourLetterWord,
+        reply: oneshot::Sender<String>,
+    },
+    /// The log writer made txns up to this zxid durable (or failed).
+    Durable {
+        zxid: i64,
+        result: Result<(), Arc<zk_log::LogError>>,
+    },
+    /// Time passes: expire sessions.
+    Tick,
+}
+
+struct Conn {
+    out: mpsc::Sender<Out>,
+    addr: IpAddr,
+    session: Option<i64>,
+    auth: Vec<Id>,
+    /// Mirror the client's readOnly byte in the handshake answer.
+    read_only: Option<bool>,
+}
+
+enum Queued {
+    Read {
+        conn: ConnId,
+        header: RequestHeader,
+        request: Request,
+    },
+    Write {
+        zxid: i64,
+    },
+}
+
+/// What a logged txn is for, to act on it once durable.
+enum Purpose {
+    /// A client's write: reply to `xid` on `conn`.
+    Write { conn: ConnId, xid: i32, op: OpCode },
+    /// A new session's createSession: answer the handshake.
+    Connect { conn: ConnId },
+    /// closeSession asked by the client.
+    Close { conn: ConnId, xid: i32 },
+    /// closeSession of an expired session.
+    Expire,
+}
+
+struct Inflight {
+    session: i64,
+    prepared: Prepared,
+    purpose: Purpose,
+}
+
+/// Counters for `srvr`, `mntr` and friends.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub packets_received: u64,
+    pub packets_sent: u64,
+    pub latency_total_ms: u64,
+    pub latency_max_ms: u64,
+    pub requests: u64,
+}
+
+/// The core state; see the module docs.
+pub struct Core {
+    pub(crate) config: Config,
+    pub(crate) tree: DataTree,
+    pending: PendingChanges,
+    pub(crate) sessions: SessionTracker,
+    writer: LogWriter,
+    zxid: i64,
+    conns: HashMap<ConnId, Conn>,
+    by_session: HashMap<i64, ConnId>,
+    queues: HashMap<i64, VecDeque<Queued>>,
+    inflight: BTreeMap<i64, Inflight>,
+    to_core: mpsc::UnboundedSender<CoreMsg>,
+    started: Instant,
+    pub(crate) stats: Stats,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("zxid", &self.zxid)
+            .field("connections", &self.conns.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Wall-clock milliseconds, for txn times and session ids.
+pub fn wall_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn frame(write: impl FnOnce(&mut BytesMut)) -> Bytes {
+    let mut b = BytesMut::with_capacity(64);
+    encode_frame(&mut b, write);
+    b.freeze()
+}
+
+fn reply_frame(xid: i32, zxid: i64, err: i32, body: &Response) -> Bytes {
+    frame(|b| {
+        ReplyHeader { xid, zxid, err }.write(b);
+        if err == 0 {
+            body.write(b);
+        }
+    })
+}
+
+impl Core {
+    /// A core over a recovered tree and a running log writer.
+    pub fn new(
+        config: Config,
+        tree: DataTree,
+        writer: LogWriter,
+        to_core: mpsc::UnboundedSender<CoreMsg>,
+    ) -> Core {
+        let (min, max) = config.session_timeout_bounds();
+        let mut session_config =
+            zk_session::SessionConfig::new(config.server_id, config.tick_time_ms);
+        session_config.min_session_timeout_ms = min;
+        session_config.max_session_timeout_ms = max;
+        let started = Instant::now();
+        let mut sessions = SessionTracker::new(session_config, wall_ms() as u64);
+        // Sessions recovered from disk get a full timeout to come back.
+        for (id, timeout) in tree.sessions() {
+            sessions.add(*id, *timeout, 0);
+        }
+        let zxid = tree.last_processed_zxid();
+        Core {
+            config,
+            tree,
+            pending: PendingChanges::default(),
+            sessions,
+            writer,
+            zxid,
+            conns: HashMap::new(),
+            by_session: HashMap::new(),
+            queues: HashMap::new(),
+            inflight: BTreeMap::new(),
+            to_core,
+            started,
+            stats: Stats::default(),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Number of live connections.
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Each connection's client address and session, for `cons` and `stat`.
+    pub fn connections(&self) -> Vec<(IpAddr, Option<i64>)> {
+        let mut v: Vec<(IpAddr, Option<i64>)> =
+            self.conns.values().map(|c| (c.addr, c.session)).collect();
+        v.sort();
+        v
+    }
+
+    /// Number of txns logged but not yet durable.
+    pub fn outstanding(&self) -> usize {
+        self.inflight.len()
+    }
+
+    /// Handles one message. An error is fatal (storage failed).
+    pub fn handle(&mut self, msg: CoreMsg) -> Result<(), Arc<zk_log::LogError>> {
+        match msg {
+            CoreMsg::Connect {
+                conn,
+                addr,
+                request,
+                out,
+            } => self.connect(conn, addr, request, out),
+            CoreMsg::Request {
+                conn,
+                header,
+                request,
+            } => self.request(conn, header, request),
+            CoreMsg::Closed { conn } => self.closed(conn),
+            CoreMsg::FourLetter { word, reply } => {
+                let _ = reply.send(fourlw::answer(self, word));
+            }
+            CoreMsg::Durable { zxid, result } => {
+                result?;
+                self.durable(zxid);
+            }
+            CoreMsg::Tick => self.tick(),
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, conn: ConnId, out: Out) {
+        if let Some(c) = self.conns.get(&conn) {
+            if let Out::Frame(_) = out {
+                self.stats.packets_sent += 1;
+            }
+            // A client that stops reading fills its queue: drop it rather than block.
+            if c.out.try_send(out).is_err() {
+                let _ = c.out.try_send(Out::Close);
+            }
+        }
+    }
+
+    fn log(&mut self, zxid: i64, session: i64, prepared: Prepared, purpose: Purpose) {
+        let entry = TxnEntry {
+            header: prepared.header.clone(),
+            body: prepared.body.clone(),
+            digest: None,
+        };
+        let to_core = self.to_core.clone();
+        let done: zk_log::group::Done = Box::new(move |result| {
+            let _ = to_core.send(CoreMsg::Durable { zxid, result });
+        });
+        if let Err(e) = self.writer.append(zxid, entry.encode(), done) {
+            let _ = self.to_core.send(CoreMsg::Durable {
+                zxid,
+                result: Err(Arc::new(e)),
+            });
+        }
+        self.inflight.insert(
+            zxid,
+            Inflight {
+                session,
+                prepared,
+                purpose,
+            },
+        );
+    }
+
+    fn connect(&mut self, conn: ConnId, addr: IpAddr, req: ConnectRequest, out: mpsc::Sender<Out>) {
+        self.stats.packets_received += 1;
+        self.conns.insert(
+            conn,
+            Conn {
+                out,
+                addr,
+                session: None,
+                auth: vec![Id {
+                    scheme: "ip".into(),
+                    id: addr.to_string(),
+                }],
+                read_only: req.read_only,
+            },
+        );
+        if req.last_zxid_seen > self.tree.last_processed_zxid() {
+            // The client has seen a newer state than ours: refuse, it must try another server.
+            tracing::info!(
+                client = %addr,
+                last_zxid_seen = format_args!("{:#x}", req.last_zxid_seen),
+                "refusing a client ahead of this server"
+            );
+            self.send(conn, Out::Close);
+            return;
+        }
+        if req.session_id == 0 {
+            let timeout = self.sessions.negotiate_timeout(req.time_out);
+            let session = self.sessions.next_session_id();
+            self.zxid += 1;
+            let zxid = self.zxid;
+            let prepared = prep_create_session(session, 0, timeout, zxid, wall_ms());
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.session = Some(session);
+            }
+            self.log(zxid, session, prepared, Purpose::Connect { conn });
+            return;
+        }
+        let id = req.session_id;
+        let valid = SessionTracker::check_password(id, req.passwd.as_deref().unwrap_or_default())
+            && self.sessions.touch(id, self.now_ms()).is_ok();
+        if !valid {
+            // Probed: a wrong password also drops the session's current connection.
+            if let Some(old) = self.by_session.get(&id).copied() {
+                if self.sessions.get(id).is_some() {
+                    self.send(old, Out::Close);
+                }
+            }
+            let expired = ConnectResponse {
+                protocol_version: 0,
+                time_out: 0,
+                session_id: 0,
+                passwd: Some(Bytes::from_static(&[0; 16])),
+                read_only: req.read_only,
+            };
+            self.send(conn, Out::Frame(frame(|b| expired.write(b))));
+            self.send(conn, Out::Close);
+            return;
+        }
+        // A session moves to its newest connection; the old one is closed.
+        if let Some(old) = self.by_session.insert(id, conn) {
+            if old != conn {
+                if let Some(c) = self.conns.get_mut(&old) {
+                    c.session = None;
+                }
+                self.tree.watches_mut().remove_watcher(WatcherId(old));
+                self.send(old, Out::Close);
+            }
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.session = Some(id);
+        }
+        let timeout = self.sessions.get(id).map_or(req.time_out, |s| s.timeout_ms);
+        self.answer_handshake(conn, id, timeout);
+    }
+
+    fn answer_handshake(&mut self, conn: ConnId, session: i64, timeout: i32) {
+        let read_only = self.conns.get(&conn).and_then(|c| c.read_only);
+        let resp = ConnectResponse {
+            protocol_version: 0,
+            time_out: timeout,
+            session_id: session,
+            passwd: Some(Bytes::copy_from_slice(&SessionTracker::password(session))),
+            read_only: read_only.map(|_| false),
+        };
+        self.send(conn, Out::Frame(frame(|b| resp.write(b))));
+    }
+
+    fn request(
+        &mut self,
+        conn: ConnId,
+        header: RequestHeader,
+        request: Result<Request, DecodeError>,
+    ) {
+        self.stats.packets_received += 1;
+        self.stats.requests += 1;
+        let Some(session) = self.conns.get(&conn).and_then(|c| c.session) else {
+            self.send(conn, Out::Close);
+            return;
+        };
+        if self.sessions.touch(session, self.now_ms()).is_err() {
+            let f = reply_frame(
+                header.xid,
+                self.tree.last_processed_zxid(),
+                ErrorCode::SessionExpired.code(),
+                &Response::Empty,
+            );
+            self.send(conn, Out::Frame(f));
+            self.send(conn, Out::Close);
+            return;
+        }
+        let request = match request {
+            Ok(r) => r,
+            Err(DecodeError::UnknownOpCode(_)) => {
+                // Probed: UNIMPLEMENTED with zxid -1, then the connection is closed.
+                let f = reply_frame(
+                    header.xid,
+                    -1,
+                    ErrorCode::Unimplemented.code(),
+                    &Response::Empty,
+                );
+                self.send(conn, Out::Frame(f));
+                self.send(conn, Out::Close);
+                return;
+            }
+            Err(e) => {
+                tracing::info!(conn, error = %e, "malformed request");
+                let f = reply_frame(
+                    header.xid,
+                    self.tree.last_processed_zxid(),
+                    ErrorCode::MarshallingError.code(),
+                    &Response::Empty,
+                );
+                self.send(conn, Out::Frame(f));
+                self.send(conn, Out::Close);
+                return;
+            }
+        };
+        let is_write = matches!(
+            request,
+            Request::Create(_)
+                | Request::Create2(_)
+                | Request::CreateContainer(_)
+                | Request::CreateTtl(_)
+                | Request::Delete(_)
+                | Request::SetData(_)
+                | Request::SetAcl(_)
+                | Request::Multi(_)
+                | Request::CloseSession
+                | Request::Reconfig(_)
+                | Request::DeleteContainer(_)
+        );
+        if is_write {
+            self.write(conn, session, header, request);
+        } else if self.queues.get(&session).is_some_and(|q| !q.is_empty()) {
+            self.queues
+                .entry(session)
+                .or_default()
+                .push_back(Queued::Read {
+                    conn,
+                    header,
+                    request,
+                });
+        } else {
+            self.read(conn, header, request);
+        }
+    }
+
+    fn write(&mut self, conn: ConnId, session: i64, header: RequestHeader, request: Request) {
+        self.zxid += 1;
+        let zxid = self.zxid;
+        let auth = self
+            .conns
+            .get(&conn)
+            .map(|c| c.auth.clone())
+            .unwrap_or_default();
+        let time = wall_ms();
+        let op = request.op_code();
+        let prepared = match &request {
+            Request::Reconfig(_) => {
+                error_txn(session, header.xid, zxid, time, ErrorCode::ReconfigDisabled)
+            }
+            Request::DeleteContainer(_) => {
+                // Only the server's own container manager deletes containers.
+                error_txn(session, header.xid, zxid, time, ErrorCode::BadArguments)
+            }
+            _ => {
+                let ctx = PrepContext {
+                    session,
+                    auth: &auth,
+                    enforce_quota: self.config.enforce_quota,
+                    local_session: false,
+                };
+                prep_request(
+                    &self.tree,
+                    &mut self.pending,
+                    &ctx,
+                    header.xid,
+                    &request,
+                    zxid,
+                    time,
+                )
+            }
+        };
+        let purpose = match request {
+            Request::CloseSession => {
+                self.sessions.set_closing(session);
+                Purpose::Close {
+                    conn,
+                    xid: header.xid,
+                }
+            }
+            _ => Purpose::Write {
+                conn,
+                xid: header.xid,
+                op,
+            },
+        };
+        self.queues
+            .entry(session)
+            .or_default()
+            .push_back(Queued::Write { zxid });
+        self.log(zxid, session, prepared, purpose);
+    }
+
+    /// A txn is durable: apply it, fire its watches, answer, then serve what waited for it.
+    fn durable(&mut self, zxid: i64) {
+        let Some(inflight) = self.inflight.remove(&zxid) else {
+            return;
+        };
+        let Inflight {
+            session,
+            prepared,
+            purpose,
+        } = inflight;
+        let applied = self.tree.apply(&prepared.header, &prepared.body);
+        self.pending.applied(zxid);
+        self.deliver(applied.events);
+        match purpose {
+            Purpose::Connect { conn } => {
+                if let zk_proto::TxnBody::CreateSession(t) = &prepared.body {
+                    self.sessions.add(session, t.time_out, self.now_ms());
+                    if self
+                        .conns
+                        .get(&conn)
+                        .is_some_and(|c| c.session == Some(session))
+                    {
+                        self.by_session.insert(session, conn);
+                        self.answer_handshake(conn, session, t.time_out);
+                    }
+                }
+            }
+            Purpose::Write { conn, xid, op } => {
+                let (err, body) = write_response(op, &prepared.body, &applied.result);
+                let f = reply_frame(xid, zxid, err, &body);
+                self.finish_write(session, zxid);
+                self.send(conn, Out::Frame(f));
+            }
+            Purpose::Close { conn, xid } => {
+                self.finish_write(session, zxid);
+                let f = reply_frame(xid, zxid, 0, &Response::Empty);
+                self.send(conn, Out::Frame(f));
+                self.send(conn, Out::Close);
+                self.end_session(session);
+            }
+            Purpose::Expire => {
+                if let Some(conn) = self.by_session.get(&session).copied() {
+                    self.send(conn, Out::Close);
+                }
+                self.end_session(session);
+            }
+        }
+        self.drain(session);
+    }
+
+    fn end_session(&mut self, session: i64) {
+        self.sessions.remove(session);
+        if let Some(conn) = self.by_session.remove(&session) {
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.session = None;
+            }
+        }
+        self.queues.remove(&session);
+    }
+
+    fn finish_write(&mut self, session: i64, zxid: i64) {
+        if let Some(q) = self.queues.get_mut(&session) {
+            if matches!(q.front(), Some(Queued::Write { zxid: z }) if *z == zxid) {
+                q.pop_front();
+            }
+        }
+    }
+
+    /// Serves the reads that were waiting behind a session's writes.
+    fn drain(&mut self, session: i64) {
+        loop {
+            let Some(q) = self.queues.get_mut(&session) else {
+                return;
+            };
+            match q.front() {
+                Some(Queued::Read { .. }) => {
+                    if let Some(Queued::Read {
+                        conn,
+                        header,
+                        request,
+                    }) = q.pop_front()
+                    {
+                        self.read(conn, header, request);
+                    }
+                }
+                Some(Queued::Write { .. }) => return,
+                None => {
+                    self.queues.remove(&session);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn deliver(&mut self, events: Vec<Event>) {
+        let auth_config = self.tree.config().auth.clone();
+        for e in events {
+            let conn = e.watcher.0;
+            let Some(c) = self.conns.get(&conn) else {
+                continue;
+            };
+            if !e.visible_to(&auth_config, &c.auth) {
+                continue;
+            }
+            let f = notification(&e.path, e.event, e.zxid);
+            self.send(conn, Out::Frame(f));
+        }
+    }
+
+    fn auth_of(&self, conn: ConnId) -> Vec<Id> {
+        self.conns
+            .get(&conn)
+            .map(|c| c.auth.clone())
+            .unwrap_or_default()
+    }
+
+    fn can(&self, conn: ConnId, acl: &[zk_proto::Acl], perm: i32) -> bool {
+        acl::check_acl(&self.tree.config().auth, acl, perm, &self.auth_of(conn))
+    }
+
+    /// Serves a read (or another non-txn request) now.
+    fn read(&mut self, conn: ConnId, header: RequestHeader, request: Request) {
+        let zxid = self.tree.last_processed_zxid();
+        let xid = header.xid;
+        let watcher = WatcherId(conn);
+        let result: Result<Response, ErrorCode> = match request {
+            Request::Ping => Ok(Response::Empty),
+            Request::Exists(r) => self.op_exists(conn, &r.path, r.watch.then_some(watcher)),
+            Request::GetData(r) => self.op_get_data(conn, &r.path, r.watch.then_some(watcher)),
+            Request::GetChildren(r) => self
+                .op_children(conn, &r.path, r.watch.then_some(watcher))
+                .map(|(children, _)| {
+                    Response::GetChildren(zk_proto::GetChildrenResponse { children })
+                }),
+            Request::GetChildren2(r) => self
+                .op_children(conn, &r.path, r.watch.then_some(watcher))
+                .map(|(children, stat)| {
+                    Response::GetChildren2(zk_proto::GetChildren2Response { children, stat })
+                }),
+            Request::GetAcl(r) => self.op_get_acl(conn, &r.path),
+            Request::Sync(r) => Ok(Response::Sync(zk_proto::SyncResponse { path: r.path })),
+            Request::GetAllChildrenNumber(r) => self.op_all_children(conn, &r.path),
+            Request::GetEphemerals(r) => {
+                let session = self.conns.get(&conn).and_then(|c| c.session).unwrap_or(0);
+                Ok(Response::GetEphemerals(zk_proto::GetEphemeralsResponse {
+                    ephemerals: self.tree.ephemerals_of(session, &r.prefix_path),
+                }))
+            }
+            Request::AddWatch(r) => self.op_add_watch(conn, &r.path, r.mode),
+            Request::CheckWatches(r) => self.op_watches(conn, &r.path, r.r#type, false),
+            Request::RemoveWatches(r) => self.op_watches(conn, &r.path, r.r#type, true),
+            Request::WhoAmI => Ok(Response::WhoAmI(zk_proto::WhoAmIResponse {
+                client_info: self
+                    .auth_of(conn)
+                    .into_iter()
+                    .map(|id| zk_proto::ClientInfo {
+                        auth_scheme: id.scheme,
+                        user: id.id,
+                    })
+                    .collect(),
+            })),
+            Request::MultiRead(ops) => Ok(self.op_multi_read(conn, ops)),
+            Request::SetWatches(w) => {
+                let events = self.tree.set_watches(
+                    w.relative_zxid,
+                    &w.data_watches,
+                    &w.exist_watches,
+                    &w.child_watches,
+                    &[],
+                    &[],
+                    watcher,
+                );
+                self.deliver(events);
+                Ok(Response::Empty)
+            }
+            Request::SetWatches2(w) => {
+                let events = self.tree.set_watches(
+                    w.relative_zxid,
+                    &w.data_watches,
+                    &w.exist_watches,
+                    &w.child_watches,
+                    &w.persistent_watches,
+                    &w.persistent_recursive_watches,
+                    watcher,
+                );
+                self.deliver(events);
+                Ok(Response::Empty)
+            }
+            Request::Auth(a) => {
+                self.op_auth(conn, xid, &a);
+                return;
+            }
+            Request::Sasl(_) => {
+                // Probed: without SASL configured, err 0 and a null token.
+                Ok(Response::Sasl(zk_proto::SetSaslResponse { token: None }))
+            }
+            Request::Check(_) => Err(ErrorCode::Unimplemented),
+            other => {
+                tracing::warn!(
+                    op = other.op_code().name(),
+                    "unexpected request in the read path"
+                );
+                Err(ErrorCode::Unimplemented)
+            }
+        };
+        let f = match result {
+            Ok(body) => reply_frame(xid, zxid, 0, &body),
+            Err(code) => reply_frame(xid, zxid, code.code(), &Response::Empty),
+        };
+        self.send(conn, Out::Frame(f));
+    }
+
+    fn op_exists(
+        &mut self,
+        conn: ConnId,
+        path: &str,
+        watcher: Option<WatcherId>,
+    ) -> Result<Response, ErrorCode> {
+        zk_tree::path::validate_path(path).map_err(|e| e.code())?;
+        if let Some(acl) = self.tree.acl(path) {
+            if !self.can(conn, &acl, perms::READ) {
+                return Err(ErrorCode::NoAuth);
+            }
+        }
+        self.tree
+            .exists_watch(path, watcher)
+            .map(|stat| Response::Exists(zk_proto::ExistsResponse { stat }))
+            .map_err(|e| e.code())
+    }
+
+    fn op_get_data(
+        &mut self,
+        conn: ConnId,
+        path: &str,
+        watcher: Option<WatcherId>,
+    ) -> Result<Response, ErrorCode> {
+        zk_tree::path::validate_path(path).map_err(|e| e.code())?;
+        let acl = self.tree.acl(path).ok_or(ErrorCode::NoNode)?;
+        if !self.can(conn, &acl, perms::READ) {
+            return Err(ErrorCode::NoAuth);
+        }
+        self.tree
+            .get_data(path, watcher)
+            .map(|(data, stat)| Response::GetData(zk_proto::GetDataResponse { data, stat }))
+            .map_err(|e| e.code())
+    }
+
+    fn op_children(
+        &mut self,
+        conn: ConnId,
+        path: &str,
+        watcher: Option<WatcherId>,
+    ) -> Result<(Vec<String>, zk_proto::Stat), ErrorCode> {
+        zk_tree::path::validate_path(path).map_err(|e| e.code())?;
+        let acl = self.tree.acl(path).ok_or(ErrorCode::NoNode)?;
+        if !self.can(conn, &acl, perms::READ) {
+            return Err(ErrorCode::NoAuth);
+        }
+        self.tree.get_children(path, watcher).map_err(|e| e.code())
+    }
+
+    fn op_get_acl(&mut self, conn: ConnId, path: &str) -> Result<Response, ErrorCode> {
+        zk_tree::path::validate_path(path).map_err(|e| e.code())?;
+        let acl = self.tree.acl(path).ok_or(ErrorCode::NoNode)?;
+        let stat = self.tree.stat(path).ok_or(ErrorCode::NoNode)?;
+        if !self.can(conn, &acl, perms::READ | perms::ADMIN) {
+            return Err(ErrorCode::NoAuth);
+        }
+        let shown = if self.can(conn, &acl, perms::ADMIN) {
+            acl.to_vec()
+        } else {
+            acl::redact_digests(&acl)
+        };
+        Ok(Response::GetAcl(zk_proto::GetAclResponse {
+            acl: shown,
+            stat,
+        }))
+    }
+
+    fn op_all_children(&mut self, conn: ConnId, path: &str) -> Result<Response, ErrorCode> {
+        zk_tree::path::validate_path(path).map_err(|e| e.code())?;
+        let acl = self.tree.acl(path).ok_or(ErrorCode::NoNode)?;
+        if !self.can(conn, &acl, perms::READ) {
+            return Err(ErrorCode::NoAuth);
+        }
+        self.tree
+            .all_children_number(path)
+            .map(|total_number| {
+                Response::GetAllChildrenNumber(zk_proto::GetAllChildrenNumberResponse {
+                    total_number,
+                })
+            })
+            .map_err(|e| e.code())
+    }
+
+    fn op_add_watch(&mut self, conn: ConnId, path: &str, mode: i32) -> Result<Response, ErrorCode> {
+        zk_tree::path::validate_path(path).map_err(|e| e.code())?;
+        let recursive = match zk_proto::AddWatchMode::from_code(mode) {
+            Some(zk_proto::AddWatchMode::Persistent) => false,
+            Some(zk_proto::AddWatchMode::PersistentRecursive) => true,
+            None => return Err(ErrorCode::BadArguments),
+        };
+        if let Some(acl) = self.tree.acl(path) {
+            if !self.can(conn, &acl, perms::READ) {
+                return Err(ErrorCode::NoAuth);
+            }
+        }
+        self.tree
+            .watches_mut()
+            .add_persistent(path, WatcherId(conn), recursive);
+        Ok(Response::AddWatch(zk_proto::ErrorResponse { err: 0 }))
+    }
+
+    fn op_watches(
+        &mut self,
+        conn: ConnId,
+        path: &str,
+        kind: i32,
+        remove: bool,
+    ) -> Result<Response, ErrorCode> {
+        let kind = zk_proto::WatcherType::from_code(kind).ok_or(ErrorCode::BadArguments)?;
+        let w = WatcherId(conn);
+        let found = if remove {
+            self.tree.watches_mut().remove(path, w, kind)
+        } else {
+            self.tree.watches().contains(path, w, kind)
+        };
+        if found {
+            Ok(Response::Empty)
+        } else {
+            Err(ErrorCode::NoWatcher)
+        }
+    }
+
+    fn op_multi_read(&mut self, conn: ConnId, ops: Vec<MultiOp>) -> Response {
+        let mut results = Vec::with_capacity(ops.len());
+        for op in ops {
+            let r = match op {
+                MultiOp::GetData(r) => match self.op_get_data(conn, &r.path, None) {
+                    Ok(Response::GetData(d)) => MultiResult::GetData(d),
+                    Ok(_) => MultiResult::Error(ErrorCode::SystemError.code()),
+                    Err(e) => MultiResult::Error(e.code()),
+                },
+                MultiOp::GetChildren(r) => match self.op_children(conn, &r.path, None) {
+                    Ok((children, _)) => {
+                        MultiResult::GetChildren(zk_proto::GetChildrenResponse { children })
+                    }
+                    Err(e) => MultiResult::Error(e.code()),
+                },
+                _ => MultiResult::Error(ErrorCode::BadArguments.code()),
+            };
+            results.push(r);
+        }
+        Response::Multi(results)
+    }
+
+    fn op_auth(&mut self, conn: ConnId, xid: i32, a: &zk_proto::AuthPacket) {
+        let cred = String::from_utf8_lossy(a.auth.as_deref().unwrap_or_default()).into_owned();
+        let mut ids = Vec::new();
+        let ok = match a.scheme.as_str() {
+            "digest" if cred.contains(':') => {
+                let id = acl::digest_id(&cred);
+                if self.config.super_digest.as_deref() == Some(id.as_str()) {
+                    ids.push(Id {
+                        scheme: "super".into(),
+                        id: String::new(),
+                    });
+                }
+                ids.push(Id {
+                    scheme: "digest".into(),
+                    id,
+                });
+                true
+            }
+            _ => false,
+        };
+        if ok {
+            if let Some(c) = self.conns.get_mut(&conn) {
+                for id in ids {
+                    if !c.auth.contains(&id) {
+                        c.auth.push(id);
+                    }
+                }
+            }
+            // Probed: auth replies carry zxid 0.
+            let f = reply_frame(xid, 0, 0, &Response::Empty);
+            self.send(conn, Out::Frame(f));
+        } else {
+            // Probed: AUTHFAILED, then the connection is closed.
+            let f = reply_frame(xid, 0, ErrorCode::AuthFailed.code(), &Response::Empty);
+            self.send(conn, Out::Frame(f));
+            self.send(conn, Out::Close);
+        }
+    }
+
+    fn closed(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.remove(&conn) {
+            if let Some(s) = c.session {
+                if self.by_session.get(&s) == Some(&conn) {
+                    self.by_session.remove(&s);
+                }
+            }
+        }
+        self.tree.watches_mut().remove_watcher(WatcherId(conn));
+    }
+
+    fn tick(&mut self) {
+        let now = self.now_ms();
+        for session in self.sessions.expire(now) {
+            tracing::info!(session = format_args!("{session:#x}"), "session expired");
+            self.zxid += 1;
+            let zxid = self.zxid;
+            let auth = Vec::new();
+            let ctx = PrepContext {
+                session,
+                auth: &auth,
+                enforce_quota: false,
+                local_session: false,
+            };
+            let prepared = prep_request(
+                &self.tree,
+                &mut self.pending,
+                &ctx,
+                0,
+                &Request::CloseSession,
+                zxid,
+                wall_ms(),
+            );
+            self.queues
+                .entry(session)
+                .or_default()
+                .push_back(Queued::Write { zxid });
+            self.log(zxid, session, prepared, Purpose::Expire);
+        }
+    }
+}
+
+fn error_txn(session: i64, cxid: i32, zxid: i64, time: i64, code: ErrorCode) -> Prepared {
+    Prepared {
+        header: zk_proto::TxnHeader {
+            client_id: session,
+            cxid,
+            zxid,
+            time,
+            r#type: OpCode::Error.code(),
+        },
+        body: zk_proto::TxnBody::Error(zk_proto::ErrorTxn { err: code.code() }),
+        error: None,
+    }
+}
+
+/// The reply of a write: header error and body, as `FinalRequestProcessor` builds them.
+fn write_response(op: OpCode, body: &zk_proto::TxnBody, result: &TxnResult) -> (i32, Response) {
+    if let TxnResult::Multi(results) = result {
+        // A multi answers err 0 with per-op results, failed or not.
+        let types: Vec<i32> = match body {
+            zk_proto::TxnBody::Multi(subs) => subs.iter().map(|(t, _)| *t).collect(),
+            _ => Vec::new(),
+        };
+        let out = results
+            .iter()
+            .enumerate()
+            .map(|(i, r)| multi_result(types.get(i).copied().unwrap_or(-1), r))
+            .collect();
+        return (0, Response::Multi(out));
+    }
+    let err = result.err();
+    if err != 0 {
+        return (err, Response::Empty);
+    }
+    let body = match (op, result) {
+        (OpCode::Create, TxnResult::Created { path, .. }) => {
+            Response::Create(zk_proto::CreateResponse { path: path.clone() })
+        }
+        (_, TxnResult::Created { path, stat }) => Response::Create2(zk_proto::Create2Response {
+            path: path.clone(),
+            stat: stat.clone(),
+        }),
+        (_, TxnResult::DataSet { stat }) => {
+            Response::SetData(zk_proto::SetDataResponse { stat: stat.clone() })
+        }
+        (_, TxnResult::AclSet { stat }) => {
+            Response::SetAcl(zk_proto::SetAclResponse { stat: stat.clone() })
+        }
+        _ => Response::Empty,
+    };
+    (0, body)
+}
+
+fn multi_result(op: i32, r: &TxnResult) -> MultiResult {
+    match r {
+        TxnResult::Created { path, .. } if op == OpCode::Create.code() => {
+            MultiResult::Create(zk_proto::CreateResponse { path: path.clone() })
+        }
+        TxnResult::Created { path, stat } => MultiResult::Create2 {
+            op: OpCode::from_code(op).unwrap_or(OpCode::Create2),
+            response: zk_proto::Create2Response {
+                path: path.clone(),
+                stat: stat.clone(),
+            },
+        },
+        TxnResult::Deleted => MultiResult::Delete,
+        TxnResult::DataSet { stat } => {
+            MultiResult::SetData(zk_proto::SetDataResponse { stat: stat.clone() })
+        }
+        TxnResult::Checked => MultiResult::Check,
+        TxnResult::Error(e) => MultiResult::Error(*e),
+        _ => MultiResult::Error(ErrorCode::SystemError.code()),
+    }
+}
+
+/// A watch notification frame (xid -1; 3.9 puts the change's zxid in the header).
+pub fn notification(path: &str, event: EventType, zxid: i64) -> Bytes {
+    frame(|b| {
+        ReplyHeader {
+            xid: zk_proto::xid::NOTIFICATION,
+            zxid,
+            err: 0,
+        }
+        .write(b);
+        WatcherEvent {
+            r#type: event.code(),
+            state: KeeperState::SyncConnected.code(),
+            path: path.to_owned(),
+        }
+        .write(b);
+    })
+}
+
+impl Core {
+    /// Starts a new txn log file after everything queued so far (a snapshot is being taken).
+    pub fn roll_log(&mut self) {
+        if let Err(e) = self.writer.roll(Box::new(|r| {
+            if let Err(e) = r {
+                tracing::error!(error = %e, "log roll failed");
+            }
+        })) {
+            tracing::error!(error = %e, "log roll failed");
+        }
+    }
+}

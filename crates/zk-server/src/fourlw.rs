@@ -1,0 +1,230 @@
+//! Four-letter words (`FourLetterCommands`): text answers on the client port, gated by
+//! `4lw.commands.whitelist` exactly as ZooKeeper gates them.
+
+use std::fmt::Write;
+
+use zk_proto::FourLetterWord;
+
+use crate::core::Core;
+
+/// The version string `srvr`, `stat`, `envi` and `mntr` report.
+pub const VERSION: &str = concat!("3.9.0-zkd-", env!("CARGO_PKG_VERSION"), ", built on zkd");
+
+/// ZooKeeper's default trace mask (what `gtmk` shows on a fresh server).
+const TRACE_MASK_DEFAULT: i64 = 306;
+
+/// The full text answer to a four-letter word.
+pub fn answer(core: &mut Core, word: FourLetterWord) -> String {
+    let name = word.name();
+    if !core.config.four_letter_word_allowed(name) {
+        return format!("{name} is not executed because it is not in the whitelist.\n");
+    }
+    let mut out = String::new();
+    match word {
+        FourLetterWord::Ruok => out.push_str("imok"),
+        FourLetterWord::Isro => out.push_str("rw"),
+        FourLetterWord::Srvr => server_stats(core, &mut out, false),
+        FourLetterWord::Stat => server_stats(core, &mut out, true),
+        FourLetterWord::Mntr => monitor(core, &mut out),
+        FourLetterWord::Conf => conf(core, &mut out),
+        FourLetterWord::Envi => {
+            let _ = writeln!(out, "Environment:");
+            let _ = writeln!(out, "zookeeper.version={VERSION}");
+            let _ = writeln!(out, "host.name={}", hostname());
+            let _ = writeln!(out, "os.name={}", std::env::consts::OS);
+            let _ = writeln!(out, "os.arch={}", std::env::consts::ARCH);
+            let _ = writeln!(
+                out,
+                "user.dir={}",
+                std::env::current_dir()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default()
+            );
+        }
+        FourLetterWord::Wchs => {
+            let by_watcher = core.tree.watches().by_watcher();
+            let paths = core.tree.watches().by_path().len();
+            let _ = writeln!(
+                out,
+                "{} connections watching {} paths",
+                by_watcher.len(),
+                paths
+            );
+            let _ = writeln!(out, "Total watches:{}", core.tree.watches().count());
+        }
+        FourLetterWord::Wchc => {
+            for (w, paths) in core.tree.watches().by_watcher() {
+                let _ = writeln!(out, "0x{:x}", w.0);
+                for p in paths {
+                    let _ = writeln!(out, "\t{p}");
+                }
+            }
+        }
+        FourLetterWord::Wchp => {
+            for (p, watchers) in core.tree.watches().by_path() {
+                let _ = writeln!(out, "{p}");
+                for w in watchers {
+                    let _ = writeln!(out, "\t0x{:x}", w.0);
+                }
+            }
+        }
+        FourLetterWord::Dump => {
+            let _ = writeln!(out, "SessionTracker dump:");
+            let _ = writeln!(out, "Session Sets ({}):", core.sessions.len());
+            for s in core.sessions.iter() {
+                let _ = writeln!(out, "\t0x{:x}", s.id);
+            }
+            let _ = writeln!(out, "ephemeral nodes dump:");
+            let _ = writeln!(
+                out,
+                "Sessions with Ephemerals ({}):",
+                core.tree.ephemerals().len()
+            );
+            for (session, paths) in core.tree.ephemerals() {
+                let _ = writeln!(out, "0x{session:x}:");
+                for p in paths {
+                    let _ = writeln!(out, "\t{p}");
+                }
+            }
+        }
+        FourLetterWord::Cons => {
+            for (addr, session) in core.connections() {
+                let _ = writeln!(
+                    out,
+                    " /{addr}[1](queued=0,sid=0x{:x})",
+                    session.unwrap_or(0)
+                );
+            }
+            let _ = writeln!(out);
+        }
+        FourLetterWord::Dirs => {
+            let data = dir_size(&core.config.data_dir);
+            let log = core.config.data_log_dir.as_deref().map_or(data, dir_size);
+            let _ = writeln!(out, "datadir_size: {data}");
+            let _ = writeln!(out, "logdir_size: {log}");
+        }
+        FourLetterWord::Crst => out.push_str("Connection stats reset.\n"),
+        FourLetterWord::Srst => {
+            core.stats = Default::default();
+            out.push_str("Server stats reset.\n");
+        }
+        FourLetterWord::Gtmk | FourLetterWord::Stmk => {
+            let _ = writeln!(out, "{TRACE_MASK_DEFAULT}");
+        }
+        FourLetterWord::Hash => {
+            let _ = writeln!(out, "Digests in history: 1");
+            let _ = writeln!(
+                out,
+                "{:x}: {}",
+                core.tree.last_processed_zxid(),
+                core.tree.digest()
+            );
+        }
+    }
+    out
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+fn dir_size(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir.join("version-2"))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn latency(core: &Core) -> (u64, f64, u64) {
+    let n = core.stats.requests.max(1);
+    (
+        0,
+        core.stats.latency_total_ms as f64 / n as f64,
+        core.stats.latency_max_ms,
+    )
+}
+
+fn server_stats(core: &Core, out: &mut String, with_clients: bool) {
+    let _ = writeln!(out, "Zookeeper version: {VERSION}");
+    if with_clients {
+        let _ = writeln!(out, "Clients:");
+        for (addr, session) in core.connections() {
+            let _ = writeln!(
+                out,
+                " /{addr}[1](queued=0,sid=0x{:x})",
+                session.unwrap_or(0)
+            );
+        }
+        let _ = writeln!(out);
+    }
+    let (min, avg, max) = latency(core);
+    let _ = writeln!(out, "Latency min/avg/max: {min}/{avg:.4}/{max}");
+    let _ = writeln!(out, "Received: {}", core.stats.packets_received);
+    let _ = writeln!(out, "Sent: {}", core.stats.packets_sent);
+    let _ = writeln!(out, "Connections: {}", core.connection_count());
+    let _ = writeln!(out, "Outstanding: {}", core.outstanding());
+    let _ = writeln!(out, "Zxid: 0x{:x}", core.tree.last_processed_zxid());
+    let _ = writeln!(out, "Mode: standalone");
+    // ZooKeeper counts the root twice (under "" and "/").
+    let _ = writeln!(out, "Node count: {}", core.tree.node_count() + 1);
+}
+
+fn monitor(core: &Core, out: &mut String) {
+    let (min, avg, max) = latency(core);
+    let rows: Vec<(&str, String)> = vec![
+        ("zk_version", VERSION.to_owned()),
+        ("zk_server_state", "standalone".to_owned()),
+        ("zk_avg_latency", format!("{avg:.4}")),
+        ("zk_max_latency", max.to_string()),
+        ("zk_min_latency", min.to_string()),
+        (
+            "zk_packets_received",
+            core.stats.packets_received.to_string(),
+        ),
+        ("zk_packets_sent", core.stats.packets_sent.to_string()),
+        (
+            "zk_num_alive_connections",
+            core.connection_count().to_string(),
+        ),
+        ("zk_outstanding_requests", core.outstanding().to_string()),
+        ("zk_znode_count", (core.tree.node_count() + 1).to_string()),
+        ("zk_watch_count", core.tree.watches().count().to_string()),
+        (
+            "zk_ephemerals_count",
+            core.tree.ephemeral_count().to_string(),
+        ),
+        (
+            "zk_approximate_data_size",
+            core.tree.approximate_data_size().to_string(),
+        ),
+        ("zk_global_sessions", core.sessions.len().to_string()),
+        ("zk_last_proposal_size", "-1".to_owned()),
+    ];
+    for (k, v) in rows {
+        let _ = writeln!(out, "{k}\t{v}");
+    }
+}
+
+fn conf(core: &Core, out: &mut String) {
+    let c = &core.config;
+    let (min, max) = c.session_timeout_bounds();
+    let _ = writeln!(out, "clientPort={}", c.client_addr.port());
+    let _ = writeln!(out, "clientPortAddress={}", c.client_addr.ip());
+    let _ = writeln!(out, "dataDir={}", c.data_dir.join("version-2").display());
+    let _ = writeln!(out, "dataDirSize={}", dir_size(&c.data_dir));
+    let log_dir = c.data_log_dir.as_ref().unwrap_or(&c.data_dir);
+    let _ = writeln!(out, "dataLogDir={}", log_dir.join("version-2").display());
+    let _ = writeln!(out, "dataLogSize={}", dir_size(log_dir));
+    let _ = writeln!(out, "tickTime={}", c.tick_time_ms);
+    let _ = writeln!(out, "maxClientCnxns={}", c.max_client_cnxns);
+    let _ = writeln!(out, "minSessionTimeout={min}");
+    let _ = writeln!(out, "maxSessionTimeout={max}");
+    let _ = writeln!(out, "clientPortListenBacklog=-1");
+    let _ = writeln!(out, "serverId={}", c.server_id);
+}

@@ -1,0 +1,184 @@
+//! The ZooKeeper server, standalone: a client listener on tokio feeding one core task that
+//! owns the tree, sessions and log (see [`core`]).
+//!
+//! # Layout
+//! - [`config`]: zoo.cfg keys and defaults.
+//! - [`core`]: the request pipeline (prep → group-commit log → apply → reply), sessions,
+//!   watches, expiry.
+//! - [`conn`]: per-connection framing, handshake, four-letter words.
+//! - [`fourlw`]: the four-letter-word answers.
+//!
+//! Libraries take their inputs: [`run`] gets a bound listener and a shutdown future; it
+//! never installs signal handlers or reads the environment.
+
+pub mod config;
+pub mod conn;
+pub mod core;
+pub mod fourlw;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use zk_log::snapfile::write_snapshot_file;
+use zk_log::trigger::SnapTrigger;
+use zk_log::{recover, DataDirs, FsStorage, LogWriter, SnapshotCompression, TxnLog, TxnLogConfig};
+use zk_tree::{AuthConfig, TreeConfig};
+
+pub use config::{Config, ConfigError};
+
+use crate::core::{Core, CoreMsg};
+
+/// Why the server stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("storage: {0}")]
+    Storage(#[from] zk_log::LogError),
+    #[error("storage failed while serving: {0}")]
+    StorageFailed(Arc<zk_log::LogError>),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The tree settings the configuration implies.
+pub fn tree_config(config: &Config) -> TreeConfig {
+    TreeConfig {
+        extended_types_enabled: config.extended_types_enabled,
+        auth: AuthConfig {
+            skip_acl: config.skip_acl,
+            ..AuthConfig::default()
+        },
+    }
+}
+
+/// Runs the server on `listener` until `shutdown` completes. Recovers the data directory
+/// first; a storage failure while serving stops the server with an error.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    let dirs = DataDirs::new(&config.data_dir, config.data_log_dir.as_deref());
+    let storage = Arc::new(FsStorage);
+    let recovered = recover(storage.as_ref(), &dirs, tree_config(&config))?;
+    tracing::info!(
+        zxid = format_args!("{:#x}", recovered.tree.last_processed_zxid()),
+        znodes = recovered.tree.node_count(),
+        replayed = recovered.replayed,
+        snapshot = ?recovered.snapshot,
+        "recovered data directory"
+    );
+    let tree = recovered.tree;
+    // Like ZooKeeper, start from a fresh snapshot so the old logs can be purged later.
+    write_snapshot_file(
+        storage.as_ref(),
+        &dirs.snap_dir,
+        &tree,
+        SnapshotCompression::None,
+    )?;
+    let log_config = TxnLogConfig {
+        prealloc_bytes: config.prealloc_kb * 1024,
+        force_sync: config.force_sync,
+        fsync_warn_ms: config.fsync_warn_ms,
+        ..TxnLogConfig::new(&dirs.log_dir)
+    };
+    let log = TxnLog::new(storage.clone(), log_config, tree.last_processed_zxid());
+    let writer = LogWriter::spawn(log)?;
+
+    let (to_core, mut from_conns) = mpsc::unbounded_channel::<CoreMsg>();
+    let mut core = Core::new(config.clone(), tree, writer, to_core.clone());
+    let tick = Duration::from_millis(u64::from(config.tick_time_ms.max(2) / 2));
+    let snap_dir = dirs.snap_dir.clone();
+    let core_task = tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(tick);
+        let mut trigger = SnapTrigger::new(config.snap_count, 0, core::wall_ms() as u64);
+        let mut applied_before = core.tree.last_processed_zxid();
+        loop {
+            let msg = tokio::select! {
+                m = from_conns.recv() => match m { Some(m) => m, None => break },
+                _ = ticker.tick() => CoreMsg::Tick,
+            };
+            core.handle(msg).map_err(ServerError::StorageFailed)?;
+            // Snapshot in the background once enough txns were applied.
+            let now = core.tree.last_processed_zxid();
+            let mut due = false;
+            while applied_before < now {
+                applied_before += 1;
+                due |= trigger.record(0);
+            }
+            applied_before = now;
+            if due {
+                trigger.reset(core::wall_ms() as u64);
+                let frozen = core.tree.snapshot_copy();
+                let dir = snap_dir.clone();
+                core.roll_log();
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) =
+                        write_snapshot_file(&FsStorage, &dir, &frozen, SnapshotCompression::None)
+                    {
+                        tracing::error!(error = %e, "snapshot failed");
+                    }
+                });
+            }
+        }
+        Ok::<(), ServerError>(())
+    });
+
+    let per_ip: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
+    let max_per_ip = config.max_client_cnxns;
+    let frame_max = config.jute_max_buffer;
+    let mut next_conn: u64 = 1;
+    tracing::info!(addr = %listener.local_addr()?, "serving clients");
+    tokio::pin!(shutdown);
+    tokio::pin!(core_task);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            result = &mut core_task => {
+                return match result {
+                    Ok(r) => r,
+                    Err(e) => Err(ServerError::Io(std::io::Error::other(e))),
+                };
+            }
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        continue;
+                    }
+                };
+                let ip = peer.ip();
+                {
+                    let mut counts = per_ip.lock().unwrap_or_else(|e| e.into_inner());
+                    let n = counts.entry(ip).or_insert(0);
+                    if max_per_ip > 0 && *n >= max_per_ip {
+                        tracing::warn!(client = %ip, limit = max_per_ip, "too many connections from this address");
+                        continue;
+                    }
+                    *n += 1;
+                }
+                let conn = next_conn;
+                next_conn += 1;
+                let to_core = to_core.clone();
+                let per_ip = per_ip.clone();
+                tokio::spawn(async move {
+                    conn::serve(stream, conn, ip, to_core, frame_max).await;
+                    let mut counts = per_ip.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(n) = counts.get_mut(&ip) {
+                        *n -= 1;
+                        if *n == 0 {
+                            counts.remove(&ip);
+                        }
+                    }
+                });
+            }
+        }
+    }
+    tracing::info!("shutting down");
+    Ok(())
+}
