@@ -1,0 +1,463 @@
+//! The server on the wire, driven with raw frames: the handshake rules, bad input, ordering,
+//! and durability across a restart. Expected answers are those probed on ZooKeeper 3.8
+//! (see crates/zk-proto/tests/golden).
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use zk_proto::*;
+use zk_server::Config;
+
+struct Server {
+    addr: std::net::SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), zk_server::ServerError>>,
+}
+
+impl Server {
+    async fn start(dir: &Path) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let config = Config {
+            data_dir: dir.to_path_buf(),
+            client_addr: addr,
+            four_letter_words: vec!["ruok".into(), "srvr".into()],
+            prealloc_kb: 64,
+            ..Config::default()
+        };
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(zk_server::run(config, listener, async {
+            let _ = rx.await;
+        }));
+        Server {
+            addr,
+            stop: Some(tx),
+            task,
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("zkd-proto-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+struct Client {
+    s: TcpStream,
+    buf: BytesMut,
+    xid: i32,
+}
+
+fn frame(f: impl FnOnce(&mut BytesMut)) -> Bytes {
+    let mut b = BytesMut::new();
+    encode_frame(&mut b, f);
+    b.freeze()
+}
+
+impl Client {
+    async fn raw(addr: std::net::SocketAddr) -> Client {
+        Client {
+            s: TcpStream::connect(addr).await.unwrap(),
+            buf: BytesMut::new(),
+            xid: 0,
+        }
+    }
+
+    async fn connect_with(addr: std::net::SocketAddr, req: ConnectRequest) -> (Client, Bytes) {
+        let mut c = Client::raw(addr).await;
+        c.send(frame(|b| req.write(b))).await;
+        let resp = c.recv().await.expect("a handshake answer");
+        (c, resp)
+    }
+
+    async fn connect(addr: std::net::SocketAddr) -> (Client, ConnectResponse) {
+        let (c, resp) = Client::connect_with(addr, connect_req(0, None)).await;
+        (c, from_bytes::<ConnectResponse>(resp).unwrap())
+    }
+
+    async fn send(&mut self, b: Bytes) {
+        self.s.write_all(&b).await.unwrap();
+    }
+
+    /// The next frame's payload, or `None` once the server closed the connection.
+    async fn recv(&mut self) -> Option<Bytes> {
+        let d = FrameDecoder::new(usize::MAX >> 1);
+        loop {
+            if let Some(p) = d.decode(&mut self.buf).unwrap() {
+                return Some(p);
+            }
+            let n = tokio::time::timeout(Duration::from_secs(10), self.s.read_buf(&mut self.buf))
+                .await
+                .expect("server answered in time")
+                .unwrap_or(0);
+            if n == 0 {
+                return None;
+            }
+        }
+    }
+
+    async fn request(&mut self, r: Request) -> i32 {
+        self.xid += 1;
+        let xid = self.xid;
+        self.send(frame(|b| encode_request(xid, &r, b))).await;
+        xid
+    }
+
+    /// Reads until the reply to `xid`, collecting notifications on the way.
+    async fn reply(&mut self, xid: i32, op: OpCode) -> (ReplyHeader, Response, Vec<WatcherEvent>) {
+        let mut events = Vec::new();
+        loop {
+            let p = self.recv().await.expect("connection open");
+            let mut r = Reader::new(p);
+            let h = ReplyHeader::read(&mut r).unwrap();
+            if h.xid == -1 {
+                events.push(WatcherEvent::read(&mut r).unwrap());
+                continue;
+            }
+            assert_eq!(h.xid, xid, "replies in order");
+            let body = Response::read(op, h.err, &mut r).unwrap();
+            return (h, body, events);
+        }
+    }
+
+    async fn call(&mut self, r: Request) -> (ReplyHeader, Response) {
+        let op = r.op_code();
+        let xid = self.request(r).await;
+        let (h, b, _) = self.reply(xid, op).await;
+        (h, b)
+    }
+}
+
+fn connect_req(session_id: i64, passwd: Option<Bytes>) -> ConnectRequest {
+    ConnectRequest {
+        protocol_version: 0,
+        last_zxid_seen: 0,
+        time_out: 30_000,
+        session_id,
+        passwd: Some(passwd.unwrap_or_else(|| Bytes::from_static(&[0; 16]))),
+        read_only: Some(false),
+    }
+}
+
+fn create(path: &str, data: &[u8], flags: i32) -> Request {
+    Request::Create(CreateRequest {
+        path: path.into(),
+        data: Some(Bytes::copy_from_slice(data)),
+        acl: well_known::open_acl_unsafe(),
+        flags,
+    })
+}
+
+#[tokio::test]
+async fn handshake_mirrors_read_only_and_negotiates_timeout() {
+    let dir = temp_dir("hs");
+    let server = Server::start(&dir).await;
+    let (_, resp) = Client::connect_with(server.addr, connect_req(0, None)).await;
+    assert_eq!(resp.len(), 37, "with readOnly");
+    let (_, resp) = Client::connect_with(
+        server.addr,
+        ConnectRequest {
+            read_only: None,
+            time_out: 1,
+            ..connect_req(0, None)
+        },
+    )
+    .await;
+    assert_eq!(resp.len(), 36, "without readOnly");
+    let r = from_bytes::<ConnectResponse>(resp).unwrap();
+    assert_eq!(r.time_out, 4000, "clamped to 2 x tickTime");
+    assert_ne!(r.session_id, 0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_or_wrong_password_sessions_get_the_expired_answer_and_a_close() {
+    let dir = temp_dir("expired");
+    let server = Server::start(&dir).await;
+    // Unknown session.
+    let (mut c, resp) = Client::connect_with(server.addr, connect_req(0x1234, None)).await;
+    let r = from_bytes::<ConnectResponse>(resp).unwrap();
+    assert_eq!((r.time_out, r.session_id), (0, 0));
+    assert_eq!(r.passwd.as_deref(), Some(&[0u8; 16][..]));
+    assert!(c.recv().await.is_none(), "closed");
+    // A live session, then the right and a wrong password.
+    let (_a, live) = Client::connect(server.addr).await;
+    let (mut again, resp) = Client::connect_with(
+        server.addr,
+        connect_req(live.session_id, live.passwd.clone()),
+    )
+    .await;
+    let r = from_bytes::<ConnectResponse>(resp).unwrap();
+    assert_eq!(r.session_id, live.session_id, "session resumed");
+    assert_eq!(again.call(Request::Ping).await.0.err, 0);
+    let (mut bad, resp) = Client::connect_with(
+        server.addr,
+        connect_req(live.session_id, Some(Bytes::from_static(&[9; 16]))),
+    )
+    .await;
+    assert_eq!(from_bytes::<ConnectResponse>(resp).unwrap().session_id, 0);
+    assert!(bad.recv().await.is_none());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bad_frames_close_the_connection_and_the_server_keeps_serving() {
+    let dir = temp_dir("badframes");
+    let server = Server::start(&dir).await;
+    for bytes in [
+        vec![0xff, 0xff, 0xff, 0xff], // negative length
+        vec![0x7f, 0, 0, 0],          // far over jute.maxbuffer
+        vec![0, 0, 0, 0],             // empty first packet: not a ConnectRequest
+        vec![0, 0, 0, 3, 1, 2, 3],    // a truncated ConnectRequest
+        b"xxxx".to_vec(),             // unknown four letters: a huge length
+    ] {
+        let mut c = Client::raw(server.addr).await;
+        c.send(Bytes::from(bytes.clone())).await;
+        assert!(
+            c.recv().await.is_none(),
+            "{bytes:x?} must close the connection"
+        );
+    }
+    // After a session started: a huge vector count, and an unknown opcode.
+    let (mut c, _) = Client::connect(server.addr).await;
+    c.send(frame(|b| {
+        RequestHeader {
+            xid: 1,
+            r#type: OpCode::Create.code(),
+        }
+        .write(b);
+        "/v".to_owned().write(b);
+        Some(Bytes::new()).write(b);
+        0x0fff_ffffi32.write(b); // ACL count far beyond the frame
+    }))
+    .await;
+    let p = c.recv().await.expect("an error reply");
+    let h = ReplyHeader::read(&mut Reader::new(p)).unwrap();
+    assert_eq!(h.err, ErrorCode::MarshallingError.code());
+    assert!(c.recv().await.is_none());
+    let (mut c, _) = Client::connect(server.addr).await;
+    c.send(frame(|b| {
+        RequestHeader {
+            xid: 7,
+            r#type: 999,
+        }
+        .write(b)
+    }))
+    .await;
+    let p = c.recv().await.unwrap();
+    let h = ReplyHeader::read(&mut Reader::new(p)).unwrap();
+    assert_eq!(
+        (h.xid, h.zxid, h.err),
+        (7, -1, ErrorCode::Unimplemented.code())
+    );
+    assert!(c.recv().await.is_none(), "closed after UNIMPLEMENTED");
+    // Others are still served.
+    let (mut ok, _) = Client::connect(server.addr).await;
+    assert_eq!(ok.call(create("/still", b"", 0)).await.0.err, 0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn four_letter_words_and_the_whitelist() {
+    let dir = temp_dir("4lw");
+    let server = Server::start(&dir).await;
+    for (word, expect) in [
+        ("ruok", "imok"),
+        (
+            "mntr",
+            "mntr is not executed because it is not in the whitelist.\n",
+        ),
+    ] {
+        let mut s = TcpStream::connect(server.addr).await.unwrap();
+        s.write_all(word.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        assert_eq!(out, expect);
+    }
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    s.write_all(b"srvr").await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    assert!(
+        out.contains("Mode: standalone") && out.contains("Node count: 5"),
+        "{out}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_order_and_reads_see_earlier_writes() {
+    let dir = temp_dir("order");
+    let server = Server::start(&dir).await;
+    let (mut c, _) = Client::connect(server.addr).await;
+    // Send a create, a getData of it and a setData, without waiting.
+    let x1 = c.request(create("/p", b"one", 0)).await;
+    let x2 = c
+        .request(Request::GetData(GetDataRequest {
+            path: "/p".into(),
+            watch: false,
+        }))
+        .await;
+    let x3 = c
+        .request(Request::SetData(SetDataRequest {
+            path: "/p".into(),
+            data: Some(Bytes::from_static(b"two")),
+            version: 0,
+        }))
+        .await;
+    let (h1, _, _) = c.reply(x1, OpCode::Create).await;
+    let (h2, b2, _) = c.reply(x2, OpCode::GetData).await;
+    let (h3, _, _) = c.reply(x3, OpCode::SetData).await;
+    assert_eq!((h1.err, h2.err, h3.err), (0, 0, 0));
+    match b2 {
+        Response::GetData(d) => assert_eq!(d.data.as_deref(), Some(&b"one"[..])),
+        other => panic!("{other:?}"),
+    }
+    assert!(h1.zxid < h3.zxid);
+    assert_eq!(
+        h2.zxid, h1.zxid,
+        "a read answers with the last applied zxid"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn watch_events_arrive_before_the_reply_that_follows_them() {
+    let dir = temp_dir("watch");
+    let server = Server::start(&dir).await;
+    let (mut a, _) = Client::connect(server.addr).await;
+    a.call(create("/w", b"", 0)).await;
+    a.call(Request::GetData(GetDataRequest {
+        path: "/w".into(),
+        watch: true,
+    }))
+    .await;
+    // The same session changes the node: the event precedes the setData reply.
+    let xid = a
+        .request(Request::SetData(SetDataRequest {
+            path: "/w".into(),
+            data: None,
+            version: -1,
+        }))
+        .await;
+    let (h, _, events) = a.reply(xid, OpCode::SetData).await;
+    assert_eq!(h.err, 0);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].r#type, EventType::NodeDataChanged.code());
+    assert_eq!(events[0].path, "/w");
+    server.stop().await;
+}
+
+// Probed: a failed multi answers err 0 with results [0, -101, -2] and changes nothing.
+#[tokio::test]
+async fn failed_multi_answers_like_zookeeper() {
+    let dir = temp_dir("multi");
+    let server = Server::start(&dir).await;
+    let (mut c, _) = Client::connect(server.addr).await;
+    let (h, body) = c
+        .call(Request::Multi(vec![
+            MultiOp::Create(CreateRequest {
+                path: "/m".into(),
+                data: None,
+                acl: well_known::open_acl_unsafe(),
+                flags: 0,
+            }),
+            MultiOp::Delete(DeleteRequest {
+                path: "/missing".into(),
+                version: -1,
+            }),
+            MultiOp::SetData(SetDataRequest {
+                path: "/m".into(),
+                data: None,
+                version: -1,
+            }),
+        ]))
+        .await;
+    assert_eq!(h.err, 0);
+    assert_eq!(
+        body,
+        Response::Multi(vec![
+            MultiResult::Error(0),
+            MultiResult::Error(-101),
+            MultiResult::Error(-2)
+        ])
+    );
+    let (h, _) = c
+        .call(Request::Exists(ExistsRequest {
+            path: "/m".into(),
+            watch: false,
+        }))
+        .await;
+    assert_eq!(h.err, ErrorCode::NoNode.code());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn auth_with_an_unknown_scheme_fails_and_closes() {
+    let dir = temp_dir("auth");
+    let server = Server::start(&dir).await;
+    let (mut c, _) = Client::connect(server.addr).await;
+    c.send(frame(|b| {
+        encode_request(
+            xid::AUTH,
+            &Request::Auth(AuthPacket {
+                r#type: 0,
+                scheme: "nosuch".into(),
+                auth: Some(Bytes::from_static(b"x")),
+            }),
+            b,
+        )
+    }))
+    .await;
+    let p = c.recv().await.unwrap();
+    let h = ReplyHeader::read(&mut Reader::new(p)).unwrap();
+    assert_eq!((h.xid, h.err), (xid::AUTH, ErrorCode::AuthFailed.code()));
+    assert!(c.recv().await.is_none());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn acknowledged_writes_survive_a_restart() {
+    let dir = temp_dir("restart");
+    let server = Server::start(&dir).await;
+    let (mut c, _) = Client::connect(server.addr).await;
+    for i in 0..50 {
+        let (h, _) = c
+            .call(create(&format!("/n{i}"), format!("v{i}").as_bytes(), 0))
+            .await;
+        assert_eq!(h.err, 0);
+    }
+    drop(c);
+    server.stop().await;
+    let server = Server::start(&dir).await;
+    let (mut c, _) = Client::connect(server.addr).await;
+    for i in 0..50 {
+        let (h, body) = c
+            .call(Request::GetData(GetDataRequest {
+                path: format!("/n{i}"),
+                watch: false,
+            }))
+            .await;
+        assert_eq!(h.err, 0, "/n{i} lost");
+        match body {
+            Response::GetData(d) => assert_eq!(d.data.as_deref(), Some(format!("v{i}").as_bytes())),
+            other => panic!("{other:?}"),
+        }
+    }
+    server.stop().await;
+}
