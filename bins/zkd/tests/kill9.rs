@@ -1,0 +1,245 @@
+//! `kill -9` of `zkd` under a write load from several clients, then a restart: every write
+//! a client saw acknowledged must be there. Repeated several times on the same data dir.
+//! Also: `zkd --help`, `--version` and `check-config` with a bad file.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use zk_proto::*;
+
+const ZKD: &str = env!("CARGO_BIN_EXE_zkd");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start(dir: &Path, port: u16) -> Child {
+    let cfg = dir.join("zoo.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\npreAllocSize=1024\n4lw.commands.whitelist=ruok\n",
+            dir.join("data").display()
+        ),
+    )
+    .unwrap();
+    Command::new(ZKD)
+        .arg("--config")
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+async fn wait_ready(addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(mut s) = TcpStream::connect(addr).await {
+            let _ = s.write_all(b"ruok").await;
+            let mut out = Vec::new();
+            let _ = s.read_to_end(&mut out).await;
+            if out == b"imok" {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("zkd did not come up on {addr}");
+}
+
+/// A minimal client: handshake, then one request at a time.
+struct Client {
+    s: TcpStream,
+    buf: BytesMut,
+    xid: i32,
+}
+
+impl Client {
+    async fn connect(addr: SocketAddr) -> Option<Client> {
+        let mut s = TcpStream::connect(addr).await.ok()?;
+        let req = ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: 0,
+            time_out: 30_000,
+            session_id: 0,
+            passwd: Some(Bytes::from_static(&[0; 16])),
+            read_only: Some(false),
+        };
+        let mut b = BytesMut::new();
+        encode_frame(&mut b, |b| req.write(b));
+        s.write_all(&b).await.ok()?;
+        let mut c = Client {
+            s,
+            buf: BytesMut::new(),
+            xid: 0,
+        };
+        c.frame().await?;
+        Some(c)
+    }
+
+    async fn frame(&mut self) -> Option<Bytes> {
+        let d = FrameDecoder::default();
+        loop {
+            if let Some(p) = d.decode(&mut self.buf).ok()? {
+                return Some(p);
+            }
+            if self.s.read_buf(&mut self.buf).await.ok()? == 0 {
+                return None;
+            }
+        }
+    }
+
+    /// The reply header and body, or `None` when the connection died.
+    async fn call(&mut self, r: Request) -> Option<(ReplyHeader, Response)> {
+        self.xid += 1;
+        let mut b = BytesMut::new();
+        encode_frame(&mut b, |b| encode_request(self.xid, &r, b));
+        self.s.write_all(&b).await.ok()?;
+        loop {
+            let mut rd = Reader::new(self.frame().await?);
+            let h = ReplyHeader::read(&mut rd).ok()?;
+            if h.xid == -1 {
+                continue;
+            }
+            let body = Response::read(r.op_code(), h.err, &mut rd).ok()?;
+            return Some((h, body));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_write_survives_kill_9() {
+    let dir = std::env::temp_dir().join(format!("zkd-kill9-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let acked: Arc<Mutex<BTreeMap<String, Vec<u8>>>> = Arc::default();
+    let rounds = 5;
+    for round in 0..rounds {
+        let port = free_port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let mut child = start(&dir, port);
+        wait_ready(addr).await;
+        // Everything acknowledged in earlier rounds is still there.
+        check_all(addr, &acked).await;
+        let writers: Vec<_> = (0..6)
+            .map(|w| {
+                let acked = acked.clone();
+                tokio::spawn(async move {
+                    let Some(mut c) = Client::connect(addr).await else {
+                        return;
+                    };
+                    for i in 0.. {
+                        let path = format!("/r{round}-w{w}-{i}");
+                        let data = format!("{round}:{w}:{i}").into_bytes();
+                        let r = Request::Create(CreateRequest {
+                            path: path.clone(),
+                            data: Some(Bytes::from(data.clone())),
+                            acl: well_known::open_acl_unsafe(),
+                            flags: 0,
+                        });
+                        match c.call(r).await {
+                            Some((h, _)) if h.err == 0 => {
+                                acked.lock().unwrap().insert(path, data);
+                            }
+                            _ => return,
+                        }
+                    }
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(400 + 100 * round)).await;
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        for w in writers {
+            let _ = w.await;
+        }
+    }
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut child = start(&dir, port);
+    wait_ready(addr).await;
+    let n = check_all(addr, &acked).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    println!("{rounds} kill -9 rounds, {n} acknowledged writes all present");
+    assert!(
+        n >= 100,
+        "too few writes acknowledged to mean anything: {n}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+async fn check_all(addr: SocketAddr, acked: &Mutex<BTreeMap<String, Vec<u8>>>) -> usize {
+    let expected = acked.lock().unwrap().clone();
+    let mut c = Client::connect(addr).await.unwrap();
+    for (path, data) in &expected {
+        let (h, body) = c
+            .call(Request::GetData(GetDataRequest {
+                path: path.clone(),
+                watch: false,
+            }))
+            .await
+            .unwrap();
+        assert_eq!(h.err, 0, "acknowledged {path} lost");
+        match body {
+            Response::GetData(d) => assert_eq!(d.data.as_deref(), Some(&data[..]), "{path}"),
+            other => panic!("{other:?}"),
+        }
+    }
+    expected.len()
+}
+
+fn dir_with(name: &str, cfg: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("zkd-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    let f = d.join("zoo.cfg");
+    std::fs::write(&f, cfg).unwrap();
+    f
+}
+
+#[test]
+fn command_line_help_version_and_bad_config() {
+    let out = Command::new(ZKD).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--config"));
+    let out = Command::new(ZKD).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    let bad = dir_with("bad", "tickTime=soon\n");
+    let out = Command::new(ZKD)
+        .arg("check-config")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("tickTime"), "names the key: {err}");
+    assert_eq!(err.trim().lines().count(), 1, "one clear line: {err}");
+    let good = dir_with(
+        "good",
+        "tickTime=2000\ndataDir=/tmp/x\nclientPort=2181\ninitLimit=5\n",
+    );
+    let out = Command::new(ZKD)
+        .arg("check-config")
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
