@@ -55,7 +55,13 @@ pub struct Config {
     pub super_digest: Option<String>,
     /// `fsync.warningthresholdms`.
     pub fsync_warn_ms: u64,
-    /// The server id (`myid`); 0 standalone... ZooKeeper uses 0 when there is no myid.
+    /// `znode.container.checkIntervalMs`: how often empty containers and expired TTL nodes
+    /// are looked for.
+    pub container_check_interval_ms: u64,
+    /// `znode.container.maxNeverUsedIntervalMs`: delete containers that never had a child
+    /// after this long (0 = never).
+    pub container_never_used_ms: u64,
+    /// The server id (`myid`), the top byte of session ids; 0 for a standalone server.
     pub server_id: u8,
     /// Keys that were read but are not used by this server (reported at startup).
     pub ignored_keys: Vec<String>,
@@ -84,6 +90,8 @@ impl Default for Config {
             enforce_quota: false,
             super_digest: None,
             fsync_warn_ms: 1000,
+            container_check_interval_ms: 60_000,
+            container_never_used_ms: 0,
             server_id: 0,
             ignored_keys: Vec::new(),
         }
@@ -218,6 +226,13 @@ impl Config {
                 "zookeeper.skipACL" => c.skip_acl = boolean(k, v)?,
                 "zookeeper.DigestAuthenticationProvider.superDigest" => {
                     c.super_digest = Some(v.clone())
+                }
+                "znode.container.checkIntervalMs" | "zookeeper.znode.container.checkIntervalMs" => {
+                    c.container_check_interval_ms = number(k, v)?
+                }
+                "znode.container.maxNeverUsedIntervalMs"
+                | "zookeeper.znode.container.maxNeverUsedIntervalMs" => {
+                    c.container_never_used_ms = number(k, v)?
                 }
                 "zookeeper.4lw.commands.whitelist" => {
                     c.four_letter_words = v.split(',').map(|w| w.trim().to_owned()).collect()

@@ -103,6 +103,8 @@ enum Purpose {
     Close { conn: ConnId, xid: i32 },
     /// closeSession of an expired session.
     Expire,
+    /// deleteContainer issued by the server's container manager.
+    Reap,
 }
 
 struct Inflight {
@@ -136,6 +138,8 @@ pub struct Core {
     to_core: mpsc::UnboundedSender<CoreMsg>,
     started: Instant,
     pub(crate) stats: Stats,
+    /// When the container manager last looked (ms since start).
+    last_container_check_ms: u64,
 }
 
 impl std::fmt::Debug for Core {
@@ -203,6 +207,7 @@ impl Core {
             to_core,
             started,
             stats: Stats::default(),
+            last_container_check_ms: 0,
         }
     }
 
@@ -557,6 +562,7 @@ impl Core {
                 self.send(conn, Out::Close);
                 self.end_session(session);
             }
+            Purpose::Reap => {}
             Purpose::Expire => {
                 if let Some(conn) = self.by_session.get(&session).copied() {
                     self.send(conn, Out::Close);
@@ -923,7 +929,46 @@ impl Core {
         self.tree.watches_mut().remove_watcher(WatcherId(conn));
     }
 
+    /// The container manager (`ContainerManager`): deletes empty containers that once had
+    /// children and childless TTL nodes past their TTL, as deleteContainer txns.
+    fn reap_containers(&mut self) {
+        let now = self.now_ms();
+        if now.saturating_sub(self.last_container_check_ms)
+            < self.config.container_check_interval_ms
+        {
+            return;
+        }
+        self.last_container_check_ms = now;
+        let never_used = i64::try_from(self.config.container_never_used_ms).unwrap_or(i64::MAX);
+        for path in self.tree.expired_containers_and_ttls(wall_ms(), never_used) {
+            self.zxid += 1;
+            let zxid = self.zxid;
+            let auth = [Id {
+                scheme: "super".into(),
+                id: String::new(),
+            }];
+            let ctx = PrepContext {
+                session: 0,
+                auth: &auth,
+                enforce_quota: false,
+                local_session: false,
+            };
+            let request = Request::DeleteContainer(zk_proto::DeleteRequest { path, version: -1 });
+            let prepared = prep_request(
+                &self.tree,
+                &mut self.pending,
+                &ctx,
+                0,
+                &request,
+                zxid,
+                wall_ms(),
+            );
+            self.log(zxid, 0, prepared, Purpose::Reap);
+        }
+    }
+
     fn tick(&mut self) {
+        self.reap_containers();
         let now = self.now_ms();
         for session in self.sessions.expire(now) {
             tracing::info!(session = format_args!("{session:#x}"), "session expired");

@@ -29,6 +29,9 @@ impl Server {
             client_addr: addr,
             four_letter_words: vec!["ruok".into(), "srvr".into()],
             prealloc_kb: 64,
+            tick_time_ms: 100,
+            container_check_interval_ms: 50,
+            extended_types_enabled: true,
             ..Config::default()
         };
         let (tx, rx) = oneshot::channel();
@@ -180,7 +183,7 @@ async fn handshake_mirrors_read_only_and_negotiates_timeout() {
     .await;
     assert_eq!(resp.len(), 36, "without readOnly");
     let r = from_bytes::<ConnectResponse>(resp).unwrap();
-    assert_eq!(r.time_out, 4000, "clamped to 2 x tickTime");
+    assert_eq!(r.time_out, 200, "clamped to 2 x tickTime");
     assert_ne!(r.session_id, 0);
     server.stop().await;
 }
@@ -191,6 +194,7 @@ async fn unknown_or_wrong_password_sessions_get_the_expired_answer_and_a_close()
     let server = Server::start(&dir).await;
     // Unknown session.
     let (mut c, resp) = Client::connect_with(server.addr, connect_req(0x1234, None)).await;
+    // (tickTime is 100 ms here: sessions are asked for 30 s and get the 2 s maximum.)
     let r = from_bytes::<ConnectResponse>(resp).unwrap();
     assert_eq!((r.time_out, r.session_id), (0, 0));
     assert_eq!(r.passwd.as_deref(), Some(&[0u8; 16][..]));
@@ -459,5 +463,97 @@ async fn acknowledged_writes_survive_a_restart() {
             other => panic!("{other:?}"),
         }
     }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn empty_containers_and_expired_ttl_nodes_are_reaped() {
+    let dir = temp_dir("reap");
+    let server = Server::start(&dir).await;
+    let (mut c, _) = Client::connect(server.addr).await;
+    let (h, _) = c
+        .call(Request::CreateContainer(CreateRequest {
+            path: "/box".into(),
+            data: None,
+            acl: well_known::open_acl_unsafe(),
+            flags: CreateMode::Container.code(),
+        }))
+        .await;
+    assert_eq!(h.err, 0);
+    let (h, _) = c
+        .call(Request::CreateTtl(CreateTtlRequest {
+            path: "/ttl".into(),
+            data: None,
+            acl: well_known::open_acl_unsafe(),
+            flags: CreateMode::PersistentWithTtl.code(),
+            ttl: 200,
+        }))
+        .await;
+    assert_eq!(h.err, 0);
+    c.call(create("/box/item", b"", 0)).await;
+    c.call(Request::Delete(DeleteRequest {
+        path: "/box/item".into(),
+        version: -1,
+    }))
+    .await;
+    let exists = |p: &str| {
+        Request::Exists(ExistsRequest {
+            path: p.into(),
+            watch: false,
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (a, _) = c.call(exists("/box")).await;
+        let (b, _) = c.call(exists("/ttl")).await;
+        if a.err == ErrorCode::NoNode.code() && b.err == ErrorCode::NoNode.code() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not reaped: {a:?} {b:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_expired_session_loses_its_ephemerals_and_watchers_hear_it() {
+    let dir = temp_dir("expiry");
+    let server = Server::start(&dir).await;
+    let (mut a, ra) = Client::connect(server.addr).await;
+    let (h, _) = a
+        .call(create("/eph", b"", CreateMode::Ephemeral.code()))
+        .await;
+    assert_eq!(h.err, 0);
+    let (mut b, _) = Client::connect(server.addr).await;
+    let (h, _) = b
+        .call(Request::Exists(ExistsRequest {
+            path: "/eph".into(),
+            watch: true,
+        }))
+        .await;
+    assert_eq!(h.err, 0);
+    // A goes silent; B keeps pinging until it hears the deletion.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut deleted = false;
+    while !deleted {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "session never expired"
+        );
+        let xid = b.request(Request::Ping).await;
+        let (_, _, events) = b.reply(xid, OpCode::Ping).await;
+        deleted = events
+            .iter()
+            .any(|e| e.r#type == EventType::NodeDeleted.code() && e.path == "/eph");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The expired session cannot come back.
+    let (mut again, resp) =
+        Client::connect_with(server.addr, connect_req(ra.session_id, ra.passwd.clone())).await;
+    assert_eq!(from_bytes::<ConnectResponse>(resp).unwrap().session_id, 0);
+    assert!(again.recv().await.is_none());
     server.stop().await;
 }
