@@ -9,12 +9,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use zk_server::config::{parse_properties, Config};
+use zk_server::config::Config;
 
 #[derive(Debug, Parser)]
 #[command(name = "zkd", version, about = "A ZooKeeper-compatible server")]
 struct Cli {
-    /// A zoo.cfg (Java properties) file.
+    /// A zoo.cfg (Java properties) file, or zkd's TOML (`*.toml`).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Log as JSON lines instead of human-readable text.
@@ -30,17 +30,24 @@ enum Command {
     CheckConfig { file: PathBuf },
 }
 
+/// The configuration: `--config FILE` (zoo.cfg, or TOML by extension), else the official
+/// Docker image's `ZOO_*` variables when any is set, else the embedded defaults.
 fn load(path: Option<&PathBuf>) -> Result<Config, String> {
-    let props = match path {
+    let jvm = std::env::var("SERVER_JVMFLAGS").unwrap_or_default();
+    let system = Config::system_properties(&jvm);
+    match path {
         Some(p) => {
             let text = std::fs::read_to_string(p)
                 .map_err(|e| format!("cannot read config {}: {e}", p.display()))?;
-            parse_properties(&text)
+            Config::from_file_text(&p.to_string_lossy(), &text, &system)
+                .map_err(|e| format!("{}: {e}", p.display()))
         }
-        None => Default::default(),
-    };
-    let jvm = std::env::var("SERVER_JVMFLAGS").unwrap_or_default();
-    Config::from_properties(&props, &Config::system_properties(&jvm)).map_err(|e| e.to_string())
+        None => {
+            let env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
+            let props = Config::properties_from_docker_env(&env).unwrap_or_default();
+            Config::from_properties(&props, &system).map_err(|e| e.to_string())
+        }
+    }
 }
 
 fn main() -> ExitCode {

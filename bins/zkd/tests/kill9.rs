@@ -243,3 +243,12 @@ fn command_line_help_version_and_bad_config() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn the_sample_configs_are_valid() {
+    for f in ["zoo.cfg", "zkd.toml"] {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../conf").join(f);
+        let out = Command::new(ZKD).arg("check-config").arg(&path).output().unwrap();
+        assert!(out.status.success(), "{f}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}

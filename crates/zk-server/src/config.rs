@@ -317,3 +317,205 @@ mod tests {
         assert_eq!(c.jute_max_buffer, 4_194_304);
     }
 }
+
+/// zkd's native TOML configuration: the zoo.cfg keys in snake case, units in the names.
+/// Unknown keys are reported like unknown zoo.cfg keys.
+#[derive(Debug, Default, serde::Deserialize)]
+struct TomlConfig {
+    tick_time_ms: Option<u32>,
+    data_dir: Option<PathBuf>,
+    data_log_dir: Option<PathBuf>,
+    client_port: Option<u16>,
+    client_port_address: Option<std::net::IpAddr>,
+    min_session_timeout_ms: Option<u32>,
+    max_session_timeout_ms: Option<u32>,
+    max_client_cnxns: Option<usize>,
+    global_outstanding_limit: Option<usize>,
+    four_letter_words: Option<Vec<String>>,
+    jute_max_buffer: Option<usize>,
+    extended_types_enabled: Option<bool>,
+    force_sync: Option<bool>,
+    prealloc_kb: Option<u64>,
+    snap_count: Option<u64>,
+    snap_retain_count: Option<usize>,
+    purge_interval_hours: Option<u64>,
+    skip_acl: Option<bool>,
+    enforce_quota: Option<bool>,
+    super_digest: Option<String>,
+    fsync_warn_ms: Option<u64>,
+    container_check_interval_ms: Option<u64>,
+    container_never_used_ms: Option<u64>,
+    server_id: Option<u8>,
+    #[serde(flatten)]
+    unknown: BTreeMap<String, toml::Value>,
+}
+
+impl Config {
+    /// Reads zkd's native TOML configuration.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let t: TomlConfig = toml::from_str(text).map_err(|e| ConfigError {
+            key: e
+                .span()
+                .and_then(|s| text.get(s))
+                .unwrap_or("(file)")
+                .trim()
+                .to_owned(),
+            problem: e.message().to_owned(),
+        })?;
+        let mut c = Config::default();
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = t.$f { c.$f = v; } )* };
+        }
+        set!(
+            tick_time_ms,
+            data_dir,
+            max_client_cnxns,
+            global_outstanding_limit,
+            four_letter_words,
+            jute_max_buffer,
+            extended_types_enabled,
+            force_sync,
+            prealloc_kb,
+            snap_count,
+            snap_retain_count,
+            purge_interval_hours,
+            skip_acl,
+            enforce_quota,
+            fsync_warn_ms,
+            container_check_interval_ms,
+            container_never_used_ms,
+            server_id
+        );
+        c.data_log_dir = t.data_log_dir;
+        c.min_session_timeout_ms = t.min_session_timeout_ms;
+        c.max_session_timeout_ms = t.max_session_timeout_ms;
+        c.super_digest = t.super_digest;
+        c.client_addr = SocketAddr::new(
+            t.client_port_address
+                .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])),
+            t.client_port.unwrap_or(2181),
+        );
+        c.ignored_keys = t.unknown.into_keys().collect();
+        if c.tick_time_ms == 0 {
+            return Err(ConfigError {
+                key: "tick_time_ms".into(),
+                problem: "must be positive".into(),
+            });
+        }
+        Ok(c)
+    }
+
+    /// Reads a configuration file's text: TOML when the name ends in `.toml` or the text
+    /// parses as TOML tables, else zoo.cfg.
+    pub fn from_file_text(
+        name: &str,
+        text: &str,
+        system: &BTreeMap<String, String>,
+    ) -> Result<Config, ConfigError> {
+        if name.ends_with(".toml") {
+            Config::from_toml(text)
+        } else {
+            Config::from_properties(&parse_properties(text), system)
+        }
+    }
+
+    /// The zoo.cfg the official Docker image's entrypoint would write from `ZOO_*`
+    /// variables (`ZOO_TICK_TIME`, `ZOO_DATA_DIR`, `ZOO_SERVERS`, `ZOO_CFG_EXTRA`, ...), or
+    /// `None` when no such variable is set.
+    pub fn properties_from_docker_env(
+        env: &BTreeMap<String, String>,
+    ) -> Option<BTreeMap<String, String>> {
+        if !env.keys().any(|k| k.starts_with("ZOO_")) {
+            return None;
+        }
+        let get =
+            |k: &str, default: &str| env.get(k).cloned().unwrap_or_else(|| default.to_owned());
+        let mut p = BTreeMap::new();
+        p.insert("dataDir".into(), get("ZOO_DATA_DIR", "/data"));
+        p.insert("dataLogDir".into(), get("ZOO_DATA_LOG_DIR", "/datalog"));
+        p.insert("tickTime".into(), get("ZOO_TICK_TIME", "2000"));
+        p.insert("initLimit".into(), get("ZOO_INIT_LIMIT", "5"));
+        p.insert("syncLimit".into(), get("ZOO_SYNC_LIMIT", "2"));
+        p.insert(
+            "autopurge.snapRetainCount".into(),
+            get("ZOO_AUTOPURGE_SNAPRETAINCOUNT", "3"),
+        );
+        p.insert(
+            "autopurge.purgeInterval".into(),
+            get("ZOO_AUTOPURGE_PURGEINTERVAL", "0"),
+        );
+        p.insert("maxClientCnxns".into(), get("ZOO_MAX_CLIENT_CNXNS", "60"));
+        p.insert(
+            "standaloneEnabled".into(),
+            get("ZOO_STANDALONE_ENABLED", "true"),
+        );
+        p.insert(
+            "admin.enableServer".into(),
+            get("ZOO_ADMINSERVER_ENABLED", "true"),
+        );
+        if let Some(w) = env.get("ZOO_4LW_COMMANDS_WHITELIST") {
+            p.insert("4lw.commands.whitelist".into(), w.clone());
+        }
+        let servers = get("ZOO_SERVERS", "server.1=localhost:2888:3888;2181");
+        for s in servers.split_whitespace() {
+            if let Some((k, v)) = s.split_once('=') {
+                p.insert(k.to_owned(), v.to_owned());
+            }
+        }
+        // The official image serves clients on 2181 (from the server line's client port).
+        p.insert("clientPort".into(), "2181".into());
+        if let Some(extra) = env.get("ZOO_CFG_EXTRA") {
+            for kv in extra.split_whitespace() {
+                if let Some((k, v)) = kv.split_once('=') {
+                    p.insert(k.to_owned(), v.to_owned());
+                }
+            }
+        }
+        Some(p)
+    }
+}
+
+#[cfg(test)]
+mod more_tests {
+    use super::*;
+
+    #[test]
+    fn toml_config_reads_and_reports_unknown_keys() {
+        let c = Config::from_toml(
+            "tick_time_ms = 1000\ndata_dir = \"/var/lib/zkd\"\nclient_port = 2190\nfour_letter_words = [\"ruok\"]\nmystery = 1\n",
+        )
+        .unwrap();
+        assert_eq!(c.tick_time_ms, 1000);
+        assert_eq!(c.client_addr.port(), 2190);
+        assert_eq!(c.ignored_keys, vec!["mystery".to_owned()]);
+        let e = Config::from_toml("tick_time_ms = \"fast\"\n").unwrap_err();
+        assert!(
+            e.to_string().contains("tick_time_ms") || e.key.contains("fast"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn docker_env_becomes_a_zoo_cfg() {
+        let env: BTreeMap<String, String> = [
+            ("ZOO_TICK_TIME", "3000"),
+            ("ZOO_4LW_COMMANDS_WHITELIST", "ruok,mntr"),
+            (
+                "ZOO_CFG_EXTRA",
+                "maxSessionTimeout=60000 fsync.warningthresholdms=50",
+            ),
+            ("ZOO_DATA_DIR", "/tmp/zkd-docker"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let p = Config::properties_from_docker_env(&env).unwrap();
+        let c = Config::from_properties(&p, &BTreeMap::new()).unwrap();
+        assert_eq!(c.tick_time_ms, 3000);
+        assert!(c.four_letter_word_allowed("mntr"));
+        assert_eq!(c.max_session_timeout_ms, Some(60000));
+        assert_eq!(c.fsync_warn_ms, 50);
+        assert_eq!(c.client_addr.port(), 2181);
+        assert!(Config::properties_from_docker_env(&BTreeMap::new()).is_none());
+    }
+}
