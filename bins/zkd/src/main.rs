@@ -101,7 +101,19 @@ fn main() -> ExitCode {
         let listener = tokio::net::TcpListener::bind(config.client_addr)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", config.client_addr))?;
-        zk_server::run(config, listener, shutdown_signal())
+        // Like ZooKeeper, a server whose AdminServer cannot start still serves clients.
+        let admin = if config.admin_enabled {
+            match tokio::net::TcpListener::bind(config.admin_addr).await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    tracing::warn!(addr = %config.admin_addr, error = %e, "cannot start the AdminServer");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        zk_server::run_with_admin(config, listener, admin, shutdown_signal())
             .await
             .map_err(|e| e.to_string())
     });

@@ -31,7 +31,7 @@ fn start(dir: &Path, port: u16) -> Child {
     std::fs::write(
         &cfg,
         format!(
-            "tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\npreAllocSize=1024\n4lw.commands.whitelist=ruok\n",
+            "tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\npreAllocSize=1024\n4lw.commands.whitelist=ruok\nadmin.enableServer=false\n",
             dir.join("data").display()
         ),
     )
@@ -247,8 +247,18 @@ fn command_line_help_version_and_bad_config() {
 #[test]
 fn the_sample_configs_are_valid() {
     for f in ["zoo.cfg", "zkd.toml"] {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../conf").join(f);
-        let out = Command::new(ZKD).arg("check-config").arg(&path).output().unwrap();
-        assert!(out.status.success(), "{f}: {}", String::from_utf8_lossy(&out.stderr));
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../conf")
+            .join(f);
+        let out = Command::new(ZKD)
+            .arg("check-config")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{f}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }

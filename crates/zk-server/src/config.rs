@@ -61,6 +61,10 @@ pub struct Config {
     /// `znode.container.maxNeverUsedIntervalMs`: delete containers that never had a child
     /// after this long (0 = never).
     pub container_never_used_ms: u64,
+    /// `admin.enableServer`: serve the AdminServer.
+    pub admin_enabled: bool,
+    /// `admin.serverAddress`:`admin.serverPort`.
+    pub admin_addr: SocketAddr,
     /// The server id (`myid`), the top byte of session ids; 0 for a standalone server.
     pub server_id: u8,
     /// Keys that were read but are not used by this server (reported at startup).
@@ -92,6 +96,8 @@ impl Default for Config {
             fsync_warn_ms: 1000,
             container_check_interval_ms: 60_000,
             container_never_used_ms: 0,
+            admin_enabled: true,
+            admin_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
             server_id: 0,
             ignored_keys: Vec::new(),
         }
@@ -105,9 +111,6 @@ const KNOWN_UNUSED: &[&str] = &[
     "syncLimit",
     "electionAlg",
     "serverCnxnFactory",
-    "admin.enableServer",
-    "admin.serverPort",
-    "admin.serverAddress",
     "metricsProvider.className",
     "metricsProvider.httpPort",
     "standaloneEnabled",
@@ -212,6 +215,14 @@ impl Config {
                 "fsync.warningthresholdms" => c.fsync_warn_ms = number(k, v)?,
                 "extendedTypesEnabled" => c.extended_types_enabled = boolean(k, v)?,
                 "DigestAuthenticationProvider.superDigest" => c.super_digest = Some(v.clone()),
+                "admin.enableServer" => c.admin_enabled = boolean(k, v)?,
+                "admin.serverPort" => c.admin_addr.set_port(number(k, v)?),
+                "admin.serverAddress" => {
+                    c.admin_addr.set_ip(v.parse().map_err(|_| ConfigError {
+                        key: k.clone(),
+                        problem: format!("{v:?} is not an IP address"),
+                    })?)
+                }
                 other if KNOWN_UNUSED.contains(&other) || other.starts_with("server.") => {
                     c.ignored_keys.push(other.to_owned())
                 }
@@ -234,6 +245,8 @@ impl Config {
                 | "zookeeper.znode.container.maxNeverUsedIntervalMs" => {
                     c.container_never_used_ms = number(k, v)?
                 }
+                "zookeeper.admin.enableServer" => c.admin_enabled = boolean(k, v)?,
+                "zookeeper.admin.serverPort" => c.admin_addr.set_port(number(k, v)?),
                 "zookeeper.4lw.commands.whitelist" => {
                     c.four_letter_words = v.split(',').map(|w| w.trim().to_owned()).collect()
                 }
@@ -346,6 +359,9 @@ struct TomlConfig {
     container_check_interval_ms: Option<u64>,
     container_never_used_ms: Option<u64>,
     server_id: Option<u8>,
+    admin_enabled: Option<bool>,
+    admin_port: Option<u16>,
+    admin_address: Option<std::net::IpAddr>,
     #[serde(flatten)]
     unknown: BTreeMap<String, toml::Value>,
 }
@@ -384,8 +400,15 @@ impl Config {
             fsync_warn_ms,
             container_check_interval_ms,
             container_never_used_ms,
-            server_id
+            server_id,
+            admin_enabled
         );
+        if let Some(p) = t.admin_port {
+            c.admin_addr.set_port(p);
+        }
+        if let Some(a) = t.admin_address {
+            c.admin_addr.set_ip(a);
+        }
         c.data_log_dir = t.data_log_dir;
         c.min_session_timeout_ms = t.min_session_timeout_ms;
         c.max_session_timeout_ms = t.max_session_timeout_ms;

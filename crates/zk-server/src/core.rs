@@ -64,6 +64,11 @@ pub enum CoreMsg {
         word: zk_proto::FourLetterWord,
         reply: oneshot::Sender<String>,
     },
+    /// An AdminServer command (primary name); the JSON answer goes back on `reply`.
+    Admin {
+        command: &'static str,
+        reply: oneshot::Sender<serde_json::Value>,
+    },
     /// The log writer made txns up to this zxid durable (or failed).
     Durable {
         zxid: i64,
@@ -250,6 +255,9 @@ impl Core {
             CoreMsg::Closed { conn } => self.closed(conn),
             CoreMsg::FourLetter { word, reply } => {
                 let _ = reply.send(fourlw::answer(self, word));
+            }
+            CoreMsg::Admin { command, reply } => {
+                let _ = reply.send(crate::admin::answer(self, command));
             }
             CoreMsg::Durable { zxid, result } => {
                 result?;

@@ -7,10 +7,12 @@
 //!   watches, expiry.
 //! - [`conn`]: per-connection framing, handshake, four-letter words.
 //! - [`fourlw`]: the four-letter-word answers.
+//! - [`admin`]: the AdminServer (HTTP JSON commands, `/metrics`, health endpoints).
 //!
 //! Libraries take their inputs: [`run`] gets a bound listener and a shutdown future; it
 //! never installs signal handlers or reads the environment.
 
+pub mod admin;
 pub mod config;
 pub mod conn;
 pub mod core;
@@ -60,6 +62,16 @@ pub fn tree_config(config: &Config) -> TreeConfig {
 pub async fn run(
     config: Config,
     listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    run_with_admin(config, listener, None, shutdown).await
+}
+
+/// [`run`], also serving the AdminServer on `admin` when given.
+pub async fn run_with_admin(
+    config: Config,
+    listener: TcpListener,
+    admin: Option<TcpListener>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
     let dirs = DataDirs::new(&config.data_dir, config.data_log_dir.as_deref());
@@ -128,6 +140,21 @@ pub async fn run(
         Ok::<(), ServerError>(())
     });
 
+    // The AdminServer stops when this sender is dropped (when `run` returns).
+    let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+    if let Some(admin) = admin {
+        tracing::info!(addr = %admin.local_addr()?, "serving the AdminServer");
+        let to_core = to_core.clone();
+        tokio::spawn(async move {
+            let stop = async move {
+                let _ = admin_stopped.await;
+            };
+            if let Err(e) = admin::serve(admin, to_core, stop).await {
+                tracing::error!(error = %e, "AdminServer failed");
+            }
+        });
+    }
+    let _admin_stop = admin_stop;
     let per_ip: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
     let max_per_ip = config.max_client_cnxns;
     let frame_max = config.jute_max_buffer;

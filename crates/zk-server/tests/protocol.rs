@@ -557,3 +557,75 @@ async fn an_expired_session_loses_its_ephemerals_and_watchers_hear_it() {
     assert!(again.recv().await.is_none());
     server.stop().await;
 }
+
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: zkd\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let status = out[9..12].parse().unwrap();
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test]
+async fn admin_server_answers_commands_metrics_and_health() {
+    let dir = temp_dir("admin");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin_addr = admin.local_addr().unwrap();
+    let config = Config {
+        data_dir: dir.clone(),
+        client_addr: listener.local_addr().unwrap(),
+        prealloc_kb: 64,
+        ..Config::default()
+    };
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(zk_server::run_with_admin(
+        config,
+        listener,
+        Some(admin),
+        async {
+            let _ = rx.await;
+        },
+    ));
+    let (status, body) = http_get(admin_addr, "/commands/ruok").await;
+    assert_eq!(status, 200);
+    assert!(
+        body.contains(r#""command":"ruok""#) && body.contains(r#""error":null"#),
+        "{body}"
+    );
+    let (status, body) = http_get(admin_addr, "/commands/mntr").await;
+    assert_eq!(status, 200);
+    assert!(
+        body.contains(r#""command":"monitor""#) && body.contains(r#""znode_count":5"#),
+        "{body}"
+    );
+    for alias in [
+        "conf", "cons", "srvr", "stat", "wchs", "wchc", "wchp", "dirs", "dump", "envi", "isro",
+        "lsnp", "lead", "icfg",
+    ] {
+        let (status, body) = http_get(admin_addr, &format!("/commands/{alias}")).await;
+        assert_eq!(status, 200, "{alias}: {body}");
+        assert!(body.contains(r#""error":null"#), "{alias}: {body}");
+    }
+    let (status, _) = http_get(admin_addr, "/commands/nosuch").await;
+    assert_eq!(status, 404);
+    let (status, body) = http_get(admin_addr, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("znode_count 5"), "{body}");
+    assert_eq!(http_get(admin_addr, "/healthz").await.0, 200);
+    assert_eq!(http_get(admin_addr, "/readyz").await.0, 200);
+    let (status, body) = http_get(admin_addr, "/commands").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("watches_by_path"));
+    let _ = tx.send(());
+    task.await.unwrap().unwrap();
+}

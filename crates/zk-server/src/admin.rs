@@ -1,0 +1,246 @@
+//! The AdminServer (ZooKeeper's Jetty `/commands`), over axum: every command as JSON under
+//! `/commands/<name>` with ZooKeeper's names and aliases, Prometheus text at `/metrics`, and
+//! `/healthz` (process up) and `/readyz` (serving clients) for orchestrators.
+//!
+//! Handlers ask the core for its state through the same channel clients use, so an answer
+//! is a consistent view of one moment.
+
+use std::future::Future;
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::core::CoreMsg;
+
+/// Every command (primary name first) and its aliases, as ZooKeeper's `Commands` lists them.
+pub const COMMANDS: &[&[&str]] = &[
+    &["configuration", "conf", "config"],
+    &["connection_stat_reset", "crst"],
+    &["connections", "cons"],
+    &["dirs"],
+    &["dump"],
+    &["environment", "env", "envi"],
+    &["get_trace_mask", "gtmk"],
+    &["hash"],
+    &["initial_configuration", "icfg"],
+    &["is_read_only", "isro"],
+    &["last_snapshot", "lsnp"],
+    &["leader", "lead"],
+    &["monitor", "mntr"],
+    &["observer_connection_stat_reset", "orst"],
+    &["observers", "obsr"],
+    &["ruok"],
+    &["server_stats", "srvr"],
+    &["stat_reset", "srst"],
+    &["stats", "stat"],
+    &["system_properties", "sysp"],
+    &["voting_view"],
+    &["watch_summary", "wchs"],
+    &["watches", "wchc"],
+    &["watches_by_path", "wchp"],
+    &["zabstate"],
+];
+
+/// The primary name of a command or alias.
+pub fn primary_name(name: &str) -> Option<&'static str> {
+    COMMANDS
+        .iter()
+        .find(|names| names.contains(&name))
+        .map(|names| names[0])
+}
+
+#[derive(Clone)]
+struct AppState {
+    to_core: mpsc::UnboundedSender<CoreMsg>,
+}
+
+async fn ask(state: &AppState, command: &'static str) -> Option<Value> {
+    let (tx, rx) = oneshot::channel();
+    state
+        .to_core
+        .send(CoreMsg::Admin { command, reply: tx })
+        .ok()?;
+    rx.await.ok()
+}
+
+async fn command(State(state): State<AppState>, Path(name): Path<String>) -> Response {
+    let Some(primary) = primary_name(&name) else {
+        let body = json!({"command": name, "error": "Unknown command: ".to_owned() + &name});
+        return (StatusCode::NOT_FOUND, Json(body)).into_response();
+    };
+    match ask(&state, primary).await {
+        Some(mut v) => {
+            if let Some(o) = v.as_object_mut() {
+                o.insert("command".into(), json!(primary));
+                o.entry("error").or_insert(Value::Null);
+            }
+            Json(v).into_response()
+        }
+        None => (StatusCode::SERVICE_UNAVAILABLE, "server stopping").into_response(),
+    }
+}
+
+async fn index() -> Html<String> {
+    let mut s = String::from("<html><body><ul>\n");
+    for names in COMMANDS {
+        s.push_str(&format!(
+            "<li><a href=\"/commands/{0}\">{0}</a></li>\n",
+            names[0]
+        ));
+    }
+    s.push_str("</ul></body></html>\n");
+    Html(s)
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    match ask(&state, "monitor").await {
+        Some(v) => {
+            let mut text = String::new();
+            if let Some(o) = v.as_object() {
+                for (k, val) in o {
+                    if let Some(n) = val.as_f64() {
+                        text.push_str(&format!("# TYPE {k} gauge\n{k} {n}\n"));
+                    }
+                }
+            }
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+        }
+        None => (StatusCode::SERVICE_UNAVAILABLE, "server stopping").into_response(),
+    }
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match ask(&state, "ruok").await {
+        Some(_) => (StatusCode::OK, "ready\n").into_response(),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "not serving\n").into_response(),
+    }
+}
+
+/// Serves the AdminServer on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    to_core: mpsc::UnboundedSender<CoreMsg>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = Router::new()
+        .route("/commands", get(index))
+        .route("/commands/", get(index))
+        .route("/commands/{name}", get(command))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .with_state(AppState { to_core });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// The JSON answer to a command, built from the core's state (runs on the core task).
+pub(crate) fn answer(core: &mut crate::core::Core, command: &str) -> Value {
+    use crate::fourlw::VERSION;
+    let c = &core.config;
+    let (min, max) = c.session_timeout_bounds();
+    match command {
+        "ruok" => json!({}),
+        "is_read_only" => json!({"read_only": false}),
+        "configuration" | "initial_configuration" => json!({
+            "client_port": c.client_addr.port(),
+            "client_port_address": c.client_addr.ip().to_string(),
+            "data_dir": c.data_dir.join("version-2").display().to_string(),
+            "data_log_dir": c.data_log_dir.as_ref().unwrap_or(&c.data_dir).join("version-2").display().to_string(),
+            "tick_time": c.tick_time_ms,
+            "max_client_cnxns": c.max_client_cnxns,
+            "min_session_timeout": min,
+            "max_session_timeout": max,
+            "server_id": c.server_id,
+        }),
+        "connections" => json!({
+            "connections": core.connections().iter().map(|(addr, session)| json!({
+                "remote_socket_address": addr.to_string(),
+                "session_id": format!("0x{:x}", session.unwrap_or(0)),
+            })).collect::<Vec<_>>(),
+            "secure_connections": [],
+        }),
+        "leader" => json!({"is_leader": false}),
+        "monitor" => json!({
+            "version": VERSION,
+            "server_state": "standalone",
+            "avg_latency": 0.0,
+            "packets_received": core.stats.packets_received,
+            "packets_sent": core.stats.packets_sent,
+            "num_alive_connections": core.connection_count(),
+            "outstanding_requests": core.outstanding(),
+            "znode_count": core.tree.node_count() + 1,
+            "watch_count": core.tree.watches().count(),
+            "ephemerals_count": core.tree.ephemeral_count(),
+            "approximate_data_size": core.tree.approximate_data_size(),
+            "global_sessions": core.sessions.len(),
+            "last_zxid": core.tree.last_processed_zxid(),
+        }),
+        "server_stats" | "stats" => json!({
+            "version": VERSION,
+            "server_stats": {
+                "packets_sent": core.stats.packets_sent,
+                "packets_received": core.stats.packets_received,
+                "num_alive_client_connections": core.connection_count(),
+                "outstanding_requests": core.outstanding(),
+                "server_state": "standalone",
+                "last_processed_zxid": core.tree.last_processed_zxid(),
+                "data_dir_size": 0,
+                "log_dir_size": 0,
+            },
+            "node_count": core.tree.node_count() + 1,
+            "client_response": {},
+        }),
+        "watch_summary" => {
+            let by_watcher = core.tree.watches().by_watcher();
+            json!({
+                "num_connections": by_watcher.len(),
+                "num_paths": core.tree.watches().by_path().len(),
+                "num_total_watches": core.tree.watches().count(),
+            })
+        }
+        "watches" => json!({
+            "session_id_to_watched_paths": core.tree.watches().by_watcher().into_iter()
+                .map(|(w, paths)| (format!("0x{:x}", w.0), json!(paths)))
+                .collect::<serde_json::Map<String, Value>>(),
+        }),
+        "watches_by_path" => json!({
+            "path_to_session_ids": core.tree.watches().by_path().into_iter()
+                .map(|(p, ws)| (p, json!(ws.into_iter().map(|w| format!("0x{:x}", w.0)).collect::<Vec<_>>())))
+                .collect::<serde_json::Map<String, Value>>(),
+        }),
+        "dump" => json!({
+            "expiry_time_to_session_ids": {},
+            "session_id_to_ephemeral_paths": core.tree.ephemerals().iter()
+                .map(|(s, paths)| (format!("0x{s:x}"), json!(paths)))
+                .collect::<serde_json::Map<String, Value>>(),
+        }),
+        "environment" | "system_properties" => json!({
+            "zookeeper.version": VERSION,
+            "os.name": std::env::consts::OS,
+            "os.arch": std::env::consts::ARCH,
+        }),
+        "dirs" => json!({"datadir_size": 0, "logdir_size": 0}),
+        "hash" => {
+            json!({"digests": [{"zxid": core.tree.last_processed_zxid(), "digest": core.tree.digest()}]})
+        }
+        "last_snapshot" => json!({"zxid": "0x0", "timestamp": 0}),
+        "get_trace_mask" => json!({"tracemask": 306}),
+        "stat_reset" => {
+            core.stats = Default::default();
+            json!({})
+        }
+        "connection_stat_reset" | "observer_connection_stat_reset" => json!({}),
+        "observers" => json!({"synced_observers": 0, "observers": []}),
+        "voting_view" => json!({"current_config": {}}),
+        "zabstate" => json!({"voting": true, "zabstate": "broadcast"}),
+        other => json!({"error": format!("Unknown command: {other}")}),
+    }
+}
