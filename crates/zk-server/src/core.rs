@@ -405,41 +405,21 @@ impl Core {
             self.send(conn, Out::Close);
             return;
         };
+        let last = self.tree.last_processed_zxid();
         if self.sessions.touch(session, self.now_ms()).is_err() {
-            let f = reply_frame(
-                header.xid,
-                self.tree.last_processed_zxid(),
-                ErrorCode::SessionExpired.code(),
-                &Response::Empty,
-            );
-            self.send(conn, Out::Frame(f));
-            self.send(conn, Out::Close);
+            self.fail_and_close(conn, header.xid, last, ErrorCode::SessionExpired);
             return;
         }
         let request = match request {
             Ok(r) => r,
+            // Probed: UNIMPLEMENTED with zxid -1, then the connection is closed.
             Err(DecodeError::UnknownOpCode(_)) => {
-                // Probed: UNIMPLEMENTED with zxid -1, then the connection is closed.
-                let f = reply_frame(
-                    header.xid,
-                    -1,
-                    ErrorCode::Unimplemented.code(),
-                    &Response::Empty,
-                );
-                self.send(conn, Out::Frame(f));
-                self.send(conn, Out::Close);
+                self.fail_and_close(conn, header.xid, -1, ErrorCode::Unimplemented);
                 return;
             }
             Err(e) => {
                 tracing::info!(conn, error = %e, "malformed request");
-                let f = reply_frame(
-                    header.xid,
-                    self.tree.last_processed_zxid(),
-                    ErrorCode::MarshallingError.code(),
-                    &Response::Empty,
-                );
-                self.send(conn, Out::Frame(f));
-                self.send(conn, Out::Close);
+                self.fail_and_close(conn, header.xid, last, ErrorCode::MarshallingError);
                 return;
             }
         };
@@ -471,6 +451,13 @@ impl Core {
         } else {
             self.read(conn, header, request);
         }
+    }
+
+    /// Answers `xid` with an error, then closes the connection.
+    fn fail_and_close(&mut self, conn: ConnId, xid: i32, zxid: i64, code: ErrorCode) {
+        let f = reply_frame(xid, zxid, code.code(), &Response::Empty);
+        self.send(conn, Out::Frame(f));
+        self.send(conn, Out::Close);
     }
 
     fn write(&mut self, conn: ConnId, session: i64, header: RequestHeader, request: Request) {
@@ -743,6 +730,23 @@ impl Core {
         self.send(conn, Out::Frame(f));
     }
 
+    /// The checks every read makes, in ZooKeeper's order: a valid path, an existing node,
+    /// and one of the permissions in `perm` on it. Returns the node's ACL.
+    fn readable(
+        &self,
+        conn: ConnId,
+        path: &str,
+        perm: i32,
+    ) -> Result<Arc<[zk_proto::Acl]>, ErrorCode> {
+        zk_tree::path::validate_path(path).map_err(|e| e.code())?;
+        let acl = self.tree.acl(path).ok_or(ErrorCode::NoNode)?;
+        if self.can(conn, &acl, perm) {
+            Ok(acl)
+        } else {
+            Err(ErrorCode::NoAuth)
+        }
+    }
+
     fn op_exists(
         &mut self,
         conn: ConnId,
@@ -767,11 +771,7 @@ impl Core {
         path: &str,
         watcher: Option<WatcherId>,
     ) -> Result<Response, ErrorCode> {
-        zk_tree::path::validate_path(path).map_err(|e| e.code())?;
-        let acl = self.tree.acl(path).ok_or(ErrorCode::NoNode)?;
-        if !self.can(conn, &acl, perms::READ) {
-            return Err(ErrorCode::NoAuth);
-        }
+        self.readable(conn, path, perms::READ)?;
         self.tree
             .get_data(path, watcher)
             .map(|(data, stat)| Response::GetData(zk_proto::GetDataResponse { data, stat }))
@@ -784,21 +784,13 @@ impl Core {
         path: &str,
         watcher: Option<WatcherId>,
     ) -> Result<(Vec<String>, zk_proto::Stat), ErrorCode> {
-        zk_tree::path::validate_path(path).map_err(|e| e.code())?;
-        let acl = self.tree.acl(path).ok_or(ErrorCode::NoNode)?;
-        if !self.can(conn, &acl, perms::READ) {
-            return Err(ErrorCode::NoAuth);
-        }
+        self.readable(conn, path, perms::READ)?;
         self.tree.get_children(path, watcher).map_err(|e| e.code())
     }
 
     fn op_get_acl(&mut self, conn: ConnId, path: &str) -> Result<Response, ErrorCode> {
-        zk_tree::path::validate_path(path).map_err(|e| e.code())?;
-        let acl = self.tree.acl(path).ok_or(ErrorCode::NoNode)?;
+        let acl = self.readable(conn, path, perms::READ | perms::ADMIN)?;
         let stat = self.tree.stat(path).ok_or(ErrorCode::NoNode)?;
-        if !self.can(conn, &acl, perms::READ | perms::ADMIN) {
-            return Err(ErrorCode::NoAuth);
-        }
         let shown = if self.can(conn, &acl, perms::ADMIN) {
             acl.to_vec()
         } else {
@@ -811,11 +803,7 @@ impl Core {
     }
 
     fn op_all_children(&mut self, conn: ConnId, path: &str) -> Result<Response, ErrorCode> {
-        zk_tree::path::validate_path(path).map_err(|e| e.code())?;
-        let acl = self.tree.acl(path).ok_or(ErrorCode::NoNode)?;
-        if !self.can(conn, &acl, perms::READ) {
-            return Err(ErrorCode::NoAuth);
-        }
+        self.readable(conn, path, perms::READ)?;
         self.tree
             .all_children_number(path)
             .map(|total_number| {

@@ -88,13 +88,7 @@ pub fn answer(core: &mut Core, word: FourLetterWord) -> String {
             }
         }
         FourLetterWord::Cons => {
-            for (addr, session) in core.connections() {
-                let _ = writeln!(
-                    out,
-                    " /{addr}[1](queued=0,sid=0x{:x})",
-                    session.unwrap_or(0)
-                );
-            }
+            clients(core, &mut out);
             let _ = writeln!(out);
         }
         FourLetterWord::Dirs => {
@@ -122,6 +116,17 @@ pub fn answer(core: &mut Core, word: FourLetterWord) -> String {
         }
     }
     out
+}
+
+/// One line per connection, as `cons` and `stat` list them.
+fn clients(core: &Core, out: &mut String) {
+    for (addr, session) in core.connections() {
+        let _ = writeln!(
+            out,
+            " /{addr}[1](queued=0,sid=0x{:x})",
+            session.unwrap_or(0)
+        );
+    }
 }
 
 fn hostname() -> String {
@@ -154,13 +159,7 @@ fn server_stats(core: &Core, out: &mut String, with_clients: bool) {
     let _ = writeln!(out, "Zookeeper version: {VERSION}");
     if with_clients {
         let _ = writeln!(out, "Clients:");
-        for (addr, session) in core.connections() {
-            let _ = writeln!(
-                out,
-                " /{addr}[1](queued=0,sid=0x{:x})",
-                session.unwrap_or(0)
-            );
-        }
+        clients(core, out);
         let _ = writeln!(out);
     }
     let (min, avg, max) = latency(core);
