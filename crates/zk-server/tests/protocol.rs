@@ -629,3 +629,64 @@ async fn admin_server_answers_commands_metrics_and_health() {
     let _ = tx.send(());
     task.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn connections_beyond_max_client_cnxns_are_refused() {
+    let dir = temp_dir("maxcnxns");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = Config {
+        data_dir: dir,
+        client_addr: addr,
+        prealloc_kb: 64,
+        max_client_cnxns: 3,
+        ..Config::default()
+    };
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(zk_server::run(config, listener, async {
+        let _ = rx.await;
+    }));
+    let mut kept = Vec::new();
+    for _ in 0..3 {
+        kept.push(Client::connect(addr).await.0);
+    }
+    let mut extra = Client::raw(addr).await;
+    extra.send(frame(|b| connect_req(0, None).write(b))).await;
+    assert!(
+        extra.recv().await.is_none(),
+        "the 4th connection from one IP is closed"
+    );
+    // Once one closes, a new one is accepted.
+    drop(kept.pop());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (mut again, r) = Client::connect(addr).await;
+    assert_ne!(r.session_id, 0);
+    assert_eq!(again.call(Request::Ping).await.0.err, 0);
+    let _ = tx.send(());
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_does_not_stop_the_server() {
+    let dir = temp_dir("slow");
+    let server = Server::start(&dir).await;
+    let (mut c, _) = Client::connect(server.addr).await;
+    c.call(create("/big", &vec![7u8; 512 * 1024], 0)).await;
+    // Flood getData requests for half a MiB each and never read a reply.
+    let mut slow = Client::connect(server.addr).await.0;
+    for _ in 0..200 {
+        slow.request(Request::GetData(GetDataRequest {
+            path: "/big".into(),
+            watch: false,
+        }))
+        .await;
+    }
+    // Others are served meanwhile.
+    let (mut other, _) = Client::connect(server.addr).await;
+    for i in 0..20 {
+        let (h, _) = other.call(create(&format!("/fast{i}"), b"", 0)).await;
+        assert_eq!(h.err, 0);
+    }
+    drop(slow);
+    server.stop().await;
+}
