@@ -58,7 +58,7 @@ impl ZooKeeper {
             ),
         )
         .unwrap_or_default();
-        let child = Command::new(ZK_SERVER)
+        let mut child = Command::new(ZK_SERVER)
             .arg("start-foreground")
             .arg(&cfg)
             .env("ZOO_LOG_DIR", &dir)
@@ -75,6 +75,8 @@ impl ZooKeeper {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("ZooKeeper did not start on {addr}");
     }
 }
