@@ -28,6 +28,83 @@ struct Cli {
 enum Command {
     /// Checks a configuration file and exits.
     CheckConfig { file: PathBuf },
+    /// Lists the txns of a txn log file (like ZooKeeper's TxnLogToolkit).
+    DumpLog { file: PathBuf },
+    /// Prints a snapshot file (like ZooKeeper's SnapshotFormatter).
+    DumpSnapshot {
+        file: PathBuf,
+        /// Include node data (base64).
+        #[arg(short = 'd', long)]
+        data: bool,
+        /// ncdu-style JSON, as `SnapshotFormatter -json`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Per-subtree znode counts and data bytes of a snapshot, to a depth.
+    SummarizeSnapshot {
+        file: PathBuf,
+        #[arg(long, default_value_t = 2)]
+        depth: usize,
+    },
+    /// Differences between two snapshots; exits 1 when they differ.
+    CompareSnapshots { a: PathBuf, b: PathBuf },
+    /// Copies a txn log to FILE.fixed, recomputing bad checksums of records that still
+    /// decode (like `TxnLogToolkit -r`).
+    RecoverLog { file: PathBuf },
+    /// Deletes old snapshots and logs of the configured data dir, keeping COUNT snapshots
+    /// (at least 3) and the logs needed to replay them.
+    Purge {
+        #[arg(long, default_value_t = 3)]
+        count: usize,
+    },
+}
+
+/// Runs an offline tool; the exit code says whether it found the input sound.
+fn tool(command: &Command, config: Option<&PathBuf>) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    let result: Result<bool, String> = match command {
+        Command::CheckConfig { .. } => unreachable!("handled before"),
+        Command::DumpLog { file } => zk_log::tools::dump_log(file, &mut out)
+            .map(|d| matches!(d.end, zk_log::txnlog::LogEnd::Clean { .. }))
+            .map_err(|e| e.to_string()),
+        Command::DumpSnapshot { file, data, json } => {
+            zk_log::tools::dump_snapshot(file, &mut out, *data, *json)
+                .map(|_| true)
+                .map_err(|e| e.to_string())
+        }
+        Command::SummarizeSnapshot { file, depth } => {
+            zk_log::tools::summarize_snapshot(file, *depth, &mut out)
+                .map(|_| true)
+                .map_err(|e| e.to_string())
+        }
+        Command::CompareSnapshots { a, b } => zk_log::tools::compare_snapshots(a, b, &mut out)
+            .map(|n| n == 0)
+            .map_err(|e| e.to_string()),
+        Command::RecoverLog { file } => {
+            let fixed = zk_log::tools::fixed_log_path(file);
+            zk_log::tools::recover_log(file, &fixed, &mut out)
+                .map(|r| r.stopped.is_none())
+                .map_err(|e| e.to_string())
+        }
+        Command::Purge { count } => load(config).and_then(|c| {
+            let dirs = zk_log::DataDirs::new(&c.data_dir, c.data_log_dir.as_deref());
+            let removed = zk_log::purge::purge(&zk_log::FsStorage, &dirs, *count)
+                .map_err(|e| e.to_string())?;
+            for f in &removed {
+                println!("removed {}", f.display());
+            }
+            println!("{} files removed", removed.len());
+            Ok(true)
+        }),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("zkd: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 /// The configuration: `--config FILE` (zoo.cfg, or TOML by extension), else the official
@@ -76,6 +153,9 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         };
+    }
+    if let Some(command) = &cli.command {
+        return tool(command, cli.config.as_ref());
     }
     let config = match load(cli.config.as_ref()) {
         Ok(c) => c,

@@ -262,3 +262,80 @@ fn the_sample_configs_are_valid() {
         );
     }
 }
+
+fn zk_data(file: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/data/zookeeper-3.8/version-2")
+        .join(file)
+}
+
+#[test]
+fn offline_tools_run_as_subcommands() {
+    let run = |args: &[&std::ffi::OsStr]| Command::new(ZKD).args(args).output().unwrap();
+    let log = zk_data("log.1");
+    let snap = zk_data("snapshot.1c");
+    let out = run(&["dump-log".as_ref(), log.as_os_str()]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("EOF reached after 28 txns."));
+    let out = run(&["dump-log".as_ref(), snap.as_os_str()]);
+    assert_eq!(out.status.code(), Some(2), "a snapshot is not a log");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("snapshot.1c"));
+    let out = run(&[
+        "dump-snapshot".as_ref(),
+        "--json".as_ref(),
+        snap.as_os_str(),
+    ]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("[1,0,"));
+    let out = run(&["dump-snapshot".as_ref(), "-d".as_ref(), snap.as_os_str()]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("/app/more"));
+    let out = run(&["summarize-snapshot".as_ref(), snap.as_os_str()]);
+    assert!(out.status.success());
+    let out = run(&[
+        "compare-snapshots".as_ref(),
+        snap.as_os_str(),
+        snap.as_os_str(),
+    ]);
+    assert!(out.status.success(), "identical snapshots");
+    let older = zk_data("snapshot.0");
+    let out = run(&[
+        "compare-snapshots".as_ref(),
+        older.as_os_str(),
+        snap.as_os_str(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "different snapshots");
+}
+
+#[test]
+fn purge_subcommand_keeps_three_snapshots() {
+    let dir = std::env::temp_dir().join(format!("zkd-purge-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let v2 = dir.join("data/version-2");
+    std::fs::create_dir_all(&v2).unwrap();
+    let snap = std::fs::read(zk_data("snapshot.1c")).unwrap();
+    for z in [0x1c, 0x2c, 0x3c, 0x4c, 0x5c] {
+        std::fs::write(v2.join(format!("snapshot.{z:x}")), &snap).unwrap();
+    }
+    let cfg = dir.join("zoo.cfg");
+    std::fs::write(&cfg, format!("dataDir={}\n", dir.join("data").display())).unwrap();
+    let out = Command::new(ZKD)
+        .arg("--config")
+        .arg(&cfg)
+        .arg("purge")
+        .arg("--count")
+        .arg("1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut left: Vec<String> = std::fs::read_dir(&v2)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, vec!["snapshot.3c", "snapshot.4c", "snapshot.5c"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
