@@ -182,6 +182,7 @@ pub(crate) fn answer(core: &mut crate::core::Core, command: &str) -> Value {
             "approximate_data_size": core.tree.approximate_data_size(),
             "global_sessions": core.sessions.len(),
             "last_zxid": core.tree.last_processed_zxid(),
+            "fsync_threshold_exceed_count": core.fsync_stats().slow_fsyncs,
         }),
         "server_stats" | "stats" => json!({
             "version": VERSION,

@@ -233,6 +233,11 @@ impl Core {
         v
     }
 
+    /// The log writer's fsync counters (slow fsyncs for `zk_fsync_threshold_exceed_count`).
+    pub fn fsync_stats(&self) -> zk_log::txnlog::SyncStats {
+        self.writer.stats()
+    }
+
     /// Number of txns logged but not yet durable.
     pub fn outstanding(&self) -> usize {
         self.inflight.len()

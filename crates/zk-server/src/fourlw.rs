@@ -204,6 +204,10 @@ fn monitor(core: &Core, out: &mut String) {
         ),
         ("zk_global_sessions", core.sessions.len().to_string()),
         ("zk_last_proposal_size", "-1".to_owned()),
+        (
+            "zk_fsync_threshold_exceed_count",
+            core.fsync_stats().slow_fsyncs.to_string(),
+        ),
     ];
     for (k, v) in rows {
         let _ = writeln!(out, "{k}\t{v}");

@@ -105,14 +105,31 @@ pub async fn run_with_admin(
     let mut core = Core::new(config.clone(), tree, writer, to_core.clone());
     let tick = Duration::from_millis(u64::from(config.tick_time_ms.max(2) / 2));
     let snap_dir = dirs.snap_dir.clone();
+    let purge_dirs = dirs.clone();
     let core_task = tokio::spawn(async move {
         let mut ticker = tokio::time::interval(tick);
+        // autopurge.purgeInterval (hours; 0 = off) keeping autopurge.snapRetainCount.
+        let purge_every = Duration::from_secs(config.purge_interval_hours.max(1) * 3600);
+        let mut purge_timer =
+            tokio::time::interval_at(tokio::time::Instant::now() + purge_every, purge_every);
+        let purge_on = config.purge_interval_hours > 0;
+        let retain = config.snap_retain_count;
         let mut trigger = SnapTrigger::new(config.snap_count, 0, core::wall_ms() as u64);
         let mut applied_before = core.tree.last_processed_zxid();
         loop {
             let msg = tokio::select! {
                 m = from_conns.recv() => match m { Some(m) => m, None => break },
                 _ = ticker.tick() => CoreMsg::Tick,
+                _ = purge_timer.tick(), if purge_on => {
+                    let dirs = purge_dirs.clone();
+                    tokio::task::spawn_blocking(move || {
+                        match zk_log::purge::purge(&FsStorage, &dirs, retain) {
+                            Ok(removed) => tracing::info!(files = removed.len(), "autopurge"),
+                            Err(e) => tracing::warn!(error = %e, "autopurge failed"),
+                        }
+                    });
+                    continue;
+                }
             };
             core.handle(msg).map_err(ServerError::StorageFailed)?;
             // Snapshot in the background once enough txns were applied.
