@@ -12,6 +12,13 @@ the tree it serves, for the storage interoperability tests.
       Start ZooKeeper on an existing DATA_DIR (e.g. written by zk-log), dump the served
       tree to OUT, stop it.
 
+  zk_interop.py workload HOST:PORT OUT
+      Run the same workload against a server that is already running (e.g. zkd) and dump
+      its tree to OUT; the session is left open (its ephemerals stay).
+
+  zk_interop.py dump HOST:PORT OUT
+      Dump the tree a running server serves.
+
 The dump has one line per node, tab-separated: path; data as hex, or `-` for a null buffer;
 the eleven Stat fields (czxid mzxid ctime mtime version cversion aversion ephemeralOwner
 dataLength numChildren pzxid) space-separated; the ACL as `perms:scheme:id` entries joined
@@ -133,7 +140,22 @@ def workload(zk):
 
 
 def main():
-    mode, data_dir, out = sys.argv[1], sys.argv[2], sys.argv[3]
+    mode, target, out = sys.argv[1], sys.argv[2], sys.argv[3]
+    if mode in ("workload", "dump"):
+        zk = KazooClient(hosts=target, auth_data=[AUTH], timeout=30)
+        zk.start(timeout=30)
+        if mode == "workload":
+            workload(zk)
+        nodes = dump(zk)
+        with open(out, "w") as f:
+            f.write("".join(line + "\n" for line in nodes))
+        if mode == "dump":
+            zk.stop()
+            zk.close()
+        print(f"{mode}: {len(nodes)} nodes dumped to {out}")
+        # Leave without closing the workload's session: its ephemerals must stay.
+        os._exit(0)
+    data_dir = target
     os.makedirs(data_dir, exist_ok=True)
     proc, port = start(data_dir)
     try:
