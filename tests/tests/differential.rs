@@ -22,6 +22,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use zk_proto::*;
 use zk_tests::raw::RawClient;
+use zk_tests::zkd::Zkd;
 use zk_tests::zookeeper::{self, ZooKeeper};
 
 /// A tiny deterministic PRNG (xorshift64*), so a failing seed replays.
@@ -223,40 +224,6 @@ impl Side {
     }
 }
 
-fn start_zkd() -> (SocketAddr, std::sync::mpsc::Sender<()>) {
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let dir = std::env::temp_dir().join(format!("zkd-diff-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            let config = zk_server::Config {
-                data_dir: dir,
-                client_addr: listener.local_addr().unwrap(),
-                prealloc_kb: 64,
-                four_letter_words: vec!["*".into()],
-                ..zk_server::Config::default()
-            };
-            addr_tx.send(listener.local_addr().unwrap()).unwrap();
-            let stop = tokio::task::spawn_blocking(move || {
-                let _ = stop_rx.recv();
-            });
-            zk_server::run(config, listener, async {
-                let _ = stop.await;
-            })
-            .await
-            .unwrap();
-        });
-    });
-    (addr_rx.recv().unwrap(), stop_tx)
-}
-
 #[test]
 fn zkd_answers_random_sequences_like_zookeeper() {
     if !zookeeper::available() {
@@ -268,7 +235,10 @@ fn zkd_answers_random_sequences_like_zookeeper() {
         .unwrap_or(4);
     let ops_per_seed = 150;
     let zk = ZooKeeper::start("diff", "", "");
-    let (zkd_addr, stop) = start_zkd();
+    let dir = std::env::temp_dir().join(format!("zkd-diff-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let zkd = Zkd::start(&dir, |_| {});
+    let zkd_addr = zkd.addr;
     let mut compared = 0;
     for seed in 1..=seeds {
         let mut ours = Side::open(zkd_addr);
@@ -324,6 +294,6 @@ fn zkd_answers_random_sequences_like_zookeeper() {
             let _ = c.call(&Request::CloseSession);
         }
     }
-    let _ = stop.send(());
+    drop(zkd);
     println!("{compared} operations compared across {seeds} seeds");
 }

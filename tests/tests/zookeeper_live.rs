@@ -21,6 +21,7 @@ use zk_proto::{
     perms, well_known, Acl, CreateMode, CreateRequest, CreateTtlRequest, DeleteRequest, Id,
     MultiOp, Request, SetAclRequest, SetDataRequest, TxnEntry,
 };
+use zk_tests::zkd::Zkd;
 use zk_tree::prep::{prep_create_session, prep_request, PendingChanges, PrepContext, Prepared};
 use zk_tree::{DataTree, TreeConfig};
 
@@ -342,46 +343,6 @@ fn zookeeper_serves_a_data_dir_written_by_zk_log() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// Runs zkd in-process on `data` until the returned sender is used or dropped.
-fn start_zkd(
-    data: &Path,
-) -> (
-    std::net::SocketAddr,
-    std::sync::mpsc::Sender<()>,
-    std::thread::JoinHandle<()>,
-) {
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
-    let data = data.to_path_buf();
-    let handle = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let config = zk_server::Config {
-                data_dir: data,
-                client_addr: listener.local_addr().unwrap(),
-                prealloc_kb: 64,
-                extended_types_enabled: true,
-                ..zk_server::Config::default()
-            };
-            addr_tx.send(listener.local_addr().unwrap()).unwrap();
-            let stop = tokio::task::spawn_blocking(move || {
-                let _ = stop_rx.recv();
-            });
-            zk_server::run(config, listener, async {
-                let _ = stop.await;
-            })
-            .await
-            .unwrap();
-        });
-    });
-    (addr_rx.recv().unwrap(), stop_tx, handle)
-}
-
 #[test]
 fn zkd_serves_a_data_dir_zookeeper_wrote() {
     if !tools_available() {
@@ -390,11 +351,10 @@ fn zkd_serves_a_data_dir_zookeeper_wrote() {
     let dir = temp_dir("zkd-on-zk");
     let by_zk = dir.join("zookeeper.tsv");
     run_script("drive", &dir.join("data"), &by_zk);
-    let (addr, stop, handle) = start_zkd(&dir.join("data"));
+    let zkd = Zkd::start(&dir.join("data"), |_| {});
     let by_zkd = dir.join("zkd.tsv");
-    run_script("dump", Path::new(&addr.to_string()), &by_zkd);
-    let _ = stop.send(());
-    handle.join().unwrap();
+    run_script("dump", Path::new(&zkd.addr.to_string()), &by_zkd);
+    drop(zkd);
     let (a, b) = (served(&by_zk), served(&by_zkd));
     assert_same(&a, &{
         let mut b = b.clone();
@@ -411,11 +371,10 @@ fn zookeeper_serves_a_data_dir_zkd_wrote() {
         return;
     }
     let dir = temp_dir("zk-on-zkd");
-    let (addr, stop, handle) = start_zkd(&dir.join("data"));
+    let zkd = Zkd::start(&dir.join("data"), |_| {});
     let by_zkd = dir.join("zkd.tsv");
-    run_script("workload", Path::new(&addr.to_string()), &by_zkd);
-    let _ = stop.send(());
-    handle.join().unwrap();
+    run_script("workload", Path::new(&zkd.addr.to_string()), &by_zkd);
+    drop(zkd);
     let by_zk = dir.join("zookeeper.tsv");
     run_script("serve", &dir.join("data"), &by_zk);
     let (a, b) = (served(&by_zkd), served(&by_zk));

@@ -675,12 +675,19 @@ impl Core {
             Request::CheckWatches(r) => self.op_watches(conn, &r.path, r.r#type, false),
             Request::RemoveWatches(r) => self.op_watches(conn, &r.path, r.r#type, true),
             Request::WhoAmI => Ok(Response::WhoAmI(zk_proto::WhoAmIResponse {
-                client_info: self
-                    .auth_of(conn)
+                // Probed: listed in scheme order (digest before ip).
+                client_info: sorted(self.auth_of(conn))
                     .into_iter()
-                    .map(|id| zk_proto::ClientInfo {
-                        auth_scheme: id.scheme,
-                        user: id.id,
+                    // Probed: digest identities show the user name only (`getUserName`).
+                    .map(|id| {
+                        let user = match id.scheme.as_str() {
+                            "digest" => id.id.split(':').next().unwrap_or_default().to_owned(),
+                            _ => id.id,
+                        };
+                        zk_proto::ClientInfo {
+                            auth_scheme: id.scheme,
+                            user,
+                        }
                     })
                     .collect(),
             })),
@@ -998,6 +1005,11 @@ impl Core {
             self.log(zxid, session, prepared, Purpose::Expire);
         }
     }
+}
+
+fn sorted(mut ids: Vec<Id>) -> Vec<Id> {
+    ids.sort_by(|a, b| (&a.scheme, &a.id).cmp(&(&b.scheme, &b.id)));
+    ids
 }
 
 fn error_txn(session: i64, cxid: i32, zxid: i64, time: i64, code: ErrorCode) -> Prepared {

@@ -1,0 +1,70 @@
+//! zkd in-process on its own runtime thread, for tests that drive it with blocking
+//! clients or external programs.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::mpsc;
+
+/// A running zkd; stops (and waits for it) on drop.
+#[derive(Debug)]
+pub struct Zkd {
+    pub addr: SocketAddr,
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Zkd {
+    /// Starts zkd on 127.0.0.1 (a free port) over `data_dir`, after `configure` adjusts the
+    /// test defaults (small preallocation, all four-letter words, TTL nodes on).
+    pub fn start(data_dir: &Path, configure: impl FnOnce(&mut zk_server::Config)) -> Zkd {
+        let (addr_tx, addr_rx) = mpsc::channel();
+        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let mut config = zk_server::Config {
+            data_dir: data_dir.to_path_buf(),
+            prealloc_kb: 64,
+            extended_types_enabled: true,
+            four_letter_words: vec!["*".into()],
+            ..zk_server::Config::default()
+        };
+        configure(&mut config);
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("a free port");
+                let addr = listener.local_addr().expect("bound");
+                config.client_addr = addr;
+                let _ = addr_tx.send(addr);
+                let stop = tokio::task::spawn_blocking(move || {
+                    let _ = stop_rx.recv();
+                });
+                if let Err(e) = zk_server::run(config, listener, async {
+                    let _ = stop.await;
+                })
+                .await
+                {
+                    panic!("zkd failed: {e}");
+                }
+            });
+        });
+        Zkd {
+            addr: addr_rx.recv().expect("zkd started"),
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Zkd {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
