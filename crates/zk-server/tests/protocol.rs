@@ -690,3 +690,135 @@ async fn a_client_that_stops_reading_does_not_stop_the_server() {
     drop(slow);
     server.stop().await;
 }
+
+// Probed on ZooKeeper 3.8: reads do not validate paths (NONODE), exists refuses a NUL
+// (BADARGUMENTS), and "" reads the root.
+#[tokio::test]
+async fn reads_of_odd_paths_answer_like_zookeeper() {
+    let dir = temp_dir("oddpaths");
+    let server = Server::start(&dir).await;
+    let (mut c, _) = Client::connect(server.addr).await;
+    for path in ["bad", "/a\0", "/a/", "/zookeeper/"] {
+        let (h, _) = c
+            .call(Request::GetData(GetDataRequest {
+                path: path.into(),
+                watch: false,
+            }))
+            .await;
+        assert_eq!(h.err, ErrorCode::NoNode.code(), "getData {path:?}");
+        let (h, _) = c
+            .call(Request::GetChildren2(GetChildren2Request {
+                path: path.into(),
+                watch: false,
+            }))
+            .await;
+        assert_eq!(h.err, ErrorCode::NoNode.code(), "getChildren2 {path:?}");
+        let expected = if path.contains('\0') {
+            ErrorCode::BadArguments
+        } else {
+            ErrorCode::NoNode
+        };
+        let (h, _) = c
+            .call(Request::Exists(ExistsRequest {
+                path: path.into(),
+                watch: false,
+            }))
+            .await;
+        assert_eq!(h.err, expected.code(), "exists {path:?}");
+    }
+    let (h, body) = c
+        .call(Request::GetChildren(GetChildrenRequest {
+            path: String::new(),
+            watch: false,
+        }))
+        .await;
+    assert_eq!(h.err, 0);
+    assert_eq!(
+        body,
+        Response::GetChildren(GetChildrenResponse {
+            children: vec!["zookeeper".into()]
+        })
+    );
+    // Writes do validate: BADARGUMENTS for a bad path (when its parent exists).
+    let (h, _) = c.call(create("/zookeeper/", b"", 0)).await;
+    assert_eq!(h.err, ErrorCode::BadArguments.code());
+    // Requests after closeSession: the close is answered, then the connection ends.
+    let x1 = c.request(Request::CloseSession).await;
+    let x2 = c
+        .request(Request::GetData(GetDataRequest {
+            path: "/".into(),
+            watch: false,
+        }))
+        .await;
+    let (h, _, _) = c.reply(x1, OpCode::CloseSession).await;
+    assert_eq!(h.err, 0);
+    let _ = x2;
+    assert!(c.recv().await.is_none(), "closed after closeSession");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn data_over_the_max_packet_and_bad_multi_ops_are_refused() {
+    let dir = temp_dir("maxpacket");
+    let server = Server::start(&dir).await;
+    let (mut c, _) = Client::connect(server.addr).await;
+    // A frame over jute.maxbuffer closes the connection without touching the tree.
+    let xid = c.request(create("/huge", &vec![1u8; 0x100000], 0)).await;
+    let _ = xid;
+    assert!(
+        c.recv().await.is_none(),
+        "oversized frame closes the connection"
+    );
+    let (mut c, _) = Client::connect(server.addr).await;
+    let (h, _) = c
+        .call(Request::Exists(ExistsRequest {
+            path: "/huge".into(),
+            watch: false,
+        }))
+        .await;
+    assert_eq!(h.err, ErrorCode::NoNode.code(), "nothing was created");
+    // A multi whose inner op has an unknown type is malformed.
+    c.send(frame(|b| {
+        RequestHeader {
+            xid: 5,
+            r#type: OpCode::Multi.code(),
+        }
+        .write(b);
+        MultiHeader {
+            r#type: 77,
+            done: false,
+            err: -1,
+        }
+        .write(b);
+        "/x".to_owned().write(b);
+        MultiHeader {
+            r#type: -1,
+            done: true,
+            err: -1,
+        }
+        .write(b);
+    }))
+    .await;
+    let p = c.recv().await.unwrap();
+    let h = ReplyHeader::read(&mut Reader::new(p)).unwrap();
+    assert_eq!(h.err, ErrorCode::Unimplemented.code());
+    assert!(c.recv().await.is_none());
+    // Bad handshakes: negative timeout is clamped; a short password is an unknown session.
+    let (_, resp) = Client::connect_with(
+        server.addr,
+        ConnectRequest {
+            time_out: -5,
+            ..connect_req(0, None)
+        },
+    )
+    .await;
+    assert_eq!(from_bytes::<ConnectResponse>(resp).unwrap().time_out, 200);
+    let (mut bad, resp) = Client::connect_with(
+        server.addr,
+        connect_req(0x0100_0000_0000_0001, Some(Bytes::from_static(&[1, 2, 3]))),
+    )
+    .await;
+    assert_eq!(from_bytes::<ConnectResponse>(resp).unwrap().session_id, 0);
+    assert!(bad.recv().await.is_none());
+    server.stop().await;
+}

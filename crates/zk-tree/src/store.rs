@@ -163,9 +163,14 @@ impl Store {
             .as_mut()
     }
 
-    /// The id of the node at `path`.
+    /// The id of the node at `path`. As in ZooKeeper, whose map holds the root under both
+    /// names, "" finds the root too (probed: getData("") answers with the root's data).
     pub(crate) fn find(&self, path: &str) -> Option<NodeId> {
-        let p = path.as_bytes();
+        let p = if path.is_empty() {
+            b"/"
+        } else {
+            path.as_bytes()
+        };
         let chunks = &self.chunks;
         self.index
             .find(hash_path(p), |id| {
