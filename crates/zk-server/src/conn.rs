@@ -4,17 +4,73 @@
 //! queue that a writer task drains in order.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 use zk_proto::{decode_request, from_bytes, ConnectRequest, FourLetterWord, FrameDecoder, Reader};
 
 use crate::core::{ConnId, CoreMsg, Out};
 
 /// Frames queued for one client before it counts as a slow consumer and is dropped.
 pub const OUT_QUEUE_MAX: usize = 8192;
+
+/// Requests in flight across all connections (`globalOutstandingLimit`): past the limit,
+/// connections stop reading until replies go out, as ZooKeeper stops selecting for reads.
+#[derive(Debug)]
+pub struct Throttle {
+    outstanding: AtomicUsize,
+    limit: usize,
+    released: Notify,
+}
+
+impl Throttle {
+    /// A throttle for `limit` requests in flight (0 = unlimited).
+    pub fn new(limit: usize) -> Throttle {
+        Throttle {
+            outstanding: AtomicUsize::new(0),
+            limit,
+            released: Notify::new(),
+        }
+    }
+
+    /// Requests in flight now.
+    pub fn outstanding(&self) -> usize {
+        self.outstanding.load(Ordering::Relaxed)
+    }
+
+    fn add(&self, n: usize) {
+        self.outstanding.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn done(&self, n: usize) {
+        if n > 0 {
+            self.outstanding.fetch_sub(n, Ordering::Relaxed);
+            self.released.notify_waiters();
+        }
+    }
+
+    async fn wait_below_limit(&self) {
+        while self.limit > 0 && self.outstanding() >= self.limit {
+            let released = self.released.notified();
+            if self.outstanding() < self.limit {
+                break;
+            }
+            released.await;
+        }
+    }
+}
+
+/// The xid of a reply frame (length prefix included), if it is one.
+fn frame_xid(frame: &[u8]) -> Option<i32> {
+    frame
+        .get(4..8)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map(i32::from_be_bytes)
+}
 
 /// Serves one accepted connection until either side closes it.
 pub async fn serve(
@@ -23,16 +79,34 @@ pub async fn serve(
     addr: IpAddr,
     to_core: mpsc::UnboundedSender<CoreMsg>,
     frame_bytes_max: usize,
+    throttle: Arc<Throttle>,
 ) {
     let _ = stream.set_nodelay(true);
     let (mut rd, mut wr) = stream.into_split();
     let (out_tx, mut out_rx) = mpsc::channel::<Out>(OUT_QUEUE_MAX);
     // Tells the reader to stop once the writer has closed the connection.
     let (closed_tx, mut closed_rx) = watch::channel(false);
+    // Requests of this connection not answered yet (to give back to the throttle).
+    let pending = Arc::new(AtomicUsize::new(0));
+    let (writer_pending, writer_throttle) = (pending.clone(), throttle.clone());
     let writer = tokio::spawn(async move {
+        let mut first = true;
         while let Some(out) = out_rx.recv().await {
             match out {
                 Out::Frame(f) => {
+                    // Every frame after the handshake answer except a notification answers
+                    // one request.
+                    let is_reply = !first && frame_xid(&f) != Some(zk_proto::xid::NOTIFICATION);
+                    first = false;
+                    if is_reply
+                        && writer_pending
+                            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                                n.checked_sub(1)
+                            })
+                            .is_ok()
+                    {
+                        writer_throttle.done(1);
+                    }
                     if wr.write_all(&f).await.is_err() {
                         break;
                     }
@@ -99,6 +173,8 @@ pub async fn serve(
             let mut r = Reader::with_len_max(payload, frame_bytes_max);
             match decode_request(&mut r) {
                 Ok((header, request)) => {
+                    pending.fetch_add(1, Ordering::Relaxed);
+                    throttle.add(1);
                     let _ = to_core.send(CoreMsg::Request {
                         conn,
                         header,
@@ -112,6 +188,7 @@ pub async fn serve(
                 }
             }
         }
+        throttle.wait_below_limit().await;
         if read_more(&mut rd, &mut buf, &mut closed_rx).await.is_none() {
             break;
         }
@@ -119,6 +196,8 @@ pub async fn serve(
     let _ = to_core.send(CoreMsg::Closed { conn });
     drop(out_tx);
     let _ = writer.await;
+    // Requests that will never be answered no longer count.
+    throttle.done(pending.swap(0, Ordering::Relaxed));
 }
 
 /// Reads more bytes; `None` on EOF, error, or once the writer closed the connection.

@@ -175,6 +175,7 @@ pub async fn run_with_admin(
     let per_ip: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
     let max_per_ip = config.max_client_cnxns;
     let frame_max = config.jute_max_buffer;
+    let throttle = Arc::new(conn::Throttle::new(config.global_outstanding_limit));
     let mut next_conn: u64 = 1;
     tracing::info!(addr = %listener.local_addr()?, "serving clients");
     tokio::pin!(shutdown);
@@ -210,8 +211,9 @@ pub async fn run_with_admin(
                 next_conn += 1;
                 let to_core = to_core.clone();
                 let per_ip = per_ip.clone();
+                let throttle = throttle.clone();
                 tokio::spawn(async move {
-                    conn::serve(stream, conn, ip, to_core, frame_max).await;
+                    conn::serve(stream, conn, ip, to_core, frame_max, throttle).await;
                     let mut counts = per_ip.lock().unwrap_or_else(|e| e.into_inner());
                     if let Some(n) = counts.get_mut(&ip) {
                         *n -= 1;

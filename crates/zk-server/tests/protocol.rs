@@ -822,3 +822,42 @@ async fn data_over_the_max_packet_and_bad_multi_ops_are_refused() {
     assert!(bad.recv().await.is_none());
     server.stop().await;
 }
+
+#[tokio::test]
+async fn global_outstanding_limit_throttles_without_losing_requests() {
+    let dir = temp_dir("throttle");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = Config {
+        data_dir: dir,
+        client_addr: addr,
+        prealloc_kb: 64,
+        global_outstanding_limit: 2,
+        ..Config::default()
+    };
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(zk_server::run(config, listener, async {
+        let _ = rx.await;
+    }));
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        clients.push(Client::connect(addr).await.0);
+    }
+    // Each client pipelines 100 creates; every one is answered, in order.
+    let mut xids = Vec::new();
+    for (n, c) in clients.iter_mut().enumerate() {
+        let mut mine = Vec::new();
+        for i in 0..100 {
+            mine.push(c.request(create(&format!("/t{n}-{i}"), b"", 0)).await);
+        }
+        xids.push(mine);
+    }
+    for (c, mine) in clients.iter_mut().zip(xids) {
+        for xid in mine {
+            let (h, _, _) = c.reply(xid, OpCode::Create).await;
+            assert_eq!(h.err, 0);
+        }
+    }
+    let _ = tx.send(());
+    task.await.unwrap().unwrap();
+}
