@@ -242,6 +242,11 @@ fn command_line_help_version_and_bad_config() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    for f in [bad, good] {
+        if let Some(d) = f.parent() {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
 }
 
 #[test]
