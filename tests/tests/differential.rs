@@ -110,13 +110,16 @@ fn random_op(rng: &mut Rng) -> Request {
             let ops = (0..n)
                 .map(|_| {
                     let p = rng.pick(PATHS).to_string();
-                    match rng.below(4) {
-                        0 => MultiOp::Create(CreateRequest {
-                            path: p,
-                            data: Some(Bytes::from_static(b"m")),
-                            acl: well_known::open_acl_unsafe(),
-                            flags: rng.below(2) as i32 * 2,
-                        }),
+                    let create = |p: String, flags: i32| CreateRequest {
+                        path: p,
+                        data: Some(Bytes::from_static(b"m")),
+                        acl: well_known::open_acl_unsafe(),
+                        flags,
+                    };
+                    match rng.below(6) {
+                        0 => MultiOp::Create(create(p, rng.below(2) as i32 * 2)),
+                        4 => MultiOp::Create2(create(p, rng.below(2) as i32 * 2)),
+                        5 => MultiOp::CreateContainer(create(p, 4)),
                         1 => MultiOp::Delete(DeleteRequest {
                             path: p,
                             version: -1,

@@ -1067,13 +1067,18 @@ fn write_response(op: OpCode, body: &zk_proto::TxnBody, result: &TxnResult) -> (
     (0, body)
 }
 
+/// ZooKeeper answers a create or create2 inside a multi with a plain create result (the
+/// path only: create2 becomes a create txn), and createContainer / createTTL with a create2
+/// result (path and Stat); zookeeper-client's probe against 3.8 showed both.
 fn multi_result(op: i32, r: &TxnResult) -> MultiResult {
     match r {
-        TxnResult::Created { path, .. } if op == OpCode::Create.code() => {
+        TxnResult::Created { path, .. }
+            if op == OpCode::Create.code() || op == OpCode::Create2.code() =>
+        {
             MultiResult::Create(zk_proto::CreateResponse { path: path.clone() })
         }
         TxnResult::Created { path, stat } => MultiResult::Create2 {
-            op: OpCode::from_code(op).unwrap_or(OpCode::Create2),
+            op: OpCode::Create2,
             response: zk_proto::Create2Response {
                 path: path.clone(),
                 stat: stat.clone(),
