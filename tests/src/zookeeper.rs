@@ -81,6 +81,69 @@ impl ZooKeeper {
     }
 }
 
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(21900)
+}
+
+/// Starts an `n`-server ensemble on loopback and waits until every server serves clients.
+pub fn start_ensemble(name: &str, n: usize) -> Vec<ZooKeeper> {
+    let ports: Vec<(u16, u16, u16)> = (0..n)
+        .map(|_| (free_port(), free_port(), free_port()))
+        .collect();
+    let servers: String = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (peer, election, client))| {
+            format!(
+                "server.{}=127.0.0.1:{peer}:{election};127.0.0.1:{client}\n",
+                i + 1
+            )
+        })
+        .collect();
+    let mut children = Vec::new();
+    for (i, (_, _, client)) in ports.iter().enumerate() {
+        let dir =
+            std::env::temp_dir().join(format!("zk-real-{name}-{}-{}", i + 1, std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("data")).unwrap_or_default();
+        std::fs::write(dir.join("data/myid"), format!("{}\n", i + 1)).unwrap_or_default();
+        let cfg = dir.join("zoo.cfg");
+        std::fs::write(
+            &cfg,
+            format!(
+                "tickTime=500\ninitLimit=20\nsyncLimit=10\ndataDir={}\nadmin.enableServer=false\n4lw.commands.whitelist=*\npreAllocSize=64\nstandaloneEnabled=false\n{servers}",
+                dir.join("data").display()
+            ),
+        )
+        .unwrap_or_default();
+        let child = Command::new(ZK_SERVER)
+            .arg("start-foreground")
+            .arg(&cfg)
+            .env("ZOO_LOG_DIR", &dir)
+            .env("SERVER_JVMFLAGS", "-Xmx256m")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("zkServer.sh runs");
+        children.push(ZooKeeper {
+            child,
+            addr: ([127, 0, 0, 1], *client).into(),
+            dir,
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(90);
+    for zk in &children {
+        while !four_letter(zk.addr, "srvr").is_some_and(|s| s.contains("Mode: ")) {
+            assert!(Instant::now() < deadline, "ensemble did not form");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    children
+}
+
 impl Drop for ZooKeeper {
     fn drop(&mut self) {
         // zkServer.sh execs java in the foreground, so the child is the JVM.

@@ -29,6 +29,7 @@ pub mod ids;
 pub mod jute;
 pub mod modes;
 pub mod opcode;
+pub mod path;
 pub mod records;
 pub mod request;
 pub mod response;

@@ -28,41 +28,7 @@ pub fn validate_create_path(path: &str, sequential: bool) -> Result<(), TreeErro
 }
 
 fn validate(path: &str) -> Result<(), &'static str> {
-    let bytes = path.as_bytes();
-    if bytes.is_empty() {
-        return Err("Path length must be > 0");
-    }
-    if bytes[0] != b'/' {
-        return Err("Path must start with / character");
-    }
-    if bytes.len() == 1 {
-        return Ok(());
-    }
-    if bytes[bytes.len() - 1] == b'/' {
-        return Err("Path must not end with / character");
-    }
-    for segment in path[1..].split('/') {
-        match segment {
-            "" => return Err("empty node name specified"),
-            "." | ".." => return Err("relative paths not allowed"),
-            _ => {}
-        }
-    }
-    for c in path.chars() {
-        let u = c as u32;
-        if u == 0 {
-            return Err("null character not allowed");
-        }
-        if (0x01..=0x1f).contains(&u)
-            || (0x7f..=0x9f).contains(&u)
-            || (0xd800..=0xf8ff).contains(&u)
-            || (0xfff0..=0xffff).contains(&u)
-            || u > 0xffff
-        {
-            return Err("invalid character");
-        }
-    }
-    Ok(())
+    zk_proto::path::check(path)
 }
 
 /// The parent of a valid path other than `/`: `/a/b` -> `/a`, `/a` -> `/`.
