@@ -30,7 +30,7 @@ pub(crate) enum Command {
     },
     Auth {
         scheme: String,
-        auth: Bytes,
+        auth: Option<Bytes>,
         reply: oneshot::Sender<Result<()>>,
     },
     RemoveWatches {
@@ -107,10 +107,10 @@ pub(crate) struct Actor {
     sent: VecDeque<Pending>,
     watches: Registry,
     /// Auth packets of this session, re-sent after each reconnect.
-    auths: Vec<(String, Bytes)>,
+    auths: Vec<(String, Option<Bytes>)>,
     /// Callers waiting for the answer to an auth packet, in the order sent (None: a re-send).
     auth_waiters: VecDeque<Option<oneshot::Sender<Result<()>>>>,
-    new_auths: Vec<(String, Bytes, oneshot::Sender<Result<()>>)>,
+    new_auths: Vec<(String, Option<Bytes>, oneshot::Sender<Result<()>>)>,
     closing: Option<oneshot::Sender<()>>,
 }
 
@@ -703,13 +703,13 @@ impl Actor {
     }
 }
 
-fn auth_frame(scheme: &str, auth: &Bytes, b: &mut BytesMut) {
+fn auth_frame(scheme: &str, auth: &Option<Bytes>, b: &mut BytesMut) {
     encode_request(
         xid::AUTH,
         &Request::Auth(AuthPacket {
             r#type: 0,
             scheme: scheme.to_string(),
-            auth: Some(auth.clone()),
+            auth: auth.clone(),
         }),
         b,
     );

@@ -66,6 +66,11 @@ impl From<&str> for Data {
         Data(Some(Bytes::copy_from_slice(d.as_bytes())))
     }
 }
+impl From<String> for Data {
+    fn from(d: String) -> Self {
+        Data(Some(Bytes::from(d.into_bytes())))
+    }
+}
 impl From<Vec<u8>> for Data {
     fn from(d: Vec<u8>) -> Self {
         Data(Some(Bytes::from(d)))
@@ -469,7 +474,11 @@ impl Client {
         acl: Vec<Acl>,
         mode: CreateMode,
     ) -> Result<CreateRequest> {
-        zk_proto::path::check_create(path, mode.is_sequential()).map_err(|r| bad_path(path, r))?;
+        if mode.is_sequential() {
+            check(&format!("{path}1"))?;
+        } else {
+            check(path)?;
+        }
         if acl.is_empty() {
             return Err(Error::Code(ErrorCode::InvalidAcl));
         }
@@ -841,18 +850,29 @@ impl Client {
 
     /// `auth`: adds credentials (`digest` with `user:password`, `ip`, ...) to the session;
     /// they are sent again after each reconnect. A scheme the server refuses ends the
-    /// session with `AuthFailed`, as in ZooKeeper.
-    pub async fn add_auth(&self, scheme: &str, auth: impl Into<Bytes>) -> Result<()> {
+    /// session with `AuthFailed`, as in ZooKeeper. The packet is queued when this is
+    /// called, so requests made afterwards go out after it even if the future is not
+    /// awaited first.
+    pub fn add_auth(
+        &self,
+        scheme: &str,
+        auth: impl Into<Data>,
+    ) -> impl std::future::Future<Output = Result<()>> + Send + 'static {
         let (reply, rx) = oneshot::channel();
-        self.inner
+        let sent = self
+            .inner
             .tx
             .send(Command::Auth {
                 scheme: scheme.to_string(),
-                auth: auth.into(),
+                auth: auth.into().0,
                 reply,
             })
-            .map_err(|_| self.dead())?;
-        rx.await.map_err(|_| self.dead())?
+            .map_err(|_| self.dead());
+        let dead = self.dead();
+        async move {
+            sent?;
+            rx.await.map_err(|_| dead)?
+        }
     }
 
     /// `whoAmI`: the identities the server holds for this session.
@@ -959,12 +979,12 @@ fn watch_after(kind: Kind, path: String, sink: Option<Sink>) -> After {
     }
 }
 
+/// Refuses a bad path before sending it, with the Java client's message.
 fn check(path: &str) -> Result<()> {
-    zk_proto::path::check(path).map_err(|r| bad_path(path, r))
-}
-
-fn bad_path(path: &str, reason: &str) -> Error {
-    Error::BadArguments(format!("Invalid path string \"{path}\" caused by {reason}"))
+    match zk_proto::path::java_message(path) {
+        Some(message) => Err(Error::BadArguments(message)),
+        None => Ok(()),
+    }
 }
 
 fn unexpected(r: Response) -> Error {

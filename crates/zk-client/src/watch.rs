@@ -68,7 +68,12 @@ pub(crate) struct Registry {
 
 impl Registry {
     pub(crate) fn add(&mut self, kind: Kind, path: String, sink: Sink) {
-        self.maps[kind as usize].entry(path).or_default().push(sink);
+        let sinks = self.maps[kind as usize].entry(path).or_default();
+        // The default watcher is one watcher, as in Java: registered once per path and kind.
+        if matches!(sink, Sink::Default) && sinks.iter().any(|s| matches!(s, Sink::Default)) {
+            return;
+        }
+        sinks.push(sink);
     }
 
     #[cfg(test)]
@@ -141,7 +146,15 @@ impl Registry {
                 Kind::Persistent | Kind::Recursive => EventType::PersistentWatchRemoved,
             };
             if let Some(v) = self.maps[*kind as usize].remove(path) {
-                out.extend(v.into_iter().map(|s| (s, event)));
+                for s in v {
+                    let dup = matches!(s, Sink::Default)
+                        && out
+                            .iter()
+                            .any(|(o, e)| matches!(o, Sink::Default) && *e == event);
+                    if !dup {
+                        out.push((s, event));
+                    }
+                }
             }
         }
         out

@@ -53,3 +53,82 @@ pub fn check_create(path: &str, sequential: bool) -> Result<(), &'static str> {
         check(path)
     }
 }
+
+/// The message the Java client's `PathUtils.validatePath` throws for a bad path (which
+/// zkCli prints), or `None` for a good one. Interior faults name the UTF-16 index where
+/// Java's scan stopped: `Invalid path string "/a//b" caused by empty node name specified @3`.
+pub fn java_message(path: &str) -> Option<String> {
+    let units: Vec<u16> = path.encode_utf16().collect();
+    if units.is_empty() {
+        return Some("Path length must be > 0".into());
+    }
+    if units[0] != u16::from(b'/') {
+        return Some("Path must start with / character".into());
+    }
+    if units.len() == 1 {
+        return None;
+    }
+    if units[units.len() - 1] == u16::from(b'/') {
+        return Some("Path must not end with / character".into());
+    }
+    let (slash, dot) = (u16::from(b'/'), u16::from(b'.'));
+    let at = |i: usize| units.get(i).copied();
+    let mut last = slash;
+    for i in 1..units.len() {
+        let c = units[i];
+        let reason = if c == 0 {
+            Some("null character not allowed")
+        } else if c == slash && last == slash {
+            Some("empty node name specified")
+        } else if c == dot
+            && ((last == dot && at(i.wrapping_sub(2)) == Some(slash)) || last == slash)
+            && (i + 1 == units.len() || at(i + 1) == Some(slash))
+        {
+            Some("relative paths not allowed")
+        } else if (0x0001..=0x001f).contains(&c)
+            || (0x007f..=0x009f).contains(&c)
+            || (0xd800..=0xf8ff).contains(&c)
+            || (0xfff0..=0xffff).contains(&c)
+        {
+            Some("invalid character")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            return Some(format!(
+                "Invalid path string \"{path}\" caused by {reason} @{i}"
+            ));
+        }
+        last = c;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn java_messages_agree_with_check() {
+        for p in ["/", "/a", "/a/b", "/a..b", "/.a"] {
+            assert_eq!(java_message(p), None, "{p}");
+            assert!(check(p).is_ok());
+        }
+        assert_eq!(
+            java_message("/a//b").as_deref(),
+            Some("Invalid path string \"/a//b\" caused by empty node name specified @3")
+        );
+        assert_eq!(
+            java_message("/a/./b").as_deref(),
+            Some("Invalid path string \"/a/./b\" caused by relative paths not allowed @3")
+        );
+        assert_eq!(
+            java_message("/a/").as_deref(),
+            Some("Path must not end with / character")
+        );
+        for p in ["", "a", "/a/", "//", "/..", "/a\0", "/\u{1F600}"] {
+            assert!(java_message(p).is_some(), "{p:?}");
+            assert!(check(p).is_err(), "{p:?}");
+        }
+    }
+}
