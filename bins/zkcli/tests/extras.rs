@@ -65,21 +65,41 @@ fn subtree_commands_work_end_to_end() {
     );
     let (out, err) = session(zkd.addr, &[], &script);
     println!("{out}\n{err}");
-    let tree = "/app (0 B, 3 children)\n  a (4 B, 1 children)\n    b (2 B)\n  c (6 B)\n  eph (1 B)\n";
+    let tree =
+        "/app (0 B, 3 children)\n  a (4 B, 1 children)\n    b (2 B)\n  c (6 B)\n  eph (1 B)\n";
     assert!(out.contains(tree), "tree:\n{out}");
     assert!(out.contains("Largest subtrees by nodes:\n         5 nodes           13 bytes  /app\n         2 nodes            6 bytes  /app/a\n"), "{out}");
     assert!(out.contains("Largest subtrees by bytes:\n          13 bytes          5 nodes  /app\n           6 bytes          2 nodes  /app/a\n"), "{out}");
     // cp copies data and ACLs (the ephemeral is copied as a persistent node).
-    assert!(out.contains("Copied 5 node(s) from /app to /copy\nxy\n'world,'anyone\n: r\n"), "{out}");
+    assert!(
+        out.contains("Copied 5 node(s) from /app to /copy\nxy\n'world,'anyone\n: r\n"),
+        "{out}"
+    );
     assert!(err.contains("cannot copy /app into itself"), "{err}");
-    assert!(out.contains("Moved 5 node(s) from /copy to /moved\n[app, moved, zookeeper]\n"), "{out}");
+    assert!(
+        out.contains("Moved 5 node(s) from /copy to /moved\n[app, moved, zookeeper]\n"),
+        "{out}"
+    );
     // export skips ephemerals; import recreates data and ACLs.
-    assert!(out.contains(&format!("Exported 4 node(s) from /app to {}\n", export.display())), "{out}");
+    assert!(
+        out.contains(&format!(
+            "Exported 4 node(s) from /app to {}\n",
+            export.display()
+        )),
+        "{out}"
+    );
     assert!(out.contains("xy\n'world,'anyone\n: r\n[a, c]\n"), "{out}");
-    assert!(out.contains("\ttree [-d depth] path"), "help lists the extras");
+    assert!(
+        out.contains("\ttree [-d depth] path"),
+        "help lists the extras"
+    );
 
     // JSON output, for scripts.
-    let (out, _) = session(zkd.addr, &["--output", "json"], "tree /app/a\nget /nosuch\nquit\n");
+    let (out, _) = session(
+        zkd.addr,
+        &["--output", "json"],
+        "tree /app/a\nget /nosuch\nquit\n",
+    );
     let tree_line = out.lines().find(|l| l.starts_with("{\"tree\"")).unwrap();
     assert_eq!(
         tree_line,
