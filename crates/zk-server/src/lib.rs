@@ -17,6 +17,7 @@ pub mod config;
 pub mod conn;
 pub mod core;
 pub mod fourlw;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::future::Future;
