@@ -88,6 +88,7 @@ pub fn files(dir: &Path, prefix: &str) -> Vec<PathBuf> {
 
 /// Running Apache ZooKeeper's own Java tools from the Debian package (`zookeeper`), which
 /// must read what zk-log writes.
+pub mod certs;
 pub mod proxy;
 pub mod raw;
 pub mod zkd;

@@ -9,6 +9,8 @@ use std::sync::mpsc;
 #[derive(Debug)]
 pub struct Zkd {
     pub addr: SocketAddr,
+    /// The TLS port, when the configuration asked for one (`secure_client_addr`).
+    pub secure_addr: Option<SocketAddr>,
     stop: Option<mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -39,11 +41,26 @@ impl Zkd {
                     .expect("a free port");
                 let addr = listener.local_addr().expect("bound");
                 config.client_addr = addr;
-                let _ = addr_tx.send(addr);
+                let secure = match config.secure_client_addr {
+                    Some(_) => Some(
+                        tokio::net::TcpListener::bind("127.0.0.1:0")
+                            .await
+                            .expect("a free port"),
+                    ),
+                    None => None,
+                };
+                let secure_addr = secure.as_ref().map(|l| l.local_addr().expect("bound"));
+                config.secure_client_addr = secure_addr;
+                let _ = addr_tx.send((addr, secure_addr));
                 let stop = tokio::task::spawn_blocking(move || {
                     let _ = stop_rx.recv();
                 });
-                if let Err(e) = zk_server::run(config, listener, async {
+                let listeners = zk_server::Listeners {
+                    client: Some(listener),
+                    secure,
+                    admin: None,
+                };
+                if let Err(e) = zk_server::run_with_listeners(config, listeners, async {
                     let _ = stop.await;
                 })
                 .await
@@ -52,8 +69,10 @@ impl Zkd {
                 }
             });
         });
+        let (addr, secure_addr) = addr_rx.recv().expect("zkd started");
         Zkd {
-            addr: addr_rx.recv().expect("zkd started"),
+            addr,
+            secure_addr,
             stop: Some(stop_tx),
             thread: Some(thread),
         }

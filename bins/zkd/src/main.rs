@@ -193,7 +193,20 @@ fn main() -> ExitCode {
         } else {
             None
         };
-        zk_server::run_with_admin(config, listener, admin, shutdown_signal())
+        let secure = match config.secure_client_addr {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| format!("cannot listen on {addr} (secureClientPort): {e}"))?,
+            ),
+            None => None,
+        };
+        let listeners = zk_server::Listeners {
+            client: Some(listener),
+            secure,
+            admin,
+        };
+        zk_server::run_with_listeners(config, listeners, shutdown_signal())
             .await
             .map_err(|e| e.to_string())
     });

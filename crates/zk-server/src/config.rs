@@ -67,6 +67,13 @@ pub struct Config {
     pub admin_addr: SocketAddr,
     /// The server id (`myid`), the top byte of session ids; 0 for a standalone server.
     pub server_id: u8,
+    /// `secureClientPortAddress`:`secureClientPort`: the TLS client port, if any.
+    pub secure_client_addr: Option<SocketAddr>,
+    /// `client.portUnification`: the plain client port also accepts TLS (told apart by the
+    /// first byte), for rolling upgrades.
+    pub port_unification: bool,
+    /// The `ssl.*` settings (key and trust stores, client auth, protocols, suites).
+    pub tls: crate::tls::TlsSettings,
     /// Keys that were read but are not used by this server (reported at startup).
     pub ignored_keys: Vec<String>,
 }
@@ -99,6 +106,12 @@ impl Default for Config {
             admin_enabled: true,
             admin_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
             server_id: 0,
+            secure_client_addr: None,
+            port_unification: false,
+            tls: crate::tls::TlsSettings {
+                handshake_timeout_ms: 5000,
+                ..crate::tls::TlsSettings::default()
+            },
             ignored_keys: Vec::new(),
         }
     }
@@ -127,8 +140,17 @@ const KNOWN_UNUSED: &[&str] = &[
     "commitLogCount",
     "localSessionsEnabled",
     "localSessionsUpgradingEnabled",
-    "secureClientPort",
-    "secureClientPortAddress",
+    "ssl.hostnameVerification",
+    "ssl.clientHostnameVerification",
+    "ssl.context.supplier.class",
+    "ssl.sslProvider",
+    "ssl.ocsp",
+    "ssl.crl",
+    "ssl.fipsMode",
+    "ssl.authProvider",
+    "authProvider.1",
+    "authProvider.2",
+    "authProvider.3",
 ];
 
 /// Parses Java properties text: `key=value` or `key: value` or `key value`, `#`/`!`
@@ -171,6 +193,77 @@ fn boolean(key: &str, v: &str) -> Result<bool, ConfigError> {
     }
 }
 
+/// Reads one TLS-related key (zoo.cfg name, or a system property without its `zookeeper.`
+/// prefix); false when the key is not one of them.
+fn apply_tls_key(
+    c: &mut Config,
+    secure_port: &mut Option<u16>,
+    secure_addr: &mut Option<std::net::IpAddr>,
+    k: &str,
+    v: &str,
+) -> Result<bool, ConfigError> {
+    use crate::tls::ClientAuth;
+    let list = |v: &str| -> Vec<String> {
+        v.split(',')
+            .map(|x| x.trim().to_owned())
+            .filter(|x| !x.is_empty())
+            .collect()
+    };
+    match k {
+        "secureClientPort" => *secure_port = Some(number(k, v)?),
+        "secureClientPortAddress" => {
+            *secure_addr = Some(v.parse().map_err(|_| ConfigError {
+                key: k.to_owned(),
+                problem: format!("{v:?} is not an IP address"),
+            })?)
+        }
+        "client.portUnification" => c.port_unification = boolean(k, v)?,
+        "ssl.keyStore.location" => store(&mut c.tls.key_store).location = PathBuf::from(v),
+        "ssl.keyStore.password" => store(&mut c.tls.key_store).password = Some(v.to_owned()),
+        "ssl.keyStore.passwordPath" => {
+            store(&mut c.tls.key_store).password = Some(read_password(k, v)?)
+        }
+        "ssl.keyStore.type" => store(&mut c.tls.key_store).kind = Some(v.to_owned()),
+        "ssl.trustStore.location" => store(&mut c.tls.trust_store).location = PathBuf::from(v),
+        "ssl.trustStore.password" => store(&mut c.tls.trust_store).password = Some(v.to_owned()),
+        "ssl.trustStore.passwordPath" => {
+            store(&mut c.tls.trust_store).password = Some(read_password(k, v)?)
+        }
+        "ssl.trustStore.type" => store(&mut c.tls.trust_store).kind = Some(v.to_owned()),
+        "ssl.clientAuth" => {
+            c.tls.client_auth = ClientAuth::parse(v).ok_or_else(|| ConfigError {
+                key: k.to_owned(),
+                problem: format!("{v:?} is not need, want or none"),
+            })?
+        }
+        "ssl.protocol" => c.tls.protocol = Some(v.trim().to_owned()),
+        "ssl.enabledProtocols" => c.tls.enabled_protocols = list(v),
+        "ssl.ciphersuites" => c.tls.ciphersuites = list(v),
+        "ssl.handshakeDetectionTimeoutMillis" => c.tls.handshake_timeout_ms = number(k, v)?,
+        "X509AuthenticationProvider.superUser" => c.tls.super_user = Some(v.to_owned()),
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+fn store(s: &mut Option<crate::tls::Store>) -> &mut crate::tls::Store {
+    s.get_or_insert_with(|| crate::tls::Store {
+        location: PathBuf::new(),
+        password: None,
+        kind: None,
+    })
+}
+
+/// `ssl.*.passwordPath`: the password is the file's content (trailing newline dropped).
+fn read_password(key: &str, path: &str) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim_end_matches(['\n', '\r']).to_owned())
+        .map_err(|e| ConfigError {
+            key: key.to_owned(),
+            problem: format!("cannot read {path}: {e}"),
+        })
+}
+
 impl Config {
     /// Builds a configuration from zoo.cfg properties, plus JVM system properties
     /// (`-Dkey=value` from `SERVER_JVMFLAGS`, e.g. `zookeeper.extendedTypesEnabled`,
@@ -182,6 +275,38 @@ impl Config {
         let mut c = Config::default();
         let mut port: u16 = 2181;
         let mut port_addr: Option<std::net::IpAddr> = None;
+        // Precedence: zoo.cfg over JVM system properties over defaults (the command line,
+        // which only names the file, is above them all).
+        let mut secure_port: Option<u16> = None;
+        let mut secure_addr: Option<std::net::IpAddr> = None;
+        for (k, v) in system {
+            match k.as_str() {
+                "zookeeper.extendedTypesEnabled" => c.extended_types_enabled = boolean(k, v)?,
+                "jute.maxbuffer" => c.jute_max_buffer = number(k, v)?,
+                "zookeeper.snapCount" => c.snap_count = number(k, v)?,
+                "zookeeper.skipACL" => c.skip_acl = boolean(k, v)?,
+                "zookeeper.DigestAuthenticationProvider.superDigest" => {
+                    c.super_digest = Some(v.clone())
+                }
+                "znode.container.checkIntervalMs" | "zookeeper.znode.container.checkIntervalMs" => {
+                    c.container_check_interval_ms = number(k, v)?
+                }
+                "znode.container.maxNeverUsedIntervalMs"
+                | "zookeeper.znode.container.maxNeverUsedIntervalMs" => {
+                    c.container_never_used_ms = number(k, v)?
+                }
+                "zookeeper.admin.enableServer" => c.admin_enabled = boolean(k, v)?,
+                "zookeeper.admin.serverPort" => c.admin_addr.set_port(number(k, v)?),
+                "zookeeper.4lw.commands.whitelist" => {
+                    c.four_letter_words = v.split(',').map(|w| w.trim().to_owned()).collect()
+                }
+                other => {
+                    if let Some(key) = other.strip_prefix("zookeeper.") {
+                        apply_tls_key(&mut c, &mut secure_port, &mut secure_addr, key, v)?;
+                    }
+                }
+            }
+        }
         for (k, v) in props {
             match k.as_str() {
                 "tickTime" => c.tick_time_ms = number(k, v)?,
@@ -223,40 +348,23 @@ impl Config {
                         problem: format!("{v:?} is not an IP address"),
                     })?)
                 }
+                other if apply_tls_key(&mut c, &mut secure_port, &mut secure_addr, other, v)? => {}
                 other if KNOWN_UNUSED.contains(&other) || other.starts_with("server.") => {
                     c.ignored_keys.push(other.to_owned())
                 }
                 other => c.ignored_keys.push(other.to_owned()),
             }
         }
-        for (k, v) in system {
-            match k.as_str() {
-                "zookeeper.extendedTypesEnabled" => c.extended_types_enabled = boolean(k, v)?,
-                "jute.maxbuffer" => c.jute_max_buffer = number(k, v)?,
-                "zookeeper.snapCount" => c.snap_count = number(k, v)?,
-                "zookeeper.skipACL" => c.skip_acl = boolean(k, v)?,
-                "zookeeper.DigestAuthenticationProvider.superDigest" => {
-                    c.super_digest = Some(v.clone())
-                }
-                "znode.container.checkIntervalMs" | "zookeeper.znode.container.checkIntervalMs" => {
-                    c.container_check_interval_ms = number(k, v)?
-                }
-                "znode.container.maxNeverUsedIntervalMs"
-                | "zookeeper.znode.container.maxNeverUsedIntervalMs" => {
-                    c.container_never_used_ms = number(k, v)?
-                }
-                "zookeeper.admin.enableServer" => c.admin_enabled = boolean(k, v)?,
-                "zookeeper.admin.serverPort" => c.admin_addr.set_port(number(k, v)?),
-                "zookeeper.4lw.commands.whitelist" => {
-                    c.four_letter_words = v.split(',').map(|w| w.trim().to_owned()).collect()
-                }
-                _ => {}
-            }
-        }
         c.client_addr = SocketAddr::new(
             port_addr.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])),
             port,
         );
+        if let Some(p) = secure_port {
+            c.secure_client_addr = Some(SocketAddr::new(
+                secure_addr.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])),
+                p,
+            ));
+        }
         if c.tick_time_ms == 0 {
             return Err(ConfigError {
                 key: "tickTime".into(),

@@ -8,8 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use zk_proto::{decode_request, from_bytes, ConnectRequest, FourLetterWord, FrameDecoder, Reader};
 
@@ -73,16 +72,21 @@ fn frame_xid(frame: &[u8]) -> Option<i32> {
 }
 
 /// Serves one accepted connection until either side closes it.
-pub async fn serve(
-    stream: TcpStream,
+///
+/// `stream` is a plain TCP stream or a TLS one; `identities` are what the transport proved
+/// (the `x509` subject of a verified client certificate), added to the session's auth.
+pub async fn serve<S>(
+    stream: S,
     conn: ConnId,
     addr: IpAddr,
+    identities: Vec<zk_proto::Id>,
     to_core: mpsc::UnboundedSender<CoreMsg>,
     frame_bytes_max: usize,
     throttle: Arc<Throttle>,
-) {
-    let _ = stream.set_nodelay(true);
-    let (mut rd, mut wr) = stream.into_split();
+) where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let (out_tx, mut out_rx) = mpsc::channel::<Out>(OUT_QUEUE_MAX);
     // Tells the reader to stop once the writer has closed the connection.
     let (closed_tx, mut closed_rx) = watch::channel(false);
@@ -158,6 +162,7 @@ pub async fn serve(
                         let _ = to_core.send(CoreMsg::Connect {
                             conn,
                             addr,
+                            identities: identities.clone(),
                             request,
                             out: out_tx.clone(),
                         });
@@ -202,7 +207,7 @@ pub async fn serve(
 
 /// Reads more bytes; `None` on EOF, error, or once the writer closed the connection.
 async fn read_more(
-    rd: &mut tokio::net::tcp::OwnedReadHalf,
+    rd: &mut (impl AsyncRead + Unpin),
     buf: &mut BytesMut,
     closed: &mut watch::Receiver<bool>,
 ) -> Option<usize> {

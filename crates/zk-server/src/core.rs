@@ -48,6 +48,8 @@ pub enum CoreMsg {
     Connect {
         conn: ConnId,
         addr: IpAddr,
+        /// Identities the transport proved (a TLS client certificate's `x509` subject).
+        identities: Vec<Id>,
         request: ConnectRequest,
         out: mpsc::Sender<Out>,
     },
@@ -249,9 +251,10 @@ impl Core {
             CoreMsg::Connect {
                 conn,
                 addr,
+                identities,
                 request,
                 out,
-            } => self.connect(conn, addr, request, out),
+            } => self.connect(conn, addr, identities, request, out),
             CoreMsg::Request {
                 conn,
                 header,
@@ -311,18 +314,27 @@ impl Core {
         );
     }
 
-    fn connect(&mut self, conn: ConnId, addr: IpAddr, req: ConnectRequest, out: mpsc::Sender<Out>) {
+    fn connect(
+        &mut self,
+        conn: ConnId,
+        addr: IpAddr,
+        identities: Vec<Id>,
+        req: ConnectRequest,
+        out: mpsc::Sender<Out>,
+    ) {
         self.stats.packets_received += 1;
+        let mut auth = vec![Id {
+            scheme: "ip".into(),
+            id: addr.to_string(),
+        }];
+        auth.extend(identities);
         self.conns.insert(
             conn,
             Conn {
                 out,
                 addr,
                 session: None,
-                auth: vec![Id {
-                    scheme: "ip".into(),
-                    id: addr.to_string(),
-                }],
+                auth,
                 read_only: req.read_only,
             },
         );

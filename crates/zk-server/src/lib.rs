@@ -45,6 +45,18 @@ pub enum ServerError {
     StorageFailed(Arc<zk_log::LogError>),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] tls::TlsError),
+}
+
+/// Accepts on `listener`, or never when there is none.
+async fn accept(
+    listener: Option<&TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The tree settings the configuration implies.
@@ -75,6 +87,44 @@ pub async fn run_with_admin(
     admin: Option<TcpListener>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
+    let listeners = Listeners {
+        client: Some(listener),
+        secure: None,
+        admin,
+    };
+    run_with_listeners(config, listeners, shutdown).await
+}
+
+/// The sockets a server listens on, bound by the caller (so tests can use free ports).
+#[derive(Debug, Default)]
+pub struct Listeners {
+    /// `clientPort`: plain, or plain and TLS with `client.portUnification`.
+    pub client: Option<TcpListener>,
+    /// `secureClientPort`: TLS only.
+    pub secure: Option<TcpListener>,
+    /// The AdminServer.
+    pub admin: Option<TcpListener>,
+}
+
+/// Runs the server on the given listeners until `shutdown` completes.
+pub async fn run_with_listeners(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    let Listeners {
+        client: listener,
+        secure,
+        admin,
+    } = listeners;
+    // TLS material is checked before anything else starts.
+    let tls = if secure.is_some() || config.port_unification {
+        let acceptor = tls::Acceptor::new(config.tls.clone())?;
+        acceptor.spawn_reloader(Duration::from_secs(2));
+        Some(acceptor)
+    } else {
+        None
+    };
     let dirs = DataDirs::new(&config.data_dir, config.data_log_dir.as_deref());
     let storage = Arc::new(FsStorage);
     let recovered = recover(storage.as_ref(), &dirs, tree_config(&config))?;
@@ -178,11 +228,17 @@ pub async fn run_with_admin(
     let frame_max = config.jute_max_buffer;
     let throttle = Arc::new(conn::Throttle::new(config.global_outstanding_limit));
     let mut next_conn: u64 = 1;
-    tracing::info!(addr = %listener.local_addr()?, "serving clients");
+    if let Some(l) = &listener {
+        tracing::info!(addr = %l.local_addr()?, unified = config.port_unification, "serving clients");
+    }
+    if let Some(l) = &secure {
+        tracing::info!(addr = %l.local_addr()?, "serving clients over TLS");
+    }
+    let unify = config.port_unification;
     tokio::pin!(shutdown);
     tokio::pin!(core_task);
     loop {
-        tokio::select! {
+        let (stream, peer, secure_port) = tokio::select! {
             _ = &mut shutdown => break,
             result = &mut core_task => {
                 return match result {
@@ -190,41 +246,75 @@ pub async fn run_with_admin(
                     Err(e) => Err(ServerError::Io(std::io::Error::other(e))),
                 };
             }
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        continue;
-                    }
-                };
-                let ip = peer.ip();
-                {
-                    let mut counts = per_ip.lock().unwrap_or_else(|e| e.into_inner());
-                    let n = counts.entry(ip).or_insert(0);
-                    if max_per_ip > 0 && *n >= max_per_ip {
-                        tracing::warn!(client = %ip, limit = max_per_ip, "too many connections from this address");
-                        continue;
-                    }
-                    *n += 1;
+            accepted = accept(listener.as_ref()) => match accepted {
+                Ok((s, p)) => (s, p, false),
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
                 }
-                let conn = next_conn;
-                next_conn += 1;
-                let to_core = to_core.clone();
-                let per_ip = per_ip.clone();
-                let throttle = throttle.clone();
-                tokio::spawn(async move {
-                    conn::serve(stream, conn, ip, to_core, frame_max, throttle).await;
-                    let mut counts = per_ip.lock().unwrap_or_else(|e| e.into_inner());
-                    if let Some(n) = counts.get_mut(&ip) {
-                        *n -= 1;
-                        if *n == 0 {
-                            counts.remove(&ip);
+            },
+            accepted = accept(secure.as_ref()) => match accepted {
+                Ok((s, p)) => (s, p, true),
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+        };
+        let ip = peer.ip();
+        {
+            let mut counts = per_ip.lock().unwrap_or_else(|e| e.into_inner());
+            let n = counts.entry(ip).or_insert(0);
+            if max_per_ip > 0 && *n >= max_per_ip {
+                tracing::warn!(client = %ip, limit = max_per_ip, "too many connections from this address");
+                continue;
+            }
+            *n += 1;
+        }
+        let conn = next_conn;
+        next_conn += 1;
+        let to_core = to_core.clone();
+        let per_ip = per_ip.clone();
+        let throttle = throttle.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let _ = stream.set_nodelay(true);
+            let use_tls = match (&tls, secure_port) {
+                (Some(_), true) => true,
+                // Port unification: a TLS client starts with a handshake record (0x16).
+                (Some(_), false) if unify => {
+                    let mut first = [0u8; 1];
+                    matches!(stream.peek(&mut first).await, Ok(1) if first[0] == 0x16)
+                }
+                _ => false,
+            };
+            match tls {
+                Some(tls) if use_tls => {
+                    let handshake = tls.acceptor().accept(stream);
+                    match tokio::time::timeout(tls.handshake_timeout(), handshake).await {
+                        Ok(Ok(tls_stream)) => {
+                            let ids = tls.identities(tls_stream.get_ref().1);
+                            conn::serve(tls_stream, conn, ip, ids, to_core, frame_max, throttle)
+                                .await;
+                        }
+                        Ok(Err(e)) => {
+                            tracing::info!(client = %ip, error = %e, "TLS handshake failed");
+                        }
+                        Err(_) => {
+                            tracing::info!(client = %ip, "TLS handshake timed out");
                         }
                     }
-                });
+                }
+                _ => conn::serve(stream, conn, ip, Vec::new(), to_core, frame_max, throttle).await,
             }
-        }
+            let mut counts = per_ip.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(n) = counts.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    counts.remove(&ip);
+                }
+            }
+        });
     }
     tracing::info!("shutting down");
     Ok(())

@@ -57,12 +57,23 @@ impl StoreType {
 }
 
 /// One key or trust store.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Store {
     pub location: PathBuf,
     /// Never logged.
     pub password: Option<String>,
     pub kind: Option<String>,
+}
+
+impl std::fmt::Debug for Store {
+    /// Never shows the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("location", &self.location)
+            .field("password", &self.password.as_ref().map(|_| "********"))
+            .field("kind", &self.kind)
+            .finish()
+    }
 }
 
 /// `ssl.clientAuth`.

@@ -1,0 +1,83 @@
+"""kazoo over TLS against a server with ssl.clientAuth=need.
+
+usage: tls.py HOST:PORT CA CERT KEY OTHER_CERT OTHER_KEY SUBJECT_DN
+Prints one line per check; exits non-zero on the first failure.
+"""
+import sys
+import threading
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoAuthError
+from kazoo.security import make_acl
+
+hosts, ca, cert, key, other_cert, other_key, dn = sys.argv[1:8]
+
+
+def client(certfile=None, keyfile=None, timeout=5):
+    return KazooClient(
+        hosts=hosts,
+        use_ssl=True,
+        verify_certs=True,
+        check_hostname=True,
+        ca=ca,
+        certfile=certfile,
+        keyfile=keyfile,
+        timeout=timeout,
+    )
+
+
+def check(name, cond):
+    print(("ok   " if cond else "FAIL ") + name, flush=True)
+    if not cond:
+        sys.exit(1)
+
+
+zk = client(cert, key)
+zk.start(timeout=10)
+check("connected over TLS with a client certificate", zk.connected)
+
+zk.create("/tls/a", b"one", makepath=True)
+data, stat = zk.get("/tls/a")
+check("create and get", data == b"one" and stat.version == 0)
+zk.set("/tls/a", b"two")
+check("set", zk.get("/tls/a")[0] == b"two")
+
+fired = threading.Event()
+zk.get("/tls/a", watch=lambda e: fired.set())
+zk.set("/tls/a", b"three")
+check("data watch fires", fired.wait(10))
+
+# The certificate's subject is the session's x509 identity: an ACL naming it lets this
+# client in and keeps a plain-text-free stranger out.
+acl = make_acl("x509", dn, all=True)
+zk.create("/tls/mine", b"secret", acl=[acl])
+check("x509 ACL admits its subject", zk.get("/tls/mine")[0] == b"secret")
+check("x509 ACL as stored", zk.get_acls("/tls/mine")[0][0].id.id == dn)
+zk.delete("/tls", recursive=True)
+zk.stop()
+zk.close()
+
+# No client certificate: refused when ssl.clientAuth=need.
+refused = client(timeout=3)
+try:
+    refused.start(timeout=3)
+    ok = False
+except Exception:
+    ok = True
+finally:
+    refused.stop()
+    refused.close()
+check("no client certificate is refused", ok)
+
+# A certificate signed by another CA: refused.
+stranger = client(other_cert, other_key, timeout=3)
+try:
+    stranger.start(timeout=3)
+    ok = False
+except Exception:
+    ok = True
+finally:
+    stranger.stop()
+    stranger.close()
+check("a certificate from another CA is refused", ok)
+print("all TLS checks passed")

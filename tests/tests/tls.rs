@@ -1,0 +1,206 @@
+//! TLS on the client port, checked with clients no one here wrote:
+//! - kazoo over TLS with a client certificate (`ssl.clientAuth=need`): CRUD, watches, an
+//!   `x509` ACL naming the certificate's subject; no certificate, or one from another CA,
+//!   is refused (`tests/kazoo/tls.py`);
+//! - bad input: a plain-text client on the TLS port, a handshake that stops half-way
+//!   (dropped after the handshake timeout while others are served);
+//! - startup errors name the key to fix (JKS store, missing trust store, wrong password).
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use zk_server::tls::{ClientAuth, Store, TlsSettings};
+use zk_tests::certs::{self, Pki};
+use zk_tests::zkd::Zkd;
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("zkd-tls-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn settings(pki: &Pki, auth: ClientAuth) -> TlsSettings {
+    TlsSettings {
+        key_store: Some(Store {
+            location: pki.server.clone(),
+            password: None,
+            kind: Some("PEM".into()),
+        }),
+        trust_store: Some(Store {
+            location: pki.ca.clone(),
+            password: None,
+            kind: None,
+        }),
+        client_auth: auth,
+        handshake_timeout_ms: 1000,
+        ..TlsSettings::default()
+    }
+}
+
+fn start(dir: &std::path::Path, pki: &Pki) -> Zkd {
+    let tls = settings(pki, ClientAuth::Need);
+    Zkd::start(&dir.join("data"), move |c| {
+        c.secure_client_addr = Some(([127, 0, 0, 1], 0).into());
+        c.tls = tls;
+    })
+}
+
+fn has_kazoo() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import kazoo"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(std::env::var("CI").is_err(), "CI must pip install kazoo");
+        println!("SKIPPED: python3 -m pip install kazoo");
+    }
+    ok
+}
+
+#[test]
+fn kazoo_over_tls_with_client_certificates() {
+    if !has_kazoo() {
+        return;
+    }
+    let dir = temp("kazoo");
+    let pki = certs::generate(&dir.join("pki"));
+    let zkd = start(&dir, &pki);
+    let secure = zkd.secure_addr.unwrap();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("kazoo/tls.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(secure.to_string())
+        .arg(&pki.ca)
+        .arg(&pki.client_cert)
+        .arg(&pki.client_key)
+        .arg(&pki.other_cert)
+        .arg(&pki.other_key)
+        .arg(&pki.client_dn)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("{text}");
+    assert!(
+        out.status.success() && text.contains("all TLS checks passed"),
+        "kazoo over TLS failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The plain port still serves.
+    assert_eq!(
+        zk_tests::zookeeper::four_letter(zkd.addr, "ruok").as_deref(),
+        Some("imok")
+    );
+    drop(zkd);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn plain_text_and_stalled_handshakes_are_dropped() {
+    let dir = temp("bad");
+    let pki = certs::generate(&dir.join("pki"));
+    let zkd = start(&dir, &pki);
+    let secure = zkd.secure_addr.unwrap();
+
+    // A plain ZooKeeper handshake on the TLS port: the server hangs up, no answer.
+    let mut plain = TcpStream::connect(secure).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut connect = vec![0, 0, 0, 44];
+    connect.extend_from_slice(&[0; 44]);
+    plain.write_all(&connect).unwrap();
+    let mut buf = [0u8; 64];
+    let n = plain.read(&mut buf).unwrap_or(0);
+    assert!(
+        n == 0 || buf[0] == 0x15,
+        "a plain client gets a TLS alert or a closed socket, not a ZooKeeper answer"
+    );
+
+    // A handshake that starts and never finishes is dropped after the timeout (1 s here)...
+    let mut stalled = TcpStream::connect(secure).unwrap();
+    stalled.write_all(&[0x16, 0x03, 0x01, 0x00, 0x50]).unwrap();
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let started = Instant::now();
+    let n = stalled.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "closed without an answer");
+    assert!(started.elapsed() < Duration::from_secs(8));
+    // ...and meanwhile the server kept serving others.
+    assert_eq!(
+        zk_tests::zookeeper::four_letter(zkd.addr, "ruok").as_deref(),
+        Some("imok")
+    );
+    drop(zkd);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_tls_configuration_names_the_key() {
+    let dir = temp("config");
+    let pki = certs::generate(&dir.join("pki"));
+    // A JKS key store: refused with how to convert it.
+    let mut s = settings(&pki, ClientAuth::Need);
+    let jks = dir.join("server.jks");
+    std::fs::write(&jks, b"\xfe\xed\xfe\xed").unwrap();
+    s.key_store = Some(Store {
+        location: jks,
+        password: Some("secret".into()),
+        kind: None,
+    });
+    let e = zk_server::tls::server_config(&s).unwrap_err();
+    assert_eq!(e.key, "ssl.keyStore.type");
+    assert!(e.problem.contains("keytool -importkeystore"), "{e}");
+    assert!(!e.to_string().contains("secret"), "no password in messages");
+    // clientAuth=need without a trust store.
+    let mut s = settings(&pki, ClientAuth::Need);
+    s.trust_store = None;
+    assert_eq!(
+        zk_server::tls::server_config(&s).unwrap_err().key,
+        "ssl.trustStore.location"
+    );
+    // A PKCS12 store with the wrong password (here: not PKCS12 at all).
+    let mut s = settings(&pki, ClientAuth::None);
+    s.key_store = Some(Store {
+        location: pki.server.clone(),
+        password: Some("wrong".into()),
+        kind: Some("PKCS12".into()),
+    });
+    let e = zk_server::tls::server_config(&s).unwrap_err();
+    assert_eq!(e.key, "ssl.keyStore.password");
+    assert!(e.problem.contains("server.pem"), "names the file: {e}");
+    // The same settings from a zoo.cfg: parsed, refused with the key, no secret shown.
+    let text = format!(
+        "dataDir=/tmp/x\nsecureClientPort=2281\nssl.keyStore.location={}\nssl.keyStore.type=JKS\nssl.keyStore.password=hunter2\nssl.clientAuth=none\n",
+        pki.server.display()
+    );
+    let props = zk_server::config::parse_properties(&text);
+    let config = zk_server::Config::from_properties(&props, &Default::default()).unwrap();
+    assert_eq!(config.secure_client_addr.unwrap().port(), 2281);
+    assert!(
+        !format!("{config:?}").contains("hunter2"),
+        "no password in Debug"
+    );
+    let e = zk_server::tls::server_config(&config.tls).unwrap_err();
+    assert_eq!(e.key, "ssl.keyStore.type");
+    assert!(!e.to_string().contains("hunter2"));
+    // SERVER_JVMFLAGS carry the same keys with a `zookeeper.` prefix; zoo.cfg wins.
+    let sys = zk_server::Config::system_properties(
+        "-Dzookeeper.ssl.clientAuth=want -Dzookeeper.ssl.keyStore.type=PEM",
+    );
+    let config = zk_server::Config::from_properties(&props, &sys).unwrap();
+    assert_eq!(
+        config.tls.client_auth,
+        ClientAuth::None,
+        "zoo.cfg over JVM flags"
+    );
+    assert_eq!(config.tls.key_store.unwrap().kind.as_deref(), Some("JKS"));
+    let config = zk_server::Config::from_properties(&Default::default(), &sys).unwrap();
+    assert_eq!(config.tls.client_auth, ClientAuth::Want);
+    let _ = std::fs::remove_dir_all(&dir);
+}
