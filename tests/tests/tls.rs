@@ -204,3 +204,92 @@ fn bad_tls_configuration_names_the_key() {
     assert_eq!(config.tls.client_auth, ClientAuth::Want);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Debian's zookeeper.jar names its dependencies in its manifest, but not the two Netty
+/// jars its Netty socket (which TLS needs) also uses; a later `-cp` adds them.
+const NETTY_CP: &str = "-cp /etc/zookeeper/conf:/usr/share/java/zookeeper.jar:/usr/share/java/netty-codec.jar:/usr/share/java/netty-resolver.jar";
+
+/// zkCli.sh (Java, Netty client socket) with the `zookeeper.ssl.*` client properties.
+fn zkcli_over_tls(addr: std::net::SocketAddr, pki: &Pki) -> String {
+    let flags = format!(
+        "{NETTY_CP} -Dzookeeper.client.secure=true \
+         -Dzookeeper.clientCnxnSocket=org.apache.zookeeper.ClientCnxnSocketNetty \
+         -Dzookeeper.ssl.keyStore.location={} -Dzookeeper.ssl.keyStore.type=PEM \
+         -Dzookeeper.ssl.trustStore.location={} -Dzookeeper.ssl.trustStore.type=PEM",
+        pki.client_pem.display(),
+        pki.ca.display()
+    );
+    let mut child = Command::new("/usr/share/zookeeper/bin/zkCli.sh")
+        .arg("-server")
+        .arg(addr.to_string())
+        .env("CLIENT_JVMFLAGS", flags)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"create /jtls secure\nget /jtls\nwhoami\ndelete /jtls\nls /\nquit\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    text.lines()
+        .filter(|l| !l.starts_with("SLF4J") && !l.starts_with("Connecting to") && !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn zkcli_sh_over_tls_sees_the_same_on_zkd_and_zookeeper() {
+    if !zk_tests::zookeeper::available() {
+        return;
+    }
+    let dir = temp("zkcli");
+    let pki = certs::generate(&dir.join("pki"));
+    let zkd = start(&dir, &pki);
+    let ours = zkcli_over_tls(zkd.secure_addr.unwrap(), &pki);
+    drop(zkd);
+    println!("zkd:\n{ours}");
+    assert!(ours.contains("x509: CN=client1,O=zk-tests"), "{ours}");
+    assert!(ours.contains("\nsecure\n"), "{ours}");
+
+    // The same settings start Apache ZooKeeper 3.8 (Netty, as its TLS needs).
+    let secure_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let extra = format!(
+        "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n\
+         secureClientPort={secure_port}\n\
+         ssl.keyStore.location={}\nssl.keyStore.type=PEM\n\
+         ssl.trustStore.location={}\nssl.trustStore.type=PEM\n\
+         ssl.clientAuth=need\n",
+        pki.server.display(),
+        pki.ca.display()
+    );
+    let real = zk_tests::zookeeper::ZooKeeper::start(
+        "tls",
+        &extra,
+        &format!("{NETTY_CP} -Dzookeeper.authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider"),
+    );
+    let theirs = zkcli_over_tls(([127, 0, 0, 1], secure_port).into(), &pki);
+    drop(real);
+    println!("ZooKeeper:\n{theirs}");
+    assert_eq!(ours, theirs);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `ZK_PKI_DIR=/some/dir cargo test -p zk-tests --test tls write_pki -- --ignored` writes a
+/// test PKI for trying clients by hand.
+#[test]
+#[ignore]
+fn write_pki() {
+    let dir = std::env::var("ZK_PKI_DIR").unwrap_or_else(|_| "/tmp/zk-pki".into());
+    let pki = certs::generate(std::path::Path::new(&dir));
+    println!("{pki:#?}");
+}

@@ -114,6 +114,10 @@ pub async fn serve<S>(
                     if wr.write_all(&f).await.is_err() {
                         break;
                     }
+                    // TLS buffers records until flushed; flush once the queue is drained.
+                    if out_rx.is_empty() && wr.flush().await.is_err() {
+                        break;
+                    }
                 }
                 Out::Close => break,
             }
@@ -219,7 +223,11 @@ async fn read_more(
     }
     tokio::select! {
         r = rd.read_buf(buf) => match r {
-            Ok(0) | Err(_) => None,
+            Ok(0) => None,
+            Err(e) => {
+                tracing::debug!(error = %e, "connection read failed");
+                None
+            }
             Ok(n) => Some(n),
         },
         _ = closed.changed() => None,

@@ -87,6 +87,10 @@ struct Conn {
     auth: Vec<Id>,
     /// Mirror the client's readOnly byte in the handshake answer.
     read_only: Option<bool>,
+    /// Requests that arrived before the new session was durable (clients such as the Java
+    /// Netty one send their first request right behind the ConnectRequest); they run, in
+    /// order, once the handshake is answered. `None` once the session is established.
+    early: Option<Vec<(RequestHeader, Result<Request, DecodeError>)>>,
 }
 
 enum Queued {
@@ -336,6 +340,7 @@ impl Core {
                 session: None,
                 auth,
                 read_only: req.read_only,
+                early: None,
             },
         );
         if req.last_zxid_seen > self.tree.last_processed_zxid() {
@@ -356,6 +361,7 @@ impl Core {
             let prepared = prep_create_session(session, 0, timeout, zxid, wall_ms());
             if let Some(c) = self.conns.get_mut(&conn) {
                 c.session = Some(session);
+                c.early = Some(Vec::new());
             }
             self.log(zxid, session, prepared, Purpose::Connect { conn });
             return;
@@ -418,6 +424,10 @@ impl Core {
     ) {
         self.stats.packets_received += 1;
         self.stats.requests += 1;
+        if let Some(early) = self.conns.get_mut(&conn).and_then(|c| c.early.as_mut()) {
+            early.push((header, request));
+            return;
+        }
         let Some(session) = self.conns.get(&conn).and_then(|c| c.session) else {
             self.send(conn, Out::Close);
             return;
@@ -558,6 +568,16 @@ impl Core {
                     {
                         self.by_session.insert(session, conn);
                         self.answer_handshake(conn, session, t.time_out);
+                        let early = self
+                            .conns
+                            .get_mut(&conn)
+                            .and_then(|c| c.early.take())
+                            .unwrap_or_default();
+                        for (header, request) in early {
+                            self.stats.packets_received -= 1;
+                            self.stats.requests -= 1;
+                            self.request(conn, header, request);
+                        }
                     }
                 }
             }
@@ -688,7 +708,7 @@ impl Core {
             Request::RemoveWatches(r) => self.op_watches(conn, &r.path, r.r#type, true),
             Request::WhoAmI => Ok(Response::WhoAmI(zk_proto::WhoAmIResponse {
                 // Probed: listed in scheme order (digest before ip).
-                client_info: sorted(self.auth_of(conn))
+                client_info: java_set_order(self.auth_of(conn))
                     .into_iter()
                     // Probed: digest identities show the user name only (`getUserName`).
                     .map(|id| {
@@ -1022,9 +1042,35 @@ impl Core {
     }
 }
 
-fn sorted(mut ids: Vec<Id>) -> Vec<Id> {
-    ids.sort_by(|a, b| (&a.scheme, &a.id).cmp(&(&b.scheme, &b.id)));
-    ids
+/// The order in which ZooKeeper lists a connection's identities: its auth info is a Java
+/// hash set, iterated by bucket (the jute `Id.hashCode`, spread as `HashMap` does), then in
+/// insertion order within a bucket. Probed: `digest` before `ip`, `x509` before `ip`.
+fn java_set_order(ids: Vec<Id>) -> Vec<Id> {
+    fn string_hash(s: &str) -> i32 {
+        s.encode_utf16()
+            .fold(0i32, |h, u| h.wrapping_mul(31).wrapping_add(i32::from(u)))
+    }
+    let mut cap = 16usize;
+    while ids.len() * 4 > cap * 3 && cap < 1 << 20 {
+        cap *= 2;
+    }
+    let bucket = |id: &Id| {
+        let h = 17i32
+            .wrapping_mul(37)
+            .wrapping_add(string_hash(&id.scheme))
+            .wrapping_mul(37)
+            .wrapping_add(string_hash(&id.id)) as u32;
+        ((h ^ (h >> 16)) as usize) & (cap - 1)
+    };
+    // A set: the same identity twice is listed once.
+    let mut unique: Vec<Id> = Vec::with_capacity(ids.len());
+    for id in ids {
+        if !unique.contains(&id) {
+            unique.push(id);
+        }
+    }
+    unique.sort_by_key(|id| bucket(id));
+    unique
 }
 
 fn error_txn(session: i64, cxid: i32, zxid: i64, time: i64, code: ErrorCode) -> Prepared {

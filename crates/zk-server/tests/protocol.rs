@@ -861,3 +861,31 @@ async fn global_outstanding_limit_throttles_without_losing_requests() {
     let _ = tx.send(());
     task.await.unwrap().unwrap();
 }
+
+/// The Java Netty client (and any pipelining client) sends its first requests right behind
+/// the ConnectRequest, before the answer; ZooKeeper answers the handshake first, then them.
+#[tokio::test]
+async fn requests_sent_behind_the_handshake_wait_for_the_session() {
+    let dir = temp_dir("pipelined-handshake");
+    let server = Server::start(&dir).await;
+    let mut c = Client::raw(server.addr).await;
+    let mut burst = BytesMut::new();
+    encode_frame(&mut burst, |f| connect_req(0, None).write(f));
+    let create = create("/early", b"x", 0);
+    encode_frame(&mut burst, |f| encode_request(1, &create, f));
+    let get = Request::GetData(GetDataRequest {
+        path: "/early".into(),
+        watch: false,
+    });
+    encode_frame(&mut burst, |f| encode_request(2, &get, f));
+    c.send(burst.freeze()).await;
+    let hs = from_bytes::<ConnectResponse>(c.recv().await.unwrap()).unwrap();
+    assert_ne!(hs.session_id, 0, "the handshake is answered first");
+    let (h, body, _) = c.reply(1, OpCode::Create).await;
+    assert_eq!(h.err, 0);
+    assert!(matches!(body, Response::Create(r) if r.path == "/early"));
+    let (h, body, _) = c.reply(2, OpCode::GetData).await;
+    assert_eq!(h.err, 0);
+    assert!(matches!(body, Response::GetData(r) if r.data.as_deref() == Some(&b"x"[..])));
+    server.stop().await;
+}
