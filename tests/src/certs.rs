@@ -25,7 +25,14 @@ pub struct Pki {
     /// A client certificate signed by a CA the server does not trust.
     pub other_cert: PathBuf,
     pub other_key: PathBuf,
+    /// The server key and chain as PKCS#12, password [`P12_PASSWORD`].
+    pub server_p12: PathBuf,
+    /// The CA certificate as a PKCS#12 trust store, password [`P12_PASSWORD`].
+    pub ca_p12: PathBuf,
 }
+
+/// The password of the PKCS#12 stores (as in Java's default `changeit`).
+pub const P12_PASSWORD: &str = "changeit";
 
 fn ca(name: &str) -> (rcgen::Certificate, KeyPair) {
     let key = KeyPair::generate().expect("a key");
@@ -48,6 +55,16 @@ fn leaf(
     purpose: ExtendedKeyUsagePurpose,
     issuer: &(rcgen::Certificate, KeyPair),
 ) -> (String, String) {
+    let (cert, key) = leaf_der(cn, org, purpose, issuer);
+    (cert.pem(), key.serialize_pem())
+}
+
+fn leaf_der(
+    cn: &str,
+    org: &str,
+    purpose: ExtendedKeyUsagePurpose,
+    issuer: &(rcgen::Certificate, KeyPair),
+) -> (rcgen::Certificate, KeyPair) {
     let key = KeyPair::generate().expect("a key");
     let mut p = CertificateParams::new(vec!["localhost".to_string()]).expect("params");
     p.subject_alt_names
@@ -62,7 +79,13 @@ fn leaf(
         KeyUsagePurpose::KeyEncipherment,
     ];
     let cert = p.signed_by(&key, &issuer.0, &issuer.1).expect("signed");
-    (cert.pem(), key.serialize_pem())
+    (cert, key)
+}
+
+fn pkcs12(entry: p12_keystore::KeyStoreEntry) -> Vec<u8> {
+    let mut ks = p12_keystore::KeyStore::new();
+    ks.add_entry("zk", entry);
+    ks.writer(P12_PASSWORD).write().expect("a PKCS12 store")
 }
 
 /// Writes a fresh PKI under `dir`.
@@ -74,12 +97,27 @@ pub fn generate(dir: &Path) -> Pki {
         p
     };
     let root = ca("zk-test-ca");
-    let (server_cert, server_key) = leaf(
+    let (server, server_kp) = leaf_der(
         "zkd",
         "zk-tests",
         ExtendedKeyUsagePurpose::ServerAuth,
         &root,
     );
+    let (server_cert, server_key) = (server.pem(), server_kp.serialize_pem());
+    let p12 = |der: &[u8]| p12_keystore::Certificate::from_der(der).expect("a certificate");
+    let server_p12 = pkcs12(p12_keystore::KeyStoreEntry::PrivateKeyChain(
+        p12_keystore::PrivateKeyChain::new(
+            server_kp.serialize_der(),
+            b"zkd",
+            [p12(server.der()), p12(root.0.der())],
+        ),
+    ));
+    let ca_p12 = pkcs12(p12_keystore::KeyStoreEntry::Certificate(p12(root.0.der())));
+    let write_bytes = |name: &str, bytes: &[u8]| {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).expect("written");
+        p
+    };
     let (client_cert, client_key) = leaf(
         "client1",
         "zk-tests",
@@ -102,5 +140,7 @@ pub fn generate(dir: &Path) -> Pki {
         client_dn: "CN=client1,O=zk-tests".into(),
         other_cert: write("other.crt.pem", &other_cert),
         other_key: write("other.key.pem", &other_key),
+        server_p12: write_bytes("server.p12", &server_p12),
+        ca_p12: write_bytes("ca.p12", &ca_p12),
     }
 }

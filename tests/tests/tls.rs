@@ -293,3 +293,77 @@ fn write_pki() {
     let pki = certs::generate(std::path::Path::new(&dir));
     println!("{pki:#?}");
 }
+
+fn probe(addr: std::net::SocketAddr, args: &[&std::path::Path]) -> String {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("kazoo/tls_probe.py");
+    let mut cmd = Command::new("python3");
+    cmd.arg(script).arg(addr.to_string());
+    if args.is_empty() {
+        cmd.arg("plain");
+    }
+    for a in args {
+        cmd.arg(a);
+    }
+    let out = cmd.output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn pkcs12_stores_port_unification_and_reload_without_restart() {
+    if !has_kazoo() {
+        return;
+    }
+    let dir = temp("p12");
+    let pki = certs::generate(&dir.join("pki1"));
+    let next = certs::generate(&dir.join("pki2"));
+    let key_store = dir.join("server-live.p12");
+    std::fs::copy(&pki.server_p12, &key_store).unwrap();
+    let p12 = |path: &std::path::Path| Store {
+        location: path.to_path_buf(),
+        password: Some(certs::P12_PASSWORD.into()),
+        kind: Some("PKCS12".into()),
+    };
+    let tls = TlsSettings {
+        key_store: Some(p12(&key_store)),
+        trust_store: Some(p12(&pki.ca_p12)),
+        client_auth: ClientAuth::Need,
+        handshake_timeout_ms: 2000,
+        ..TlsSettings::default()
+    };
+    let zkd = Zkd::start(&dir.join("data"), move |c| {
+        c.port_unification = true;
+        c.tls = tls;
+    });
+    let (ca, cert, key) = (&pki.ca, &pki.client_cert, &pki.client_key);
+    // One port, both kinds of client.
+    assert_eq!(
+        probe(zkd.addr, &[]),
+        "connected",
+        "plain on the unified port"
+    );
+    assert_eq!(
+        probe(zkd.addr, &[ca, cert, key]),
+        "connected",
+        "TLS on the unified port"
+    );
+    // A client that only trusts the next CA does not trust today's server certificate...
+    assert_eq!(probe(zkd.addr, &[&next.ca, cert, key]), "refused");
+    // ...until the key store file is replaced: no restart needed.
+    std::fs::copy(&next.server_p12, &key_store).unwrap();
+    let mut now = String::new();
+    for _ in 0..20 {
+        now = probe(zkd.addr, &[&next.ca, cert, key]);
+        if now == "connected" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(now, "connected", "the new server certificate is in use");
+    assert_eq!(
+        probe(zkd.addr, &[ca, cert, key]),
+        "refused",
+        "the old one is gone"
+    );
+    drop(zkd);
+    let _ = std::fs::remove_dir_all(&dir);
+}
