@@ -190,6 +190,16 @@ fn interactive(rt: &tokio::runtime::Runtime, shell: &mut Shell) -> i32 {
         rt: rt.handle().clone(),
         client: client.clone(),
     }));
+    // Events that arrive while the prompt waits are printed as they come, as in zkCli.
+    let pump = shell.event_pump();
+    let pumping = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let still = pumping.clone();
+    std::thread::spawn(move || {
+        while still.load(std::sync::atomic::Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(100));
+            pump();
+        }
+    });
     let history = history_file();
     if let Some(h) = &history {
         let _ = editor.load_history(h);
@@ -220,5 +230,6 @@ fn interactive(rt: &tokio::runtime::Runtime, shell: &mut Shell) -> i32 {
             }
         }
     }
+    pumping.store(false, std::sync::atomic::Ordering::SeqCst);
     shell.exit_code()
 }

@@ -38,11 +38,25 @@ fn run(program: &str, addr: SocketAddr) -> (String, String) {
     )
 }
 
+/// Watch events, as a sorted list: zkCli.sh prints them from its event thread, so where a
+/// block lands between command outputs is a race on its side (zkcli prints them at command
+/// boundaries). The events themselves must be the same.
+fn events(text: &str) -> Vec<String> {
+    let mut e: Vec<String> = text
+        .lines()
+        .filter(|l| l.starts_with("WatchedEvent "))
+        .map(str::to_string)
+        .collect();
+    e.sort();
+    e
+}
+
 /// Clocks, the version line, session ids (ephemeral owners) and the JVM's log noise are
 /// what may differ; everything else must be byte for byte the same.
 fn normalise(text: &str) -> Vec<String> {
     text.lines()
         .filter(|l| !l.starts_with("SLF4J") && !l.starts_with("log4j"))
+        .filter(|l| !l.is_empty() && *l != "WATCHER::" && !l.starts_with("WatchedEvent "))
         .map(|l| {
             if l.starts_with("ctime = ") || l.starts_with("mtime = ") {
                 format!("{} = T", &l[..5])
@@ -94,11 +108,14 @@ fn zkcli_prints_what_zkcli_sh_prints() {
         "zkCli.sh printed too little:\n{out_sh}\n{err_sh}"
     );
     assert_same("stdout", &theirs, &ours);
+    assert_eq!(events(&out_rs), events(&out_sh), "watch events");
+    assert!(events(&out_sh).len() >= 12, "the script fires watches");
     assert_same("stderr", &normalise(&err_sh), &normalise(&err_rs));
     println!(
-        "{} stdout and {} stderr lines identical",
+        "{} stdout lines, {} stderr lines and {} watch events identical",
         ours.len(),
-        normalise(&err_rs).len()
+        normalise(&err_rs).len(),
+        events(&out_rs).len()
     );
 
     // The same script through zkcli against zkd.
@@ -109,6 +126,7 @@ fn zkcli_prints_what_zkcli_sh_prints() {
     drop(zkd);
     let _ = std::fs::remove_dir_all(&dir);
     assert_same("stdout (zkd)", &theirs, &normalise(&out_zkd));
+    assert_eq!(events(&out_zkd), events(&out_sh), "watch events (zkd)");
     assert_same("stderr (zkd)", &normalise(&err_sh), &normalise(&err_zkd));
 }
 

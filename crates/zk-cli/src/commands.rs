@@ -546,8 +546,7 @@ impl Shell {
             "reconfig" => self.reconfig(zk, words).await,
             "close" => {
                 zk.close().await;
-                // Let the watch printer show the Closed event first, as zkCli's does.
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                self.drain_events();
                 Ok(())
             }
             "version" => {

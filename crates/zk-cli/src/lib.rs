@@ -70,6 +70,9 @@ pub struct Shell {
     host: String,
     zk: Option<Client>,
     print_watches: Arc<AtomicBool>,
+    /// Watch and session events of the current client, printed at command boundaries (so a
+    /// script's output is deterministic) and by [`Shell::event_pump`] while idle.
+    events: Arc<Mutex<Option<mpsc::UnboundedReceiver<WatchedEvent>>>>,
     history: BTreeMap<usize, String>,
     count: usize,
     exit_code: i32,
@@ -113,6 +116,7 @@ impl Shell {
             opts,
             zk: None,
             print_watches: Arc::new(AtomicBool::new(true)),
+            events: Arc::new(Mutex::new(None)),
             history: BTreeMap::new(),
             count: 0,
             exit_code: 0,
@@ -163,7 +167,10 @@ impl Shell {
         }
         self.host = host.to_string();
         let (tx, rx) = mpsc::unbounded_channel();
-        self.spawn_watch_printer(rx);
+        self.drain_events();
+        if let Ok(mut slot) = self.events.lock() {
+            *slot = Some(rx);
+        }
         let builder = Client::builder(host)
             .session_timeout(self.opts.timeout)
             .read_only(self.opts.read_only)
@@ -182,36 +189,25 @@ impl Shell {
         }
     }
 
-    fn spawn_watch_printer(&self, mut rx: mpsc::UnboundedReceiver<WatchedEvent>) {
-        let out = self.out.clone();
-        let on = self.print_watches.clone();
-        let json = self.opts.format == Format::Json;
-        tokio::spawn(async move {
-            while let Some(e) = rx.recv().await {
-                if !on.load(Ordering::SeqCst) {
-                    continue;
-                }
-                let text = if json {
-                    format!(
-                        "{}\n",
-                        serde_json::json!({"event": {
-                            "state": format!("{:?}", e.state),
-                            "type": format!("{:?}", e.event_type),
-                            "path": e.path,
-                        }})
-                    )
-                } else {
-                    format!("\nWATCHER::\n\n{e}\n")
-                };
-                if let Ok(mut w) = out.lock() {
-                    let _ = w.write_all(text.as_bytes());
-                    let _ = w.flush();
-                }
-            }
-        });
+    /// Prints the events received so far (as zkCli's watcher does, when printwatches is on).
+    pub fn drain_events(&self) {
+        drain(&self.events, &self.print_watches, &self.out, self.json());
+    }
+
+    /// A function that prints pending events; an interactive front end calls it while
+    /// waiting for input, so events show up without a command.
+    pub fn event_pump(&self) -> impl Fn() + Send + 'static {
+        let (events, on, out, json) = (
+            self.events.clone(),
+            self.print_watches.clone(),
+            self.out.clone(),
+            self.json(),
+        );
+        move || drain(&events, &on, &out, json)
     }
 
     pub(crate) fn print_out(&self, s: &str) {
+        self.drain_events();
         if let Ok(mut w) = self.out.lock() {
             let _ = w.write_all(s.as_bytes());
             let _ = w.flush();
@@ -219,6 +215,7 @@ impl Shell {
     }
 
     pub(crate) fn print_err(&self, s: &str) {
+        self.drain_events();
         if let Ok(mut w) = self.err.lock() {
             let _ = w.write_all(s.as_bytes());
             let _ = w.flush();
@@ -238,6 +235,7 @@ impl Shell {
         self.history.insert(self.count, line.to_string());
         let words = text::tokenize(line);
         self.process(words).await;
+        self.drain_events();
         self.count += 1;
     }
 
@@ -268,8 +266,7 @@ impl Shell {
     pub async fn close(&mut self) {
         if let Some(zk) = self.zk.take() {
             zk.close().await;
-            // Let the watch printer show the Closed event, as zkCli does.
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            self.drain_events();
         }
     }
 
@@ -281,6 +278,41 @@ impl Shell {
     /// Stops printing watch events (used before a quiet close at end of input).
     pub fn mute_watches(&self) {
         self.print_watches.store(false, Ordering::SeqCst);
+    }
+}
+
+fn drain(
+    events: &Mutex<Option<mpsc::UnboundedReceiver<WatchedEvent>>>,
+    on: &AtomicBool,
+    out: &Sink,
+    json: bool,
+) {
+    let Ok(mut slot) = events.lock() else {
+        return;
+    };
+    let Some(rx) = slot.as_mut() else {
+        return;
+    };
+    while let Ok(e) = rx.try_recv() {
+        if !on.load(Ordering::SeqCst) {
+            continue;
+        }
+        let text = if json {
+            format!(
+                "{}\n",
+                serde_json::json!({"event": {
+                    "state": format!("{:?}", e.state),
+                    "type": format!("{:?}", e.event_type),
+                    "path": e.path,
+                }})
+            )
+        } else {
+            format!("\nWATCHER::\n\n{e}\n")
+        };
+        if let Ok(mut w) = out.lock() {
+            let _ = w.write_all(text.as_bytes());
+            let _ = w.flush();
+        }
     }
 }
 
