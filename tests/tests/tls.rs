@@ -367,3 +367,118 @@ fn pkcs12_stores_port_unification_and_reload_without_restart() {
     drop(zkd);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+const JAAS: &str = r#"Server {
+    org.apache.zookeeper.server.auth.DigestLoginModule required
+    user_super="adminsecret"
+    user_bob="bobsecret";
+};
+"#;
+
+fn has_pure_sasl() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import kazoo, puresasl"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must pip install kazoo pure-sasl"
+        );
+        println!("SKIPPED: python3 -m pip install kazoo pure-sasl");
+    }
+    ok
+}
+
+fn sasl_server(dir: &std::path::Path, enforce: bool) -> Zkd {
+    std::fs::create_dir_all(dir).unwrap();
+    let jaas = dir.join("jaas.conf");
+    std::fs::write(&jaas, JAAS).unwrap();
+    // Configured as ZooKeeper users do it: JVM flags and zoo.cfg keys.
+    let mut cfg = String::from(
+        "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n",
+    );
+    if enforce {
+        cfg.push_str("enforce.auth.enabled=true\nenforce.auth.schemes=sasl\n");
+    }
+    let sys = zk_server::Config::system_properties(&format!(
+        "-Djava.security.auth.login.config={} -Dzookeeper.superUser=super",
+        jaas.display()
+    ));
+    let parsed =
+        zk_server::Config::from_properties(&zk_server::config::parse_properties(&cfg), &sys)
+            .unwrap();
+    Zkd::start(&dir.join("data"), move |c| {
+        c.sasl_users = parsed.sasl_users;
+        c.sasl_super_user = parsed.sasl_super_user;
+        c.enforce_auth = parsed.enforce_auth;
+        c.enforce_auth_schemes = parsed.enforce_auth_schemes;
+    })
+}
+
+fn run_sasl_script(addr: std::net::SocketAddr, extra: &[&str]) {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("kazoo/sasl.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(addr.to_string())
+        .args(extra)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("{text}");
+    assert!(
+        out.status.success() && text.contains("all SASL checks passed"),
+        "kazoo SASL failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn kazoo_sasl_digest_md5_against_a_jaas_file() {
+    if !has_pure_sasl() {
+        return;
+    }
+    let dir = temp("sasl");
+    let zkd = sasl_server(&dir, false);
+    run_sasl_script(zkd.addr, &[]);
+    drop(zkd);
+    // The same configuration starts Apache ZooKeeper 3.8, and the same script passes.
+    if zk_tests::zookeeper::available() {
+        let real = real_sasl_server(&dir, false);
+        run_sasl_script(real.addr, &[]);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn real_sasl_server(dir: &std::path::Path, enforce: bool) -> zk_tests::zookeeper::ZooKeeper {
+    let mut cfg = String::from(
+        "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n",
+    );
+    if enforce {
+        cfg.push_str("enforce.auth.enabled=true\nenforce.auth.schemes=sasl\n");
+    }
+    zk_tests::zookeeper::ZooKeeper::start(
+        if enforce { "sasl-enforced" } else { "sasl" },
+        &cfg,
+        &format!(
+            "-Djava.security.auth.login.config={} -Dzookeeper.superUser=super",
+            dir.join("jaas.conf").display()
+        ),
+    )
+}
+
+#[test]
+fn enforced_auth_refuses_unauthenticated_sessions() {
+    if !has_pure_sasl() {
+        return;
+    }
+    let dir = temp("sasl-enforced");
+    let zkd = sasl_server(&dir, true);
+    run_sasl_script(zkd.addr, &["enforced"]);
+    drop(zkd);
+    if zk_tests::zookeeper::available() {
+        let real = real_sasl_server(&dir, true);
+        run_sasl_script(real.addr, &["enforced"]);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -74,6 +74,17 @@ pub struct Config {
     pub port_unification: bool,
     /// The `ssl.*` settings (key and trust stores, client auth, protocols, suites).
     pub tls: crate::tls::TlsSettings,
+    /// SASL DIGEST-MD5 users, from the JAAS file named by the JVM property
+    /// `java.security.auth.login.config` (section `zookeeper.sasl.serverconfig`, `Server`).
+    pub sasl_users: Option<crate::sasl::SaslUsers>,
+    /// `zookeeper.superUser`: this SASL user is a superuser.
+    pub sasl_super_user: Option<String>,
+    /// `enforce.auth.enabled` (or the older `sessionRequireClientSASLAuth`): sessions must
+    /// authenticate with one of `enforce_auth_schemes` before anything else, or get
+    /// SESSIONCLOSEDREQUIRESASLAUTH (-124) and lose the connection.
+    pub enforce_auth: bool,
+    /// `enforce.auth.schemes`.
+    pub enforce_auth_schemes: Vec<String>,
     /// Keys that were read but are not used by this server (reported at startup).
     pub ignored_keys: Vec<String>,
 }
@@ -112,6 +123,10 @@ impl Default for Config {
                 handshake_timeout_ms: 5000,
                 ..crate::tls::TlsSettings::default()
             },
+            sasl_users: None,
+            sasl_super_user: None,
+            enforce_auth: false,
+            enforce_auth_schemes: Vec::new(),
             ignored_keys: Vec::new(),
         }
     }
@@ -241,6 +256,17 @@ fn apply_tls_key(
         "ssl.ciphersuites" => c.tls.ciphersuites = list(v),
         "ssl.handshakeDetectionTimeoutMillis" => c.tls.handshake_timeout_ms = number(k, v)?,
         "X509AuthenticationProvider.superUser" => c.tls.super_user = Some(v.to_owned()),
+        "superUser" => c.sasl_super_user = Some(v.to_owned()),
+        "enforce.auth.enabled" => c.enforce_auth = boolean(k, v)?,
+        "enforce.auth.schemes" => c.enforce_auth_schemes = list(v),
+        "sessionRequireClientSASLAuth" => {
+            if boolean(k, v)? {
+                c.enforce_auth = true;
+                if c.enforce_auth_schemes.is_empty() {
+                    c.enforce_auth_schemes = vec!["sasl".into()];
+                }
+            }
+        }
         _ => return Ok(false),
     }
     Ok(true)
@@ -364,6 +390,28 @@ impl Config {
                 secure_addr.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])),
                 p,
             ));
+        }
+        if let Some(path) = system.get("java.security.auth.login.config") {
+            let section = system
+                .get("zookeeper.sasl.serverconfig")
+                .map_or("Server", String::as_str);
+            let key = "java.security.auth.login.config";
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+                key: key.into(),
+                problem: format!("cannot read {path}: {e}"),
+            })?;
+            let users =
+                crate::sasl::SaslUsers::from_jaas(&text, section).map_err(|p| ConfigError {
+                    key: key.into(),
+                    problem: format!("{path}: {p}"),
+                })?;
+            c.sasl_users = Some(users);
+        }
+        if c.enforce_auth && c.enforce_auth_schemes.is_empty() {
+            return Err(ConfigError {
+                key: "enforce.auth.schemes".into(),
+                problem: "must name at least one scheme when enforce.auth.enabled=true".into(),
+            });
         }
         if c.tick_time_ms == 0 {
             return Err(ConfigError {

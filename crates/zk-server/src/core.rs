@@ -91,6 +91,8 @@ struct Conn {
     /// Netty one send their first request right behind the ConnectRequest); they run, in
     /// order, once the handshake is answered. `None` once the session is established.
     early: Option<Vec<(RequestHeader, Result<Request, DecodeError>)>>,
+    /// A SASL exchange in progress (or done) on this connection.
+    sasl: Option<crate::sasl::DigestMd5>,
 }
 
 enum Queued {
@@ -341,6 +343,7 @@ impl Core {
                 auth,
                 read_only: req.read_only,
                 early: None,
+                sasl: None,
             },
         );
         if req.last_zxid_seen > self.tree.last_processed_zxid() {
@@ -450,6 +453,22 @@ impl Core {
                 return;
             }
         };
+        if self.config.enforce_auth
+            && !matches!(request, Request::Auth(_) | Request::Sasl(_))
+            && !self.conns.get(&conn).is_some_and(|c| {
+                c.auth
+                    .iter()
+                    .any(|id| self.config.enforce_auth_schemes.contains(&id.scheme))
+            })
+        {
+            tracing::warn!(
+                conn,
+                op = request.op_code().name(),
+                "refusing an unauthenticated session (enforce.auth.enabled)"
+            );
+            self.fail_and_close(conn, header.xid, 0, ErrorCode::SessionClosedRequireSaslAuth);
+            return;
+        }
         let is_write = matches!(
             request,
             Request::Create(_)
@@ -664,6 +683,36 @@ impl Core {
         }
     }
 
+    /// One SASL token; `None` when the server has no SASL users configured.
+    fn sasl_step(
+        &mut self,
+        conn: ConnId,
+        token: &[u8],
+    ) -> Option<Result<Vec<u8>, crate::sasl::SaslError>> {
+        let users = self.config.sasl_users.as_ref()?;
+        let c = self.conns.get_mut(&conn)?;
+        let exchange = c
+            .sasl
+            .get_or_insert_with(|| crate::sasl::DigestMd5::new(fresh_nonce()));
+        let was_done = exchange.authorized().is_some();
+        let result = exchange.step(users, token);
+        if let (false, Some(user)) = (was_done, exchange.authorized()) {
+            let user = user.to_string();
+            tracing::info!(conn, user, "SASL authenticated");
+            if self.config.sasl_super_user.as_deref() == Some(user.as_str()) {
+                c.auth.push(Id {
+                    scheme: "super".into(),
+                    id: String::new(),
+                });
+            }
+            c.auth.push(Id {
+                scheme: "sasl".into(),
+                id: user,
+            });
+        }
+        Some(result)
+    }
+
     fn auth_of(&self, conn: ConnId) -> Vec<Id> {
         self.conns
             .get(&conn)
@@ -754,9 +803,19 @@ impl Core {
                 self.op_auth(conn, xid, &a);
                 return;
             }
-            Request::Sasl(_) => {
-                // Probed: without SASL configured, err 0 and a null token.
-                Ok(Response::Sasl(zk_proto::SetSaslResponse { token: None }))
+            Request::Sasl(r) => {
+                match self.sasl_step(conn, r.token.as_deref().unwrap_or_default()) {
+                    // Probed: without SASL configured, err 0 and a null token.
+                    None => Ok(Response::Sasl(zk_proto::SetSaslResponse { token: None })),
+                    Some(Ok(token)) => Ok(Response::Sasl(zk_proto::SetSaslResponse {
+                        token: Some(token.into()),
+                    })),
+                    Some(Err(e)) => {
+                        tracing::warn!(conn, error = %e, "SASL authentication failed");
+                        self.fail_and_close(conn, xid, 0, ErrorCode::AuthFailed);
+                        return;
+                    }
+                }
             }
             Request::Check(_) => Err(ErrorCode::Unimplemented),
             other => {
@@ -1040,6 +1099,26 @@ impl Core {
             self.log(zxid, session, prepared, Purpose::Expire);
         }
     }
+}
+
+/// A fresh DIGEST-MD5 nonce: 16 unpredictable bytes (std's randomly keyed SipHash over a
+/// counter and the clock), in hex.
+fn fresh_nonce() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut bytes = Vec::with_capacity(16);
+    for _ in 0..2 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        bytes.extend_from_slice(&h.finish().to_le_bytes());
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The order in which ZooKeeper lists a connection's identities: its auth info is a Java

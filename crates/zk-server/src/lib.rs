@@ -17,6 +17,7 @@ pub mod config;
 pub mod conn;
 pub mod core;
 pub mod fourlw;
+pub mod sasl;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -117,6 +118,9 @@ pub async fn run_with_listeners(
         secure,
         admin,
     } = listeners;
+    if let Some(users) = &config.sasl_users {
+        tracing::info!(users = ?users.names().collect::<Vec<_>>(), "SASL DIGEST-MD5 enabled");
+    }
     // TLS material is checked before anything else starts.
     let tls = if secure.is_some() || config.port_unification {
         let acceptor = tls::Acceptor::new(config.tls.clone())?;
