@@ -229,10 +229,7 @@ fn directives(text: &str) -> Result<BTreeMap<String, String>, SaslError> {
             i += 1;
         }
         if i >= b.len() {
-            return Err(SaslError(format!(
-                "malformed directive near {:?}",
-                &text[..]
-            )));
+            return Err(SaslError(format!("malformed directive in {text:?}")));
         }
         let key: String = b[start..i].iter().collect::<String>().trim().to_lowercase();
         i += 1;
