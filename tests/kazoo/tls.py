@@ -8,9 +8,10 @@ import threading
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError
-from kazoo.security import make_acl
+from kazoo.security import make_acl, make_digest_acl
 
 hosts, ca, cert, key, other_cert, other_key, dn = sys.argv[1:8]
+is_super = len(sys.argv) > 8 and sys.argv[8] == "super"
 
 
 def client(certfile=None, keyfile=None, timeout=5):
@@ -51,9 +52,22 @@ check("data watch fires", fired.wait(10))
 # client in and keeps a plain-text-free stranger out.
 acl = make_acl("x509", dn, all=True)
 zk.create("/tls/mine", b"secret", acl=[acl])
+# A node only some digest user may read: a superuser certificate reads it anyway.
+zk.create("/tls/locked", b"x", acl=[make_digest_acl("nobody", "pw", all=True)])
+try:
+    zk.get("/tls/locked")
+    can_read = True
+except NoAuthError:
+    can_read = False
+check("X509AuthenticationProvider.superUser reads everything" if is_super
+      else "an ordinary certificate is kept out of a digest ACL", can_read == is_super)
 check("x509 ACL admits its subject", zk.get("/tls/mine")[0] == b"secret")
 check("x509 ACL as stored", zk.get_acls("/tls/mine")[0][0].id.id == dn)
-zk.delete("/tls", recursive=True)
+if is_super:
+    zk.delete("/tls", recursive=True)
+else:
+    zk.delete("/tls/a")
+    zk.delete("/tls/mine")
 zk.stop()
 zk.close()
 

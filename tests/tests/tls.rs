@@ -43,7 +43,12 @@ fn settings(pki: &Pki, auth: ClientAuth) -> TlsSettings {
 }
 
 fn start(dir: &std::path::Path, pki: &Pki) -> Zkd {
-    let tls = settings(pki, ClientAuth::Need);
+    start_with(dir, pki, None)
+}
+
+fn start_with(dir: &std::path::Path, pki: &Pki, super_user: Option<String>) -> Zkd {
+    let mut tls = settings(pki, ClientAuth::Need);
+    tls.super_user = super_user;
     Zkd::start(&dir.join("data"), move |c| {
         c.secure_client_addr = Some(([127, 0, 0, 1], 0).into());
         c.tls = tls;
@@ -72,29 +77,42 @@ fn kazoo_over_tls_with_client_certificates() {
     let zkd = start(&dir, &pki);
     let secure = zkd.secure_addr.unwrap();
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("kazoo/tls.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(secure.to_string())
-        .arg(&pki.ca)
-        .arg(&pki.client_cert)
-        .arg(&pki.client_key)
-        .arg(&pki.other_cert)
-        .arg(&pki.other_key)
-        .arg(&pki.client_dn)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    println!("{text}");
-    assert!(
-        out.status.success() && text.contains("all TLS checks passed"),
-        "kazoo over TLS failed:\n{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // The plain port still serves.
+    let run = |addr: std::net::SocketAddr, extra: &[&str]| {
+        let out = Command::new("python3")
+            .arg(&script)
+            .arg(addr.to_string())
+            .arg(&pki.ca)
+            .arg(&pki.client_cert)
+            .arg(&pki.client_key)
+            .arg(&pki.other_cert)
+            .arg(&pki.other_key)
+            .arg(&pki.client_dn)
+            .args(extra)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        println!("{text}");
+        assert!(
+            out.status.success() && text.contains("all TLS checks passed"),
+            "kazoo over TLS failed:\n{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(secure, &[]);
+    // The plain port still serves, and says where the secure one is.
     assert_eq!(
         zk_tests::zookeeper::four_letter(zkd.addr, "ruok").as_deref(),
         Some("imok")
     );
+    let conf = zk_tests::zookeeper::four_letter(zkd.addr, "conf").unwrap();
+    assert!(
+        conf.contains(&format!("secureClientPort={}", secure.port())),
+        "{conf}"
+    );
+    drop(zkd);
+    // The same certificate named as X509AuthenticationProvider.superUser reads everything.
+    let zkd = start_with(&dir.join("super"), &pki, Some(pki.client_dn.clone()));
+    run(zkd.secure_addr.unwrap(), &["super"]);
     drop(zkd);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -364,6 +382,14 @@ fn pkcs12_stores_port_unification_and_reload_without_restart() {
         "refused",
         "the old one is gone"
     );
+    // No store password in what the server shows about itself.
+    for word in ["conf", "envi", "srvr", "mntr"] {
+        let text = zk_tests::zookeeper::four_letter(zkd.addr, word).unwrap_or_default();
+        assert!(
+            !text.contains(certs::P12_PASSWORD),
+            "{word} shows a password"
+        );
+    }
     drop(zkd);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -159,6 +159,8 @@ pub(crate) fn answer(core: &mut crate::core::Core, command: &str) -> Value {
             "min_session_timeout": min,
             "max_session_timeout": max,
             "server_id": c.server_id,
+            "secure_client_port": c.secure_client_addr.map(|a| a.port()),
+            "secure_client_port_address": c.secure_client_addr.map(|a| a.ip().to_string()),
         }),
         "connections" => json!({
             "connections": core.connections().iter().map(|(addr, session)| json!({

@@ -219,6 +219,10 @@ fn conf(core: &Core, out: &mut String) {
     let (min, max) = c.session_timeout_bounds();
     let _ = writeln!(out, "clientPort={}", c.client_addr.port());
     let _ = writeln!(out, "clientPortAddress={}", c.client_addr.ip());
+    if let Some(secure) = c.secure_client_addr {
+        let _ = writeln!(out, "secureClientPort={}", secure.port());
+        let _ = writeln!(out, "secureClientPortAddress={}", secure.ip());
+    }
     let _ = writeln!(out, "dataDir={}", c.data_dir.join("version-2").display());
     let _ = writeln!(out, "dataDirSize={}", dir_size(&c.data_dir));
     let log_dir = c.data_log_dir.as_ref().unwrap_or(&c.data_dir);
