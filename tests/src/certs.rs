@@ -25,6 +25,9 @@ pub struct Pki {
     /// A client certificate signed by a CA the server does not trust.
     pub other_cert: PathBuf,
     pub other_key: PathBuf,
+    /// A client certificate from the trusted CA whose validity ended in 2001.
+    pub expired_cert: PathBuf,
+    pub expired_key: PathBuf,
     /// The server key and chain as PKCS#12, password [`P12_PASSWORD`].
     pub server_p12: PathBuf,
     /// The CA certificate as a PKCS#12 trust store, password [`P12_PASSWORD`].
@@ -82,6 +85,19 @@ fn leaf_der(
     (cert, key)
 }
 
+fn expired(issuer: &(rcgen::Certificate, KeyPair)) -> (String, String) {
+    let key = KeyPair::generate().expect("a key");
+    let mut p = CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, "expired");
+    p.distinguished_name = dn;
+    p.not_before = rcgen::date_time_ymd(2000, 1, 1);
+    p.not_after = rcgen::date_time_ymd(2001, 1, 1);
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = p.signed_by(&key, &issuer.0, &issuer.1).expect("signed");
+    (cert.pem(), key.serialize_pem())
+}
+
 fn pkcs12(entry: p12_keystore::KeyStoreEntry) -> Vec<u8> {
     let mut ks = p12_keystore::KeyStore::new();
     ks.add_entry("zk", entry);
@@ -124,6 +140,7 @@ pub fn generate(dir: &Path) -> Pki {
         ExtendedKeyUsagePurpose::ClientAuth,
         &root,
     );
+    let (expired_cert, expired_key) = expired(&root);
     let other = ca("another-ca");
     let (other_cert, other_key) = leaf(
         "intruder",
@@ -140,6 +157,8 @@ pub fn generate(dir: &Path) -> Pki {
         client_dn: "CN=client1,O=zk-tests".into(),
         other_cert: write("other.crt.pem", &other_cert),
         other_key: write("other.key.pem", &other_key),
+        expired_cert: write("expired.crt.pem", &expired_cert),
+        expired_key: write("expired.key.pem", &expired_key),
         server_p12: write_bytes("server.p12", &server_p12),
         ca_p12: write_bytes("ca.p12", &ca_p12),
     }

@@ -99,6 +99,16 @@ fn kazoo_over_tls_with_client_certificates() {
         );
     };
     run(secure, &[]);
+    // An expired client certificate from the trusted CA: refused.
+    assert_eq!(
+        probe(secure, &[&pki.ca, &pki.expired_cert, &pki.expired_key]),
+        "refused",
+        "expired certificate"
+    );
+    assert_eq!(
+        probe(secure, &[&pki.ca, &pki.client_cert, &pki.client_key]),
+        "connected"
+    );
     // The plain port still serves, and says where the secure one is.
     assert_eq!(
         zk_tests::zookeeper::four_letter(zkd.addr, "ruok").as_deref(),

@@ -22,6 +22,10 @@ struct Server {
 
 impl Server {
     async fn start(dir: &Path) -> Server {
+        Server::start_with(dir, |_| {}).await
+    }
+
+    async fn start_with(dir: &Path, configure: impl FnOnce(&mut Config)) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let config = Config {
@@ -34,6 +38,8 @@ impl Server {
             extended_types_enabled: true,
             ..Config::default()
         };
+        let mut config = config;
+        configure(&mut config);
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(zk_server::run(config, listener, async {
             let _ = rx.await;
@@ -887,5 +893,64 @@ async fn requests_sent_behind_the_handshake_wait_for_the_session() {
     let (h, body, _) = c.reply(2, OpCode::GetData).await;
     assert_eq!(h.err, 0);
     assert!(matches!(body, Response::GetData(r) if r.data.as_deref() == Some(&b"x"[..])));
+    server.stop().await;
+}
+
+fn sasl_users() -> zk_server::sasl::SaslUsers {
+    zk_server::sasl::SaslUsers::from_jaas(
+        "Server { org.apache.zookeeper.server.auth.DigestLoginModule required user_bob=\"pw\"; };",
+        "Server",
+    )
+    .unwrap()
+}
+
+fn sasl(token: &[u8]) -> Request {
+    Request::Sasl(GetSaslRequest {
+        token: Some(Bytes::copy_from_slice(token)),
+    })
+}
+
+#[tokio::test]
+async fn sasl_with_a_malformed_token_fails_and_closes() {
+    let dir = temp_dir("sasl-malformed");
+    let server = Server::start_with(&dir, |c| c.sasl_users = Some(sasl_users())).await;
+    let (mut c, _) = Client::connect(server.addr).await;
+    let (h, body) = c.call(sasl(b"")).await;
+    assert_eq!(h.err, 0);
+    let Response::Sasl(challenge) = body else {
+        panic!("a challenge")
+    };
+    assert!(String::from_utf8_lossy(&challenge.token.unwrap()).contains("nonce="));
+    let (h, _) = c.call(sasl(b"\xff\x00 not a digest-response")).await;
+    assert_eq!(h.err, ErrorCode::AuthFailed.code());
+    assert!(c.recv().await.is_none(), "the connection is closed");
+    // Others are still served.
+    let (mut other, _) = Client::connect(server.addr).await;
+    let (h, _) = other.call(create("/after", b"", 0)).await;
+    assert_eq!(h.err, 0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_sasl_exchange_that_never_finishes_does_not_authenticate() {
+    let dir = temp_dir("sasl-unfinished");
+    let server = Server::start_with(&dir, |c| {
+        c.sasl_users = Some(sasl_users());
+        c.enforce_auth = true;
+        c.enforce_auth_schemes = vec!["sasl".into()];
+    })
+    .await;
+    let (mut c, _) = Client::connect(server.addr).await;
+    let (h, _) = c.call(sasl(b"")).await;
+    assert_eq!(h.err, 0, "challenge sent");
+    // The client never answers the challenge and asks for data instead.
+    let (h, _) = c
+        .call(Request::GetData(GetDataRequest {
+            path: "/".into(),
+            watch: false,
+        }))
+        .await;
+    assert_eq!(h.err, ErrorCode::SessionClosedRequireSaslAuth.code());
+    assert!(c.recv().await.is_none(), "the connection is closed");
     server.stop().await;
 }
