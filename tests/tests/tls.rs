@@ -276,36 +276,63 @@ fn zkcli_sh_over_tls_sees_the_same_on_zkd_and_zookeeper() {
     if !zk_tests::zookeeper::available() {
         return;
     }
+    // One zoo.cfg and one SERVER_JVMFLAGS, with TLS and SASL, as a ZooKeeper user has them.
     let dir = temp("zkcli");
     let pki = certs::generate(&dir.join("pki"));
-    let zkd = start(&dir, &pki);
-    let ours = zkcli_over_tls(zkd.secure_addr.unwrap(), &pki);
-    drop(zkd);
-    println!("zkd:\n{ours}");
-    assert!(ours.contains("x509: CN=client1,O=zk-tests"), "{ours}");
-    assert!(ours.contains("\nsecure\n"), "{ours}");
-
-    // The same settings start Apache ZooKeeper 3.8 (Netty, as its TLS needs).
+    let jaas = dir.join("jaas.conf");
+    std::fs::write(&jaas, JAAS).unwrap();
     let secure_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let extra = format!(
+    let zoo_cfg = format!(
         "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n\
          secureClientPort={secure_port}\n\
          ssl.keyStore.location={}\nssl.keyStore.type=PEM\n\
          ssl.trustStore.location={}\nssl.trustStore.type=PEM\n\
-         ssl.clientAuth=need\n",
+         ssl.clientAuth=need\n\
+         authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n",
         pki.server.display(),
         pki.ca.display()
     );
-    let real = zk_tests::zookeeper::ZooKeeper::start(
-        "tls",
-        &extra,
-        &format!("{NETTY_CP} -Dzookeeper.authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider"),
+    let jvm_flags = format!(
+        "{NETTY_CP} -Dzookeeper.authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider \
+         -Djava.security.auth.login.config={} -Dzookeeper.superUser=super",
+        jaas.display()
     );
+
+    // zkd reads exactly those.
+    let parsed = zk_server::Config::from_properties(
+        &zk_server::config::parse_properties(&zoo_cfg),
+        &zk_server::Config::system_properties(&jvm_flags),
+    )
+    .unwrap();
+    assert_eq!(
+        parsed.secure_client_addr.map(|a| a.port()),
+        Some(secure_port)
+    );
+    let zkd = Zkd::start(&dir.join("data"), move |c| {
+        c.secure_client_addr = parsed.secure_client_addr;
+        c.tls = parsed.tls;
+        c.sasl_users = parsed.sasl_users;
+        c.sasl_super_user = parsed.sasl_super_user;
+    });
+    let ours = zkcli_over_tls(zkd.secure_addr.unwrap(), &pki);
+    if has_pure_sasl() {
+        run_sasl_script(zkd.addr, &[]);
+    }
+    drop(zkd);
+    println!("zkd:\n{ours}");
+    assert!(ours.contains("x509: CN=client1,O=zk-tests"), "{ours}");
+    assert!(ours.contains("\nsecure\n"), "{ours}");
+
+    // And so does Apache ZooKeeper 3.8.
+    let real = zk_tests::zookeeper::ZooKeeper::start("tls", &zoo_cfg, &jvm_flags);
     let theirs = zkcli_over_tls(([127, 0, 0, 1], secure_port).into(), &pki);
+    if has_pure_sasl() {
+        run_sasl_script(real.addr, &[]);
+    }
     drop(real);
     println!("ZooKeeper:\n{theirs}");
     assert_eq!(ours, theirs);
