@@ -110,7 +110,12 @@ fn tool(command: &Command, config: Option<&PathBuf>) -> ExitCode {
 /// The configuration: `--config FILE` (zoo.cfg, or TOML by extension), else the official
 /// Docker image's `ZOO_*` variables when any is set, else the embedded defaults.
 fn load(path: Option<&PathBuf>) -> Result<Config, String> {
-    let jvm = std::env::var("SERVER_JVMFLAGS").unwrap_or_default();
+    // zkServer.sh passes "$SERVER_JVMFLAGS $JVMFLAGS" to the JVM: the later one wins.
+    let jvm = format!(
+        "{} {}",
+        std::env::var("SERVER_JVMFLAGS").unwrap_or_default(),
+        std::env::var("JVMFLAGS").unwrap_or_default()
+    );
     let system = Config::system_properties(&jvm);
     match path {
         Some(p) => {

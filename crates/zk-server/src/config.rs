@@ -326,9 +326,19 @@ impl Config {
                 "zookeeper.4lw.commands.whitelist" => {
                     c.four_letter_words = v.split(',').map(|w| w.trim().to_owned()).collect()
                 }
+                // Properties the server reads elsewhere (the JAAS file) or that only the
+                // JVM or the Java client use.
+                "java.security.auth.login.config" | "zookeeper.sasl.serverconfig" => {}
                 other => {
-                    if let Some(key) = other.strip_prefix("zookeeper.") {
-                        apply_tls_key(&mut c, &mut secure_port, &mut secure_addr, key, v)?;
+                    let used = match other.strip_prefix("zookeeper.") {
+                        Some(key) => {
+                            apply_tls_key(&mut c, &mut secure_port, &mut secure_addr, key, v)?
+                        }
+                        None => false,
+                    };
+                    // Logged once at startup, never fatal.
+                    if !used && (other.starts_with("zookeeper.") || other.starts_with("jute.")) {
+                        c.ignored_keys.push(format!("-D{other}"));
                     }
                 }
             }
