@@ -271,6 +271,44 @@ fn zkcli_over_tls(addr: std::net::SocketAddr, pki: &Pki) -> String {
         .join("\n")
 }
 
+/// zkCli.sh logging in with SASL DIGEST-MD5 (the JAAS `Client` section), Java's own SASL.
+fn zkcli_with_sasl(addr: std::net::SocketAddr, dir: &std::path::Path) -> String {
+    let client_jaas = dir.join("client-jaas.conf");
+    std::fs::write(
+        &client_jaas,
+        "Client {\n org.apache.zookeeper.server.auth.DigestLoginModule required\n username=\"bob\"\n password=\"bobsecret\";\n};\n",
+    )
+    .unwrap();
+    let mut child = Command::new("/usr/share/zookeeper/bin/zkCli.sh")
+        .arg("-server")
+        .arg(addr.to_string())
+        .env(
+            "CLIENT_JVMFLAGS",
+            format!(
+                "-Djava.security.auth.login.config={}",
+                client_jaas.display()
+            ),
+        )
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"whoami\ncreate /sasl-acl x sasl:bob:cdrwa\ngetAcl /sasl-acl\nget /sasl-acl\ndelete /sasl-acl\nquit\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    text.lines()
+        .filter(|l| !l.starts_with("SLF4J") && !l.starts_with("Connecting to") && !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[test]
 fn zkcli_sh_over_tls_sees_the_same_on_zkd_and_zookeeper() {
     if !zk_tests::zookeeper::available() {
@@ -319,10 +357,14 @@ fn zkcli_sh_over_tls_sees_the_same_on_zkd_and_zookeeper() {
         c.sasl_super_user = parsed.sasl_super_user;
     });
     let ours = zkcli_over_tls(zkd.secure_addr.unwrap(), &pki);
+    let ours_sasl = zkcli_with_sasl(zkd.addr, &dir);
     if has_pure_sasl() {
         run_sasl_script(zkd.addr, &[]);
     }
     drop(zkd);
+    println!("zkd, SASL:\n{ours_sasl}");
+    assert!(ours_sasl.contains("state:SaslAuthenticated"), "{ours_sasl}");
+    assert!(ours_sasl.contains("sasl: bob"), "{ours_sasl}");
     println!("zkd:\n{ours}");
     assert!(ours.contains("x509: CN=client1,O=zk-tests"), "{ours}");
     assert!(ours.contains("\nsecure\n"), "{ours}");
@@ -330,12 +372,14 @@ fn zkcli_sh_over_tls_sees_the_same_on_zkd_and_zookeeper() {
     // And so does Apache ZooKeeper 3.8.
     let real = zk_tests::zookeeper::ZooKeeper::start("tls", &zoo_cfg, &jvm_flags);
     let theirs = zkcli_over_tls(([127, 0, 0, 1], secure_port).into(), &pki);
+    let theirs_sasl = zkcli_with_sasl(real.addr, &dir);
     if has_pure_sasl() {
         run_sasl_script(real.addr, &[]);
     }
     drop(real);
     println!("ZooKeeper:\n{theirs}");
     assert_eq!(ours, theirs);
+    assert_eq!(ours_sasl, theirs_sasl);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
