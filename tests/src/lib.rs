@@ -86,14 +86,47 @@ pub fn files(dir: &Path, prefix: &str) -> Vec<PathBuf> {
     out.into_iter().map(|(_, p)| p).collect()
 }
 
-/// Running Apache ZooKeeper's own Java tools from the Debian package (`zookeeper`), which
-/// must read what zk-log writes.
 pub mod certs;
 pub mod proxy;
 pub mod raw;
 pub mod zkd;
 pub mod zookeeper;
 
+/// Whether python3 can import `modules` (e.g. `"kazoo, puresasl"`). Without them a test
+/// says so and returns; under `CI=true` their absence is a failure (CI installs them).
+pub fn python_has(modules: &str) -> bool {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", &format!("import {modules}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must pip install the Python modules {modules}"
+        );
+        println!("SKIPPED: python3 cannot import {modules} (pip install them)");
+    }
+    ok
+}
+
+/// Runs `cmd` and returns its standard output; panics with both outputs, naming `what`,
+/// when it fails.
+pub fn output_ok(cmd: &mut std::process::Command, what: &str) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what} did not run: {e}"));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!("{text}");
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+/// Running Apache ZooKeeper's own Java tools from the Debian package (`zookeeper`), which
+/// must read what zk-log writes.
 pub mod java {
     use std::collections::BTreeMap;
     use std::ffi::OsStr;

@@ -69,21 +69,15 @@ fn curator_recipes_work_against_zkd() {
         String::from_utf8_lossy(&out.stderr)
     );
     let zkd = Zkd::start(&dir.join("data"), |_| {});
-    let out = Command::new("java")
-        .arg("-cp")
-        .arg(classpath(&classes))
-        .arg("CuratorCheck")
-        .arg(zkd.addr.to_string())
-        .output()
-        .unwrap();
-    drop(zkd);
-    let text = String::from_utf8_lossy(&out.stdout);
-    println!("{text}");
-    assert!(
-        out.status.success(),
-        "Curator checks failed:\n{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let text = zk_tests::output_ok(
+        Command::new("java")
+            .arg("-cp")
+            .arg(classpath(&classes))
+            .arg("CuratorCheck")
+            .arg(zkd.addr.to_string()),
+        "Curator checks",
     );
+    drop(zkd);
     assert!(text.contains("5 passed, 0 failed"), "{text}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -13,13 +13,7 @@ use zk_tests::zkd::Zkd;
 
 #[test]
 fn kazoo_suite_passes_against_zkd() {
-    let has_kazoo = Command::new("python3")
-        .args(["-c", "import kazoo"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_kazoo {
-        assert!(std::env::var("CI").is_err(), "CI must pip install kazoo");
-        println!("SKIPPED: python3 -m pip install kazoo");
+    if !zk_tests::python_has("kazoo") {
         return;
     }
     let dir = std::env::temp_dir().join(format!("zkd-kazoo-{}", std::process::id()));

@@ -56,15 +56,7 @@ fn start_with(dir: &std::path::Path, pki: &Pki, super_user: Option<String>) -> Z
 }
 
 fn has_kazoo() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import kazoo"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(std::env::var("CI").is_err(), "CI must pip install kazoo");
-        println!("SKIPPED: python3 -m pip install kazoo");
-    }
-    ok
+    zk_tests::python_has("kazoo")
 }
 
 #[test]
@@ -78,25 +70,20 @@ fn kazoo_over_tls_with_client_certificates() {
     let secure = zkd.secure_addr.unwrap();
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("kazoo/tls.py");
     let run = |addr: std::net::SocketAddr, extra: &[&str]| {
-        let out = Command::new("python3")
-            .arg(&script)
-            .arg(addr.to_string())
-            .arg(&pki.ca)
-            .arg(&pki.client_cert)
-            .arg(&pki.client_key)
-            .arg(&pki.other_cert)
-            .arg(&pki.other_key)
-            .arg(&pki.client_dn)
-            .args(extra)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        println!("{text}");
-        assert!(
-            out.status.success() && text.contains("all TLS checks passed"),
-            "kazoo over TLS failed:\n{text}\n{}",
-            String::from_utf8_lossy(&out.stderr)
+        let text = zk_tests::output_ok(
+            Command::new("python3")
+                .arg(&script)
+                .arg(addr.to_string())
+                .arg(&pki.ca)
+                .arg(&pki.client_cert)
+                .arg(&pki.client_key)
+                .arg(&pki.other_cert)
+                .arg(&pki.other_key)
+                .arg(&pki.client_dn)
+                .args(extra),
+            "kazoo over TLS",
         );
+        assert!(text.contains("all TLS checks passed"), "{text}");
     };
     run(secure, &[]);
     // An expired client certificate from the trusted CA: refused.
@@ -237,6 +224,28 @@ fn bad_tls_configuration_names_the_key() {
 /// jars its Netty socket (which TLS needs) also uses; a later `-cp` adds them.
 const NETTY_CP: &str = "-cp /etc/zookeeper/conf:/usr/share/java/zookeeper.jar:/usr/share/java/netty-codec.jar:/usr/share/java/netty-resolver.jar";
 
+/// Runs `script` through zkCli.sh with `flags` as CLIENT_JVMFLAGS; the output without log
+/// noise, the connection line and blank lines.
+fn zkcli_sh(addr: std::net::SocketAddr, flags: &str, script: &[u8]) -> String {
+    let mut child = Command::new("/usr/share/zookeeper/bin/zkCli.sh")
+        .arg("-server")
+        .arg(addr.to_string())
+        .env("CLIENT_JVMFLAGS", flags)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(script).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    text.lines()
+        .filter(|l| !l.starts_with("SLF4J") && !l.starts_with("Connecting to") && !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// zkCli.sh (Java, Netty client socket) with the `zookeeper.ssl.*` client properties.
 fn zkcli_over_tls(addr: std::net::SocketAddr, pki: &Pki) -> String {
     let flags = format!(
@@ -247,28 +256,11 @@ fn zkcli_over_tls(addr: std::net::SocketAddr, pki: &Pki) -> String {
         pki.client_pem.display(),
         pki.ca.display()
     );
-    let mut child = Command::new("/usr/share/zookeeper/bin/zkCli.sh")
-        .arg("-server")
-        .arg(addr.to_string())
-        .env("CLIENT_JVMFLAGS", flags)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"create /jtls secure\nget /jtls\nwhoami\ndelete /jtls\nls /\nquit\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    text.lines()
-        .filter(|l| !l.starts_with("SLF4J") && !l.starts_with("Connecting to") && !l.is_empty())
-        .collect::<Vec<_>>()
-        .join("\n")
+    zkcli_sh(
+        addr,
+        &flags,
+        b"create /jtls secure\nget /jtls\nwhoami\ndelete /jtls\nls /\nquit\n",
+    )
 }
 
 /// zkCli.sh logging in with SASL DIGEST-MD5 (the JAAS `Client` section), Java's own SASL.
@@ -279,34 +271,11 @@ fn zkcli_with_sasl(addr: std::net::SocketAddr, dir: &std::path::Path) -> String 
         "Client {\n org.apache.zookeeper.server.auth.DigestLoginModule required\n username=\"bob\"\n password=\"bobsecret\";\n};\n",
     )
     .unwrap();
-    let mut child = Command::new("/usr/share/zookeeper/bin/zkCli.sh")
-        .arg("-server")
-        .arg(addr.to_string())
-        .env(
-            "CLIENT_JVMFLAGS",
-            format!(
-                "-Djava.security.auth.login.config={}",
-                client_jaas.display()
-            ),
-        )
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"whoami\ncreate /sasl-acl x sasl:bob:cdrwa\ngetAcl /sasl-acl\nget /sasl-acl\ndelete /sasl-acl\nquit\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    text.lines()
-        .filter(|l| !l.starts_with("SLF4J") && !l.starts_with("Connecting to") && !l.is_empty())
-        .collect::<Vec<_>>()
-        .join("\n")
+    zkcli_sh(
+        addr,
+        &format!("-Djava.security.auth.login.config={}", client_jaas.display()),
+        b"whoami\ncreate /sasl-acl x sasl:bob:cdrwa\ngetAcl /sasl-acl\nget /sasl-acl\ndelete /sasl-acl\nquit\n",
+    )
 }
 
 #[test]
@@ -483,18 +452,7 @@ const JAAS: &str = r#"Server {
 "#;
 
 fn has_pure_sasl() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import kazoo, puresasl"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI must pip install kazoo pure-sasl"
-        );
-        println!("SKIPPED: python3 -m pip install kazoo pure-sasl");
-    }
-    ok
+    zk_tests::python_has("kazoo, puresasl")
 }
 
 fn sasl_server(dir: &std::path::Path, enforce: bool) -> Zkd {
@@ -525,19 +483,14 @@ fn sasl_server(dir: &std::path::Path, enforce: bool) -> Zkd {
 
 fn run_sasl_script(addr: std::net::SocketAddr, extra: &[&str]) {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("kazoo/sasl.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(addr.to_string())
-        .args(extra)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    println!("{text}");
-    assert!(
-        out.status.success() && text.contains("all SASL checks passed"),
-        "kazoo SASL failed:\n{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let text = zk_tests::output_ok(
+        Command::new("python3")
+            .arg(script)
+            .arg(addr.to_string())
+            .args(extra),
+        "kazoo SASL",
     );
+    assert!(text.contains("all SASL checks passed"), "{text}");
 }
 
 #[test]

@@ -193,21 +193,15 @@ fn interactive_session_through_a_pseudo_terminal() {
     let zkd = Zkd::start(&dir, |_| {});
     let driver = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/pty_session.py");
     let history = dir.join("history");
-    let out = Command::new("python3")
-        .arg(driver)
-        .arg(ZKCLI)
-        .arg(zkd.addr.to_string())
-        .env("ZKCLI_HISTORY", &history)
-        .output()
-        .unwrap();
-    drop(zkd);
-    let text = String::from_utf8_lossy(&out.stdout);
-    println!("{text}");
-    assert!(
-        out.status.success(),
-        "pty session failed:\n{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    zk_tests::output_ok(
+        Command::new("python3")
+            .arg(driver)
+            .arg(ZKCLI)
+            .arg(zkd.addr.to_string())
+            .env("ZKCLI_HISTORY", &history),
+        "pty session",
     );
+    drop(zkd);
     // The history file keeps what was typed, for the next session.
     let kept = std::fs::read_to_string(&history).unwrap();
     assert!(kept.contains("create /pty hello"), "{kept}");
