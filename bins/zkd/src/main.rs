@@ -145,7 +145,15 @@ fn main() -> ExitCode {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
     if let Some(Command::CheckConfig { file }) = &cli.command {
-        return match load(Some(file)) {
+        // The TLS stores are read too: a bad store is a configuration error.
+        let checked = load(Some(file)).and_then(|c| {
+            if c.secure_client_addr.is_some() || c.port_unification {
+                zk_server::tls::server_config(&c.tls)
+                    .map_err(|e| format!("{}: {e}", file.display()))?;
+            }
+            Ok(c)
+        });
+        return match checked {
             Ok(c) => {
                 for k in &c.ignored_keys {
                     println!("note: {k} is accepted but not used by zkd");

@@ -344,3 +344,36 @@ fn purge_subcommand_keeps_three_snapshots() {
     assert_eq!(left, vec!["snapshot.3c", "snapshot.4c", "snapshot.5c"]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn check_config_reads_the_tls_stores_and_names_the_key() {
+    let dir = std::env::temp_dir().join(format!("zkd-tls-cfg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let jks = dir.join("server.jks");
+    std::fs::write(&jks, b"\xfe\xed\xfe\xed").unwrap();
+    let cfg = dir.join("zoo.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "dataDir={}\nsecureClientPort=2281\nssl.keyStore.location={}\nssl.keyStore.password=hunter2\nssl.clientAuth=none\n",
+            dir.join("data").display(),
+            jks.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(ZKD)
+        .arg("check-config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("ssl.keyStore.type") && err.contains("keytool"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "no password in messages: {err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
