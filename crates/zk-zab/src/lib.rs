@@ -5,13 +5,17 @@
 //!   (peer epoch, zxid, server id), logical clocks, a quorum of agreeing votes, and joining an
 //!   ensemble that already has a leader.
 //! - [`quorum`]: who counts: majorities, weighted and hierarchical groups.
+//! - [`sync`]: how a leader brings a follower level (DIFF, TRUNC, TRUNC+DIFF, SNAP).
+//! - [`broadcast`]: proposals, durable acks, quorum commits in zxid order.
 //!
 //! Every machine takes inputs (a message from a peer, the time, a peer going up or down) and
 //! pushes outputs (messages to send, a decision) into a caller's buffer. Nothing inside reads
 //! a clock, a random number generator, a file or a socket.
 
+pub mod broadcast;
 pub mod election;
 pub mod quorum;
+pub mod sync;
 
 /// A server's id (`myid`, the `N` of `server.N`).
 pub type ServerId = u64;
