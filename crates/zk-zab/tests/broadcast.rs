@@ -4,6 +4,8 @@
 //! (acks never precede durability), and every follower's commits are a prefix of the
 //! leader's.
 
+#![allow(clippy::unwrap_used)]
+
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
@@ -192,7 +194,7 @@ fn nothing_commits_without_a_quorum() {
         sim.propose(i);
     }
     while sim.step() {}
-    assert!(sim.commits.get(&1).is_none(), "one of three cannot commit");
+    assert!(!sim.commits.contains_key(&1), "one of three cannot commit");
     assert_eq!(sim.leader.outstanding().count(), 5);
 }
 

@@ -4,6 +4,8 @@
 //! leader is the best live candidate, and a server joining an established ensemble follows
 //! its leader.
 
+#![allow(clippy::unwrap_used)]
+
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
