@@ -5,6 +5,8 @@
 //!   (peer epoch, zxid, server id), logical clocks, a quorum of agreeing votes, and joining an
 //!   ensemble that already has a leader.
 //! - [`quorum`]: who counts: majorities, weighted and hierarchical groups.
+//! - [`discovery`]: the epoch handshake and sync between an elected leader and followers,
+//!   each epoch durable before anything depends on it.
 //! - [`sync`]: how a leader brings a follower level (DIFF, TRUNC, TRUNC+DIFF, SNAP).
 //! - [`broadcast`]: proposals, durable acks, quorum commits in zxid order.
 //!
@@ -13,6 +15,7 @@
 //! a clock, a random number generator, a file or a socket.
 
 pub mod broadcast;
+pub mod discovery;
 pub mod election;
 pub mod quorum;
 pub mod sync;
