@@ -542,3 +542,58 @@ fn enforced_auth_refuses_unauthenticated_sessions() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn zk_client_over_tls_authenticates_with_its_certificate() {
+    let dir = temp("zk-client");
+    let pki = certs::generate(&dir.join("pki"));
+    let zkd = start(&dir, &pki);
+    let secure = zkd.secure_addr.unwrap().to_string();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let tls = zk_client::TlsOptions {
+            trust_store: Some(pki.ca.clone()),
+            key_store: Some(pki.client_pem.clone()),
+            hostname_verification: true,
+        };
+        let zk = zk_client::Client::builder(&secure)
+            .tls(tls.clone())
+            .connect()
+            .await
+            .unwrap();
+        zk.create(
+            "/over-tls",
+            "x",
+            zk_client::well_known::open_acl_unsafe(),
+            zk_client::CreateMode::Persistent,
+        )
+        .await
+        .unwrap();
+        let who: Vec<String> = zk
+            .who_am_i()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| format!("{}:{}", c.auth_scheme, c.user))
+            .collect();
+        assert!(who.contains(&format!("x509:{}", pki.client_dn)), "{who:?}");
+        zk.close().await;
+        // Without a certificate the server (clientAuth=need) refuses the handshake.
+        let anonymous = zk_client::TlsOptions {
+            key_store: None,
+            ..tls
+        };
+        let refused = zk_client::Client::builder(&secure)
+            .tls(anonymous)
+            .session_timeout(std::time::Duration::from_secs(2))
+            .connect()
+            .await;
+        assert!(refused.is_err());
+    });
+    drop(zkd);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -81,6 +81,18 @@ fn main() {
 fn parse_args(args: &[String]) -> Result<(Options, Vec<String>), String> {
     let mut opts = Options::default();
     let mut words = Vec::new();
+    // The Java client's system properties, as zkCli.sh users pass them, then the
+    // -client-configuration file over them.
+    let mut client_props: std::collections::BTreeMap<String, String> =
+        std::env::var("CLIENT_JVMFLAGS")
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|f| f.strip_prefix("-D"))
+            .filter_map(|kv| {
+                kv.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            })
+            .collect();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = |name: &str| {
@@ -101,7 +113,9 @@ fn parse_args(args: &[String]) -> Result<(Options, Vec<String>), String> {
             "-waitforconnection" | "--waitforconnection" => opts.wait_for_connection = true,
             "-client-configuration" => {
                 let f = value(a)?;
-                eprintln!("zkcli: -client-configuration {f} is not supported yet; ignored");
+                let text = std::fs::read_to_string(&f)
+                    .map_err(|e| format!("-client-configuration {f}: {e}"))?;
+                client_props.extend(properties(&text));
             }
             "--output" | "-output" => match value(a)?.as_str() {
                 "json" => opts.format = Format::Json,
@@ -126,7 +140,48 @@ fn parse_args(args: &[String]) -> Result<(Options, Vec<String>), String> {
             }
         }
     }
+    opts.tls = tls_options(&client_props)?;
     Ok((opts, words))
+}
+
+/// `key=value` lines of a Java properties file (`#` comments).
+fn properties(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
+        .filter_map(|l| {
+            l.split_once(['=', ':'])
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        })
+        .collect()
+}
+
+/// TLS settings from the Java client's properties (`zookeeper.client.secure` and
+/// `zookeeper.ssl.*`); PEM stores only.
+fn tls_options(
+    props: &std::collections::BTreeMap<String, String>,
+) -> Result<Option<zk_cli::TlsOptions>, String> {
+    if props.get("zookeeper.client.secure").map(String::as_str) != Some("true") {
+        return Ok(None);
+    }
+    for store in ["keyStore", "trustStore"] {
+        if let Some(t) = props.get(&format!("zookeeper.ssl.{store}.type")) {
+            if !t.eq_ignore_ascii_case("PEM") {
+                return Err(format!(
+                    "zookeeper.ssl.{store}.type={t}: zkcli reads PEM stores (convert with openssl)"
+                ));
+            }
+        }
+    }
+    Ok(Some(zk_cli::TlsOptions {
+        trust_store: props
+            .get("zookeeper.ssl.trustStore.location")
+            .map(Into::into),
+        key_store: props.get("zookeeper.ssl.keyStore.location").map(Into::into),
+        hostname_verification: props
+            .get("zookeeper.ssl.hostnameVerification")
+            .is_none_or(|v| v != "false"),
+    }))
 }
 
 /// Completion through the live session; the shell's client is shared after each command.

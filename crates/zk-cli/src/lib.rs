@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use zk_client::{State, WatchedEvent};
 
-pub use zk_client::Client;
+pub use zk_client::{Client, TlsOptions};
 
 /// Where the shell writes: stdout and stderr of the process, or buffers in tests.
 pub type Sink = Arc<Mutex<Box<dyn Write + Send>>>;
@@ -50,6 +50,8 @@ pub struct Options {
     /// `-waitforconnection`: block until connected before the first command.
     pub wait_for_connection: bool,
     pub format: Format,
+    /// TLS (`zookeeper.client.secure=true` in `-client-configuration` or CLIENT_JVMFLAGS).
+    pub tls: Option<zk_client::TlsOptions>,
 }
 
 impl Default for Options {
@@ -60,6 +62,7 @@ impl Default for Options {
             read_only: false,
             wait_for_connection: false,
             format: Format::Text,
+            tls: None,
         }
     }
 }
@@ -171,10 +174,13 @@ impl Shell {
         if let Ok(mut slot) = self.events.lock() {
             *slot = Some(rx);
         }
-        let builder = Client::builder(host)
+        let mut builder = Client::builder(host)
             .session_timeout(self.opts.timeout)
             .read_only(self.opts.read_only)
             .default_watcher(tx);
+        if let Some(tls) = &self.opts.tls {
+            builder = builder.tls(tls.clone());
+        }
         let client = if self.opts.wait_for_connection {
             builder.connect().await
         } else {

@@ -9,6 +9,14 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+/// A connection to a server: plain TCP or TLS.
+pub(crate) trait Stream:
+    tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send
+{
+}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
+type BoxStream = Box<dyn Stream>;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use zk_proto::{
@@ -84,6 +92,8 @@ pub(crate) struct Settings {
     pub session_timeout: Duration,
     pub read_only: bool,
     pub max_frame: usize,
+    /// TLS to the servers, when configured.
+    pub tls: Option<crate::tls::ClientTls>,
     pub default_watcher: Option<mpsc::UnboundedSender<WatchedEvent>>,
 }
 
@@ -319,7 +329,7 @@ impl Actor {
     async fn connect(
         &mut self,
         host: &str,
-    ) -> std::result::Result<Option<(TcpStream, ConnectResponse)>, End> {
+    ) -> std::result::Result<Option<(BoxStream, ConnectResponse)>, End> {
         let info = self.info.borrow().clone();
         let request = ConnectRequest {
             protocol_version: 0,
@@ -335,7 +345,13 @@ impl Actor {
         };
         let budget = (self.s.session_timeout / self.s.hosts.len().max(1) as u32)
             .max(Duration::from_millis(500));
-        let fut = handshake(host.to_string(), request, budget, self.s.max_frame);
+        let fut = handshake(
+            host.to_string(),
+            request,
+            budget,
+            self.s.max_frame,
+            self.s.tls.clone(),
+        );
         tokio::pin!(fut);
         let result = loop {
             tokio::select! {
@@ -362,7 +378,7 @@ impl Actor {
     }
 
     /// Runs one connected spell.
-    async fn session(&mut self, stream: TcpStream, resp: ConnectResponse, host: String) -> End {
+    async fn session(&mut self, stream: BoxStream, resp: ConnectResponse, host: String) -> End {
         let read_only = resp.read_only == Some(true);
         let timeout_ms = resp.time_out;
         let _ = self.info.send(SessionInfo {
@@ -371,8 +387,7 @@ impl Actor {
             timeout_ms,
             server: Some(host),
         });
-        let mut stream = stream;
-        let (mut rd, mut wr) = stream.split();
+        let (mut rd, mut wr) = tokio::io::split(stream);
         let state = if read_only {
             KeeperState::ConnectedReadOnly
         } else {
@@ -406,7 +421,7 @@ impl Actor {
             out.extend_from_slice(&p.frame);
             self.sent.push_back(p);
         }
-        if wr.write_all(&out).await.is_err() {
+        if wr.write_all(&out).await.is_err() || wr.flush().await.is_err() {
             return End::Lost;
         }
 
@@ -479,7 +494,7 @@ impl Actor {
                 }
             }
             if !out.is_empty() {
-                if wr.write_all(&out).await.is_err() {
+                if wr.write_all(&out).await.is_err() || wr.flush().await.is_err() {
                     return End::Lost;
                 }
                 last_send = Instant::now();
@@ -715,19 +730,26 @@ fn auth_frame(scheme: &str, auth: &Option<Bytes>, b: &mut BytesMut) {
     );
 }
 
-/// TCP connect plus the ConnectRequest / ConnectResponse exchange, within `budget`.
+/// TCP connect (and TLS when configured) plus the ConnectRequest / ConnectResponse
+/// exchange, within `budget`.
 async fn handshake(
     host: String,
     request: ConnectRequest,
     budget: Duration,
     max_frame: usize,
-) -> std::io::Result<(TcpStream, ConnectResponse)> {
+    tls: Option<crate::tls::ClientTls>,
+) -> std::io::Result<(BoxStream, ConnectResponse)> {
     let work = async {
-        let mut stream = TcpStream::connect(&host).await?;
-        stream.set_nodelay(true)?;
+        let tcp = TcpStream::connect(&host).await?;
+        tcp.set_nodelay(true)?;
+        let mut stream: BoxStream = match tls {
+            Some(tls) => Box::new(tls.connect(&host, tcp).await?),
+            None => Box::new(tcp),
+        };
         let mut out = BytesMut::new();
         encode_frame(&mut out, |b| request.write(b));
         stream.write_all(&out).await?;
+        stream.flush().await?;
         let mut len = [0u8; 4];
         stream.read_exact(&mut len).await?;
         let len = i32::from_be_bytes(len);

@@ -154,6 +154,7 @@ pub struct ClientBuilder {
     session: Option<(i64, Bytes)>,
     default_watcher: Option<mpsc::UnboundedSender<WatchedEvent>>,
     max_frame: usize,
+    tls: Option<crate::TlsOptions>,
 }
 
 impl ClientBuilder {
@@ -166,7 +167,15 @@ impl ClientBuilder {
             session: None,
             default_watcher: None,
             max_frame: 0xfffff + 1024,
+            tls: None,
         }
+    }
+
+    /// Connect with TLS (the servers' `secureClientPort`), with this client's trust store
+    /// and, for servers that ask for a certificate, key store.
+    pub fn tls(mut self, options: crate::TlsOptions) -> Self {
+        self.tls = Some(options);
+        self
     }
 
     /// The session timeout to ask for; the server clamps it to its bounds.
@@ -203,6 +212,10 @@ impl ClientBuilder {
     /// and requests wait for it. Must be called inside a tokio runtime.
     pub fn start(self) -> Result<Client> {
         let cs = ConnectString::parse(&self.connect_string)?;
+        let tls = match &self.tls {
+            Some(o) => Some(crate::tls::ClientTls::new(o)?),
+            None => None,
+        };
         let (tx, rx) = mpsc::unbounded_channel();
         let (state_tx, state_rx) = watch::channel(State::Connecting);
         let (id, password) = self.session.clone().unwrap_or_default();
@@ -218,6 +231,7 @@ impl ClientBuilder {
             session_timeout: self.session_timeout,
             read_only: self.read_only,
             max_frame: self.max_frame,
+            tls,
             default_watcher: self.default_watcher,
         };
         tokio::spawn(Actor::new(settings, rx, state_tx, info_tx).run());

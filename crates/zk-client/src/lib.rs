@@ -45,12 +45,14 @@ mod actor;
 mod client;
 pub mod connect_string;
 mod error;
+mod tls;
 mod watch;
 
 pub use client::{
     Client, ClientBuilder, Data, DefaultWatch, Op, OpResult, ReadOp, ReadResult, State,
 };
 pub use error::{Error, Result};
+pub use tls::TlsOptions;
 pub use watch::{OneshotWatch, PersistentWatch, WatchedEvent};
 pub use zk_proto::{
     perms, well_known, Acl, AddWatchMode, ClientInfo, CreateMode, ErrorCode, EventType, Id,
