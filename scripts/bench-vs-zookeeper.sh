@@ -17,9 +17,10 @@ BIG=${BENCH_ZNODES:-0}
 ZK_SERVER=/usr/share/zookeeper/bin/zkServer.sh
 [ -x "$ZK_SERVER" ] || { echo "needs Apache ZooKeeper: apt-get install zookeeper" >&2; exit 1; }
 
-cargo build --release -q --bin zkd --bin zkbench
+cargo build --release -q --bin zkd --bin zkbench --bin zkcli
 ZKD=target/release/zkd
 BENCH=target/release/zkbench
+ZKCLI=target/release/zkcli
 work=$(mktemp -d /tmp/zkbench.XXXXXX)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
@@ -33,6 +34,8 @@ s.sendall(b"ruok")
 print(s.recv(16).decode())
 PY
 }
+# Serving means answering a read with the data (ruok may answer before the data is loaded).
+wait_serving() { for _ in $(seq 1 6000); do "$ZKCLI" -server "127.0.0.1:$1" ls / 2>/dev/null | grep -q zkbench && return 0; sleep 0.05; done; echo "server on $1 did not serve" >&2; return 1; }
 wait_ruok() { for _ in $(seq 1 600); do [ "$(ruok "$1")" = imok ] && return 0; sleep 0.1; done; echo "server on $1 did not start" >&2; return 1; }
 
 config() { # name port
@@ -77,6 +80,8 @@ matrix=(
 )
 
 results="$work/results.jsonl"
+: > "$results"
+[ "${BENCH_ONLY_BIG:-0}" = 1 ] && REPEATS=0
 for ((r = 1; r <= REPEATS; r++)); do
   for row in "${matrix[@]}"; do
     name=${row%%|*}; args=${row#*|}
@@ -102,6 +107,7 @@ if [ "$BIG" -gt 0 ]; then
     kill "$pid"; wait "$pid" 2>/dev/null || true
     t0=$(date +%s.%N)
     if [ "$who" = zkd ]; then start_zkd; pid=$ZKD_PID; else start_zk; pid=$ZK_PID; fi
+    wait_serving "$port"
     t1=$(date +%s.%N)
     big_rows+="$who $rss $(python3 -c "print($t1 - $t0)")\n"
   done
