@@ -34,6 +34,31 @@ pub struct Pki {
     pub ca_p12: PathBuf,
 }
 
+impl Pki {
+    /// Server TLS settings with these PEM files (key store, CA as trust store).
+    pub fn server_tls(
+        &self,
+        client_auth: zk_server::tls::ClientAuth,
+    ) -> zk_server::tls::TlsSettings {
+        use zk_server::tls::{Store, TlsSettings};
+        TlsSettings {
+            key_store: Some(Store {
+                location: self.server.clone(),
+                password: None,
+                kind: Some("PEM".into()),
+            }),
+            trust_store: Some(Store {
+                location: self.ca.clone(),
+                password: None,
+                kind: None,
+            }),
+            client_auth,
+            handshake_timeout_ms: 1000,
+            ..TlsSettings::default()
+        }
+    }
+}
+
 /// The password of the PKCS#12 stores (as in Java's default `changeit`).
 pub const P12_PASSWORD: &str = "changeit";
 

@@ -109,6 +109,33 @@ pub fn python_has(modules: &str) -> bool {
     ok
 }
 
+/// A two-worker tokio runtime for tests that drive async clients from a plain `#[test]`.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+/// Asserts that zkd's transcript of a scenario equals ZooKeeper's, listing every line that
+/// differs.
+pub fn assert_same_transcript(what: &str, ours: &[String], theirs: &[String]) {
+    let diff: Vec<String> = ours
+        .iter()
+        .zip(theirs)
+        .filter(|(a, b)| a != b)
+        .map(|(a, b)| format!("zkd:       {a}\nZooKeeper: {b}"))
+        .collect();
+    assert!(
+        diff.is_empty() && ours.len() == theirs.len(),
+        "{what} saw differences:\n{}\n(zkd {} lines, ZooKeeper {} lines)",
+        diff.join("\n"),
+        ours.len(),
+        theirs.len()
+    );
+}
+
 /// Runs `cmd` and returns its standard output; panics with both outputs, naming `what`,
 /// when it fails.
 pub fn output_ok(cmd: &mut std::process::Command, what: &str) -> String {

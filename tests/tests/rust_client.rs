@@ -322,12 +322,7 @@ fn multi_result(r: &zk::MultiWriteResult) -> String {
 }
 
 fn run(addr: String) -> Vec<String> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(scenario(addr))
+    zk_tests::runtime().block_on(scenario(addr))
 }
 
 #[test]
@@ -353,17 +348,5 @@ fn zookeeper_client_crate_sees_zkd_as_zookeeper() {
     let real = ZooKeeper::start("rust-client", "", "-Dzookeeper.extendedTypesEnabled=true");
     let theirs = run(real.addr.to_string());
     drop(real);
-    let diff: Vec<String> = ours
-        .iter()
-        .zip(&theirs)
-        .filter(|(a, b)| a != b)
-        .map(|(a, b)| format!("zkd:       {a}\nZooKeeper: {b}"))
-        .collect();
-    assert!(
-        diff.is_empty() && ours.len() == theirs.len(),
-        "zookeeper-client saw differences:\n{}\n(zkd {} lines, ZooKeeper {} lines)",
-        diff.join("\n"),
-        ours.len(),
-        theirs.len()
-    );
+    zk_tests::assert_same_transcript("zookeeper-client", &ours, &theirs);
 }

@@ -25,21 +25,7 @@ fn temp(name: &str) -> PathBuf {
 }
 
 fn settings(pki: &Pki, auth: ClientAuth) -> TlsSettings {
-    TlsSettings {
-        key_store: Some(Store {
-            location: pki.server.clone(),
-            password: None,
-            kind: Some("PEM".into()),
-        }),
-        trust_store: Some(Store {
-            location: pki.ca.clone(),
-            password: None,
-            kind: None,
-        }),
-        client_auth: auth,
-        handshake_timeout_ms: 1000,
-        ..TlsSettings::default()
-    }
+    pki.server_tls(auth)
 }
 
 fn start(dir: &std::path::Path, pki: &Pki) -> Zkd {

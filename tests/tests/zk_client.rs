@@ -21,11 +21,7 @@ use zk_tests::zkd::Zkd;
 use zk_tests::zookeeper::{self, ZooKeeper};
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
+    zk_tests::runtime()
 }
 
 fn temp(name: &str) -> std::path::PathBuf {
@@ -347,19 +343,7 @@ fn every_operation_behaves_the_same_on_zkd_and_zookeeper() {
     let real = ZooKeeper::start("zk-client", "", "-Dzookeeper.extendedTypesEnabled=true");
     let theirs = rt().block_on(scenario(real.addr));
     drop(real);
-    let diff: Vec<String> = ours
-        .iter()
-        .zip(&theirs)
-        .filter(|(a, b)| a != b)
-        .map(|(a, b)| format!("zkd:       {a}\nZooKeeper: {b}"))
-        .collect();
-    assert!(
-        diff.is_empty() && ours.len() == theirs.len(),
-        "differences:\n{}\n(zkd {} lines, ZooKeeper {})",
-        diff.join("\n"),
-        ours.len(),
-        theirs.len()
-    );
+    zk_tests::assert_same_transcript("zk-client", &ours, &theirs);
 }
 
 /// Cuts the connection under a client with watches, changes things meanwhile, heals it.

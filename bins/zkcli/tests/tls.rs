@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use zk_server::tls::{ClientAuth, Store, TlsSettings};
+use zk_server::tls::ClientAuth;
 use zk_tests::certs;
 use zk_tests::zkd::Zkd;
 
@@ -16,21 +16,8 @@ fn zkcli_connects_over_tls_with_a_client_certificate() {
     let dir = std::env::temp_dir().join(format!("zkcli-tls-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let pki = certs::generate(&dir.join("pki"));
-    let tls = TlsSettings {
-        key_store: Some(Store {
-            location: pki.server.clone(),
-            password: None,
-            kind: Some("PEM".into()),
-        }),
-        trust_store: Some(Store {
-            location: pki.ca.clone(),
-            password: None,
-            kind: None,
-        }),
-        client_auth: ClientAuth::Need,
-        handshake_timeout_ms: 2000,
-        ..TlsSettings::default()
-    };
+    let mut tls = pki.server_tls(ClientAuth::Need);
+    tls.handshake_timeout_ms = 2000;
     let zkd = Zkd::start(&dir.join("data"), move |c| {
         c.secure_client_addr = Some(([127, 0, 0, 1], 0).into());
         c.tls = tls;
