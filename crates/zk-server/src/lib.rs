@@ -140,13 +140,21 @@ pub async fn run_with_listeners(
         "recovered data directory"
     );
     let tree = recovered.tree;
-    // Like ZooKeeper, start from a fresh snapshot so the old logs can be purged later.
-    write_snapshot_file(
-        storage.as_ref(),
-        &dirs.snap_dir,
-        &tree,
-        SnapshotCompression::None,
-    )?;
+    // Like ZooKeeper, start from a fresh snapshot so the old logs can be purged later; but
+    // write it in the background from a copy-on-write view, so a large tree does not delay
+    // serving (recovery from the old snapshot and the logs stays valid meanwhile). Nothing
+    // to write when the newest snapshot already holds everything.
+    if recovered.replayed > 0 || recovered.snapshot.is_none() {
+        let frozen = tree.snapshot_copy();
+        let snap_dir = dirs.snap_dir.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) =
+                write_snapshot_file(&FsStorage, &snap_dir, &frozen, SnapshotCompression::None)
+            {
+                tracing::error!(error = %e, "startup snapshot failed");
+            }
+        });
+    }
     let log_config = TxnLogConfig {
         prealloc_bytes: config.prealloc_kb * 1024,
         force_sync: config.force_sync,
