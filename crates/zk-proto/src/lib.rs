@@ -33,6 +33,7 @@ pub mod path;
 pub mod records;
 pub mod request;
 pub mod response;
+pub mod time;
 pub mod txn;
 
 #[cfg(test)]
