@@ -160,6 +160,11 @@ impl LeaderHandshake {
         map.keys().copied().collect()
     }
 
+    /// The servers among `ids` other than this one.
+    fn others<'a>(&self, ids: impl Iterator<Item = &'a ServerId>) -> Vec<ServerId> {
+        ids.copied().filter(|id| *id != self.me).collect()
+    }
+
     fn newleader_zxid(&self) -> Zxid {
         i64::from(self.new_epoch) << 32
     }
@@ -200,13 +205,7 @@ impl LeaderHandshake {
             Input::AcceptedEpochPersisted if self.phase == LeaderPhase::PersistingEpoch => {
                 self.accepted_epoch = self.new_epoch;
                 self.phase = LeaderPhase::CollectingAcks;
-                let followers: Vec<ServerId> = self
-                    .infos
-                    .keys()
-                    .copied()
-                    .filter(|i| *i != self.me)
-                    .collect();
-                for to in followers {
+                for to in self.others(self.infos.keys()) {
                     out.push(Output::Send {
                         to,
                         msg: Msg::LeaderInfo {
@@ -223,18 +222,8 @@ impl LeaderHandshake {
                 out.push(Output::Established {
                     epoch: self.new_epoch,
                 });
-                let synced: Vec<ServerId> = self
-                    .newleader_acks
-                    .iter()
-                    .copied()
-                    .filter(|id| *id != self.me)
-                    .collect();
-                for to in synced {
-                    out.push(Output::Send {
-                        to,
-                        msg: Msg::UpToDate,
-                    });
-                    out.push(Output::FollowerSynced { id: to });
+                for to in self.others(self.newleader_acks.iter()) {
+                    admit(to, out);
                 }
             }
             Input::Msg { from, msg } => self.message(from, msg, out),
@@ -296,14 +285,9 @@ impl LeaderHandshake {
                         if self.quorum.contains_quorum(&Self::ids(&self.acks)) =>
                     {
                         self.phase = LeaderPhase::CollectingNewLeaderAcks;
-                        let ready: Vec<(ServerId, Zxid)> = self
-                            .acks
-                            .iter()
-                            .filter(|(id, _)| **id != self.me)
-                            .map(|(id, (_, z))| (*id, *z))
-                            .collect();
-                        for (to, z) in ready {
-                            self.sync_one(to, z, out);
+                        for to in self.others(self.acks.keys()) {
+                            let peer_last = self.acks[&to].1;
+                            self.sync_one(to, peer_last, out);
                         }
                         self.newleader_acks.insert(self.me);
                     }
@@ -326,11 +310,7 @@ impl LeaderHandshake {
                 }
                 self.newleader_acks.insert(from);
                 if self.phase == LeaderPhase::Established {
-                    out.push(Output::Send {
-                        to: from,
-                        msg: Msg::UpToDate,
-                    });
-                    out.push(Output::FollowerSynced { id: from });
+                    admit(from, out);
                     return;
                 }
                 if self.phase == LeaderPhase::CollectingNewLeaderAcks
@@ -343,6 +323,15 @@ impl LeaderHandshake {
             _ => {}
         }
     }
+}
+
+/// A follower acknowledged NEWLEADER once the leader serves: UPTODATE, and into the broadcast.
+fn admit(to: ServerId, out: &mut Vec<Output>) {
+    out.push(Output::Send {
+        to,
+        msg: Msg::UpToDate,
+    });
+    out.push(Output::FollowerSynced { id: to });
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,8 +6,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::Scheduler;
 
 use proptest::prelude::*;
 use zk_zab::broadcast::{Follower, Leader, Msg, Output};
@@ -33,16 +36,9 @@ struct Sim {
     followers: BTreeMap<ServerId, Follower>,
     stopped: BTreeSet<ServerId>,
     quorum: Quorum,
-    queue: BinaryHeap<Reverse<(u64, u64)>>,
-    events: BTreeMap<u64, Event>,
-    seq: u64,
-    now: u64,
-    rng: u64,
+    sched: Scheduler<Event>,
     durable: BTreeMap<Zxid, BTreeSet<ServerId>>,
     commits: BTreeMap<ServerId, Vec<Zxid>>,
-    /// Links are FIFO (Zab runs over TCP) and a log's appends become durable in order: the
-    /// time of the last event on each link / disk.
-    lane_last: BTreeMap<(ServerId, ServerId), u64>,
 }
 
 impl Sim {
@@ -61,22 +57,10 @@ impl Sim {
             followers,
             stopped: BTreeSet::new(),
             quorum,
-            queue: BinaryHeap::new(),
-            events: BTreeMap::new(),
-            seq: 0,
-            now: 0,
-            rng: seed | 1,
+            sched: Scheduler::new(seed),
             durable: BTreeMap::new(),
             commits: BTreeMap::new(),
-            lane_last: BTreeMap::new(),
         }
-    }
-
-    fn rand(&mut self, n: u64) -> u64 {
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        self.rng % n.max(1)
     }
 
     fn schedule(&mut self, e: Event) {
@@ -84,12 +68,7 @@ impl Sim {
             Event::Deliver { from, to, .. } => (*from, *to),
             Event::Persisted { at, .. } => (*at, *at),
         };
-        let at =
-            (self.now + 1 + self.rand(20)).max(self.lane_last.get(&lane).copied().unwrap_or(0));
-        self.lane_last.insert(lane, at);
-        self.seq += 1;
-        self.events.insert(self.seq, e);
-        self.queue.push(Reverse((at, self.seq)));
+        self.sched.schedule(lane, 20, e);
     }
 
     fn outputs(&mut self, at: ServerId, out: Vec<Output>) {
@@ -131,12 +110,8 @@ impl Sim {
     }
 
     fn step(&mut self) -> bool {
-        let Some(Reverse((at, seq))) = self.queue.pop() else {
+        let Some(e) = self.sched.pop() else {
             return false;
-        };
-        self.now = at;
-        let Some(e) = self.events.remove(&seq) else {
-            return true;
         };
         let mut out = Vec::new();
         let who = match e {
@@ -213,7 +188,7 @@ proptest! {
         let mut steps = 0usize;
         let mut left = proposals;
         loop {
-            if left > 0 && sim.rand(3) == 0 {
+            if left > 0 && sim.sched.rand(3) == 0 {
                 sim.propose((left % 251) as u8);
                 left -= 1;
             }

@@ -5,8 +5,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::Scheduler;
 
 use proptest::prelude::*;
 use zk_zab::discovery::{FollowerHandshake, Input, LeaderHandshake, Msg, Output};
@@ -50,12 +53,7 @@ struct Sim {
     leader_last: Zxid,
     followers: BTreeMap<ServerId, FollowerHandshake>,
     disks: BTreeMap<ServerId, Disk>,
-    queue: BinaryHeap<Reverse<(u64, u64)>>,
-    events: BTreeMap<u64, Event>,
-    lane_last: BTreeMap<(ServerId, ServerId), u64>,
-    seq: u64,
-    now: u64,
-    rng: u64,
+    sched: Scheduler<Event>,
     established: BTreeMap<ServerId, u32>,
     synced: Vec<ServerId>,
     abandoned: Vec<(ServerId, &'static str)>,
@@ -87,32 +85,15 @@ impl Sim {
             leader_last: l.last_zxid,
             followers: BTreeMap::new(),
             disks: disks.iter().copied().collect(),
-            queue: BinaryHeap::new(),
-            events: BTreeMap::new(),
-            lane_last: BTreeMap::new(),
-            seq: 0,
-            now: 0,
-            rng: seed | 1,
+            sched: Scheduler::new(seed),
             established: BTreeMap::new(),
             synced: Vec::new(),
             abandoned: Vec::new(),
         }
     }
 
-    fn rand(&mut self, n: u64) -> u64 {
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        self.rng % n.max(1)
-    }
-
     fn schedule(&mut self, lane: (ServerId, ServerId), e: Event) {
-        let at =
-            (self.now + 1 + self.rand(30)).max(self.lane_last.get(&lane).copied().unwrap_or(0));
-        self.lane_last.insert(lane, at);
-        self.seq += 1;
-        self.events.insert(self.seq, e);
-        self.queue.push(Reverse((at, self.seq)));
+        self.sched.schedule(lane, 30, e);
     }
 
     fn start_follower(&mut self, id: ServerId) {
@@ -123,7 +104,7 @@ impl Sim {
             d.accepted,
             d.current,
             d.last_zxid,
-            self.now,
+            self.sched.now,
             INIT_LIMIT,
             &mut out,
         );
@@ -201,11 +182,7 @@ impl Sim {
     }
 
     fn run(&mut self) {
-        while let Some(Reverse((at, seq))) = self.queue.pop() {
-            self.now = at;
-            let Some(e) = self.events.remove(&seq) else {
-                continue;
-            };
+        while let Some(e) = self.sched.pop() {
             match e {
                 Event::Deliver { from, to, msg } => self.input(to, Input::Msg { from, msg }),
                 Event::SyncData {
@@ -387,7 +364,7 @@ fn without_followers_the_leader_gives_up_after_init_limit() {
     assert!(sim.abandoned[0].1.contains("initLimit"));
     // A follower whose leader never answers gives up too.
     sim.start_follower(2);
-    sim.events.clear();
+    sim.sched.clear();
     sim.input(
         2,
         Input::Tick {
