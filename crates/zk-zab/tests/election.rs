@@ -1,8 +1,8 @@
 //! Fast leader election driven through its public interface by a small deterministic
 //! network: seeded delays, dropped messages, servers that are down, a late joiner, an
-//! observer. Properties: everyone who decides in a round agrees, exactly one leads, the
-//! leader is the best live candidate, and a server joining an established ensemble follows
-//! its leader.
+//! observer. Properties: every live server decides on a live leader; on reliable links all
+//! agree, exactly one leads and it is the best live candidate; a server joining an
+//! established ensemble follows its leader.
 
 #![allow(clippy::unwrap_used)]
 
@@ -255,11 +255,14 @@ fn no_quorum_no_leader() {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
 
-    /// Any seed, logs, epochs, a minority down and lossy links: the live servers all decide,
-    /// agree on one live leader, exactly one leads, and with no losses the leader is the
-    /// best live candidate.
+    /// Any seed, logs, epochs and a minority down: the live servers all decide, on a live
+    /// leader. On reliable links (ZooKeeper's TCP, delays under the finalize wait) they
+    /// agree on one leader, exactly one leads, and it is the best live candidate. With 20% of
+    /// notifications lost a server may settle on a stale quorum, as fast leader election
+    /// can; the Zab handshake then undoes it (a follower of a non-leader gets no LEADERINFO
+    /// and abandons after initLimit, see `discovery`), so only liveness is asserted there.
     #[test]
-    fn live_servers_agree_on_one_leader(
+    fn live_servers_elect_a_live_leader_and_agree_on_reliable_links(
         seed in any::<u64>(),
         five in any::<bool>(),
         logs in prop::collection::vec((0u32..3, 0i64..20), 5),
@@ -295,12 +298,12 @@ proptest! {
         let live: Vec<ServerId> = all.iter().copied().filter(|i| !down.contains(i)).collect();
         prop_assert_eq!(net.decided.len(), live.len(), "all live servers decide: {:?}", net.decided);
         let leaders: BTreeSet<ServerId> = net.decided.values().map(|d| d.0).collect();
-        prop_assert_eq!(leaders.len(), 1, "one leader: {:?}", net.decided);
-        let leader = *leaders.iter().next().unwrap();
-        prop_assert!(live.contains(&leader));
-        let leading = net.decided.values().filter(|d| d.2 == PeerState::Leading).count();
-        prop_assert_eq!(leading, 1);
+        prop_assert!(leaders.iter().all(|l| live.contains(l)), "{:?}", net.decided);
         if !lossy {
+            prop_assert_eq!(leaders.len(), 1, "one leader: {:?}", net.decided);
+            let leader = *leaders.iter().next().unwrap();
+            let leading = net.decided.values().filter(|d| d.2 == PeerState::Leading).count();
+            prop_assert_eq!(leading, 1);
             let best = live.iter().max_by_key(|i| keys[i]).copied().unwrap();
             prop_assert_eq!(leader, best);
         }
