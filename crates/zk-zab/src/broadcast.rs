@@ -84,6 +84,12 @@ impl Leader {
         self.outstanding.keys().copied()
     }
 
+    /// The zxid the next proposal gets; `None` once this epoch's counter is used up.
+    pub fn next_zxid(&self) -> Option<Zxid> {
+        let counter = self.counter.checked_add(1)?;
+        Some((i64::from(self.epoch) << 32) | i64::from(counter))
+    }
+
     /// A synced follower: it gets every later proposal and commit.
     pub fn add_follower(&mut self, id: ServerId) {
         self.followers.insert(id);

@@ -72,8 +72,11 @@ pub enum Output {
     PersistAcceptedEpoch(u32),
     PersistCurrentEpoch(u32),
     /// Leader: send `to` its sync data now (before the NEWLEADER that follows in `out`).
+    /// `plan` is computed from the history given at construction; a host whose log has
+    /// grown since (a latecomer joining an established leader) plans again from `peer_last`.
     Sync {
         to: ServerId,
+        peer_last: Zxid,
         plan: SyncPlan,
     },
     /// The handshake is over: start broadcasting in `epoch` (leader) or following.
@@ -172,7 +175,11 @@ impl LeaderHandshake {
     /// Sync and NEWLEADER for one follower that acknowledged the epoch.
     fn sync_one(&self, to: ServerId, peer_last: Zxid, out: &mut Vec<Output>) {
         let plan = plan_sync(&self.committed, self.last_zxid, peer_last);
-        out.push(Output::Sync { to, plan });
+        out.push(Output::Sync {
+            to,
+            peer_last,
+            plan,
+        });
         out.push(Output::Send {
             to,
             msg: Msg::NewLeader {
@@ -251,8 +258,14 @@ impl LeaderHandshake {
                     | LeaderPhase::CollectingNewLeaderAcks
                     | LeaderPhase::PersistingCurrent
                     | LeaderPhase::Established => {
-                        // A latecomer: the epoch is already chosen. One that accepted a later
-                        // epoch refuses it and goes back to election; the ensemble goes on.
+                        // A latecomer: the epoch is already chosen. A voter that accepted a
+                        // later epoch (promised to a leader that never got going) would refuse
+                        // it forever; ZooKeeper leaves it out until the next election. Step
+                        // down instead, so the next epoch is chosen above its promise.
+                        if accepted_epoch > self.new_epoch && self.quorum.weight(from) > 0 {
+                            self.abandon("a member accepted a later epoch than this leader's", out);
+                            return;
+                        }
                         out.push(Output::Send {
                             to: from,
                             msg: Msg::LeaderInfo {
@@ -354,6 +367,10 @@ pub struct FollowerHandshake {
     new_epoch: u32,
     phase: FollowerPhase,
     deadline: Millis,
+    /// FOLLOWERINFO is repeated until LEADERINFO comes: the leader may not have been
+    /// listening yet when the first one arrived (it decides a little later than us).
+    next_resend: Millis,
+    resend_every: Millis,
 }
 
 impl FollowerHandshake {
@@ -382,7 +399,15 @@ impl FollowerHandshake {
             new_epoch: 0,
             phase: FollowerPhase::WaitingLeaderInfo,
             deadline: now + init_limit_ms,
+            next_resend: now + (init_limit_ms / 10).max(1),
+            resend_every: (init_limit_ms / 10).max(1),
         }
+    }
+
+    /// Whether sync data (DIFF, TRUNC, SNAP) and NEWLEADER are due now: only between
+    /// ACKEPOCH and NEWLEADER. Anything else is left over from an earlier attempt.
+    pub fn awaiting_sync(&self) -> bool {
+        self.phase == FollowerPhase::WaitingNewLeader
     }
 
     /// The sync data was applied to the log: the caller tells the new last zxid before the
@@ -406,6 +431,18 @@ impl FollowerHandshake {
                 self.phase = FollowerPhase::Done;
                 out.push(Output::Abandon {
                     reason: "the leader did not finish the handshake within initLimit",
+                });
+            }
+            Input::Tick { now }
+                if self.phase == FollowerPhase::WaitingLeaderInfo && now >= self.next_resend =>
+            {
+                self.next_resend = now + self.resend_every;
+                out.push(Output::Send {
+                    to: self.leader,
+                    msg: Msg::FollowerInfo {
+                        accepted_epoch: self.accepted_epoch,
+                        last_zxid: self.last_zxid,
+                    },
                 });
             }
             Input::AcceptedEpochPersisted if self.phase == FollowerPhase::PersistingAccepted => {

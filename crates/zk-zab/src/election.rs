@@ -196,6 +196,15 @@ impl Election {
         }
     }
 
+    /// Once the handshake established `epoch`, the decided vote carries it (as ZooKeeper's
+    /// `updateElectionVote`): servers that decided in different rounds then answer with
+    /// the same (leader, epoch), and a joining server can count them as one quorum.
+    pub fn established(&mut self, epoch: u32) {
+        if let Phase::Decided { .. } = self.phase {
+            self.proposal.peer_epoch = epoch;
+        }
+    }
+
     /// Starts a new round: proposes itself and tells everyone.
     pub fn start(&mut self, out: &mut Vec<Output>) {
         self.logical_clock += 1;

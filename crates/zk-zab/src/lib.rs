@@ -9,6 +9,8 @@
 //!   each epoch durable before anything depends on it.
 //! - [`sync`]: how a leader brings a follower level (DIFF, TRUNC, TRUNC+DIFF, SNAP).
 //! - [`broadcast`]: proposals, durable acks, quorum commits in zxid order.
+//! - [`peer`]: all of the above composed into one ensemble member with roles, failure
+//!   detection and recovery from its durable state.
 //!
 //! Every machine takes inputs (a message from a peer, the time, a peer going up or down) and
 //! pushes outputs (messages to send, a decision) into a caller's buffer. Nothing inside reads
@@ -17,6 +19,7 @@
 pub mod broadcast;
 pub mod discovery;
 pub mod election;
+pub mod peer;
 pub mod quorum;
 pub mod sync;
 

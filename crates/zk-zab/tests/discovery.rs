@@ -147,7 +147,7 @@ impl Sim {
                 Output::PersistCurrentEpoch(epoch) => {
                     self.schedule((at, at), Event::Current { at, epoch })
                 }
-                Output::Sync { to, plan } => {
+                Output::Sync { to, plan, .. } => {
                     let leader_last = self.leader_last;
                     self.schedule(
                         (at, to),

@@ -1,0 +1,203 @@
+//! The checker: what a run's history must satisfy, whatever the faults were.
+//!
+//! - one leader per epoch;
+//! - every acknowledged write is in the committed sequence at its zxid, with the reply a
+//!   replay of that sequence through a fresh tree (the model) gives;
+//! - acknowledged writes are linearizable: one that was acknowledged before another was
+//!   invoked has the smaller zxid;
+//! - every read returns the model's value at the zxid the server had applied, and a
+//!   client's reads never go back in time (checked as they happen);
+//! - every snapshot installed by a sync equals the model's state at its zxid;
+//! - after healing, every server serves, has applied every committed txn and agrees with
+//!   the model's digest.
+//!
+//! Agreement and gap-freedom of commits are checked as they happen (see `World::commit`).
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use zk_proto::TxnEntry;
+use zk_tree::{DataTree, TreeConfig, TxnResult};
+use zk_zab::Zxid;
+
+/// A key's values after each txn that touched it (`None`: absent).
+type KeyHistory = Vec<(Zxid, Option<Vec<u8>>)>;
+
+/// A write the client got an answer for.
+#[derive(Debug, Clone)]
+pub struct AckedWrite {
+    pub client: usize,
+    pub session: i64,
+    pub cxid: i32,
+    pub zxid: Zxid,
+    pub result: TxnResult,
+    pub invoked: u64,
+    pub responded: u64,
+}
+
+/// A read and what it returned.
+#[derive(Debug, Clone)]
+pub struct Read {
+    pub client: usize,
+    pub key: String,
+    pub zxid: Zxid,
+    pub value: Option<Vec<u8>>,
+}
+
+/// Everything a run recorded.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    /// Every txn any server committed, by zxid.
+    pub commits: BTreeMap<Zxid, Vec<u8>>,
+    pub acked: Vec<AckedWrite>,
+    pub reads: Vec<Read>,
+    /// (epoch, server) for every server that started leading.
+    pub leaders: Vec<(u32, usize)>,
+    /// (server, zxid, digest) of every snapshot installed by a sync.
+    pub installs: Vec<(usize, Zxid, i64)>,
+    /// (server, last applied zxid, digest, serving) at the end.
+    pub finals: Vec<(usize, Zxid, i64, bool)>,
+}
+
+/// Checks a history; every violation is one line.
+pub fn check(h: &History) -> Vec<String> {
+    let mut v = Vec::new();
+
+    let mut leader_of: BTreeMap<u32, usize> = BTreeMap::new();
+    for &(epoch, server) in &h.leaders {
+        match leader_of.get(&epoch) {
+            Some(&other) if other != server => v.push(format!(
+                "epoch {epoch} has two leaders: {other} and {server}"
+            )),
+            _ => {
+                leader_of.insert(epoch, server);
+            }
+        }
+    }
+
+    // The model: the committed sequence replayed through a fresh tree.
+    let mut model = DataTree::new(TreeConfig::default());
+    let mut digests: BTreeMap<Zxid, i64> = BTreeMap::new();
+    digests.insert(0, model.digest());
+    let mut results: BTreeMap<Zxid, (i64, i32, TxnResult)> = BTreeMap::new();
+    let mut values: BTreeMap<String, KeyHistory> = BTreeMap::new();
+    for (&zxid, data) in &h.commits {
+        let entry = match TxnEntry::decode(Bytes::copy_from_slice(data)) {
+            Ok(e) => e,
+            Err(e) => {
+                v.push(format!("committed txn {zxid:#x} does not decode: {e:?}"));
+                continue;
+            }
+        };
+        let applied = model.apply(&entry.header, &entry.body);
+        digests.insert(zxid, model.digest());
+        for path in touched(&entry) {
+            let now = model.data(&path).map(|d| d.unwrap_or_default().to_vec());
+            values.entry(path).or_default().push((zxid, now));
+        }
+        results.insert(
+            zxid,
+            (entry.header.client_id, entry.header.cxid, applied.result),
+        );
+    }
+
+    for a in &h.acked {
+        match results.get(&a.zxid) {
+            None => v.push(format!(
+                "client {} write {} acknowledged at {:#x}, which is not committed",
+                a.client, a.cxid, a.zxid
+            )),
+            Some((session, cxid, result)) => {
+                if (*session, *cxid) != (a.session, a.cxid) {
+                    v.push(format!(
+                        "client {} write {} acknowledged at {:#x}, which holds another txn",
+                        a.client, a.cxid, a.zxid
+                    ));
+                } else if *result != a.result {
+                    v.push(format!(
+                        "client {} write {} at {:#x}: reply {:?}, the model says {:?}",
+                        a.client, a.cxid, a.zxid, a.result, result
+                    ));
+                }
+            }
+        }
+    }
+
+    // Real-time order: going down the zxids, the earliest response among later txns must
+    // not precede this one's invocation.
+    let mut by_zxid: Vec<&AckedWrite> = h.acked.iter().collect();
+    by_zxid.sort_by_key(|a| a.zxid);
+    let mut earliest_later: Option<&AckedWrite> = None;
+    for a in by_zxid.iter().rev() {
+        if let Some(l) = earliest_later {
+            if l.responded < a.invoked {
+                v.push(format!(
+                    "not linearizable: write {:#x} was acknowledged at {} ms, before write {:#x} was invoked at {} ms",
+                    l.zxid, l.responded, a.zxid, a.invoked
+                ));
+            }
+        }
+        if earliest_later.is_none_or(|l| a.responded < l.responded) {
+            earliest_later = Some(a);
+        }
+    }
+
+    for r in &h.reads {
+        if r.zxid != 0 && !h.commits.contains_key(&r.zxid) {
+            v.push(format!(
+                "client {} read at {:#x}, which is not committed",
+                r.client, r.zxid
+            ));
+            continue;
+        }
+        let expected = values
+            .get(&r.key)
+            .and_then(|hist| hist.iter().rev().find(|(z, _)| *z <= r.zxid))
+            .and_then(|(_, val)| val.clone());
+        if expected != r.value {
+            v.push(format!(
+                "client {} read {} at {:#x}: {:?}, the model says {:?}",
+                r.client,
+                r.key,
+                r.zxid,
+                r.value.as_deref().map(String::from_utf8_lossy),
+                expected.as_deref().map(String::from_utf8_lossy)
+            ));
+        }
+    }
+
+    for &(server, zxid, digest) in &h.installs {
+        if digests.get(&zxid) != Some(&digest) {
+            v.push(format!(
+                "server {server} installed a snapshot at {zxid:#x} that differs from the model"
+            ));
+        }
+    }
+
+    let last = h.commits.keys().next_back().copied().unwrap_or(0);
+    for &(server, zxid, digest, serving) in &h.finals {
+        if !serving {
+            v.push(format!("server {server} is not serving at the end"));
+        } else if zxid != last {
+            v.push(format!(
+                "server {server} ends at {zxid:#x}, the last committed txn is {last:#x}"
+            ));
+        } else if digests.get(&zxid) != Some(&digest) {
+            v.push(format!(
+                "server {server}'s tree differs from the model at {zxid:#x}"
+            ));
+        }
+    }
+    v
+}
+
+/// The paths a txn may change (the simulator's clients use single-path writes).
+fn touched(entry: &TxnEntry) -> Vec<String> {
+    use zk_proto::TxnBody;
+    match &entry.body {
+        TxnBody::Create(t) => vec![t.path.clone()],
+        TxnBody::SetData(t) => vec![t.path.clone()],
+        TxnBody::Delete(t) => vec![t.path.clone()],
+        _ => Vec::new(),
+    }
+}

@@ -1,0 +1,1140 @@
+//! The simulated world: servers (peer + tree + disk), links, clients and the fault schedule.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+
+use bytes::Bytes;
+use zk_proto::records::{CreateRequest, DeleteRequest, SetDataRequest};
+use zk_proto::{decode_request, encode_request, Reader, Request, TxnEntry};
+use zk_tree::prep::{prep_request, PendingChanges, PrepContext};
+use zk_tree::snapshot::{read_snapshot, write_snapshot};
+use zk_tree::{DataTree, TreeConfig, TxnResult};
+use zk_zab::broadcast::Proposal;
+use zk_zab::election::Timing;
+use zk_zab::peer::{Config, Durable, Input, Msg, Output, Peer, Role, SyncKind, Write};
+use zk_zab::quorum::Quorum;
+use zk_zab::{Millis, ServerId, Zxid};
+
+use crate::check::{self, AckedWrite, History, Read};
+use crate::Rng;
+
+/// What to simulate.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub seed: u64,
+    pub nodes: usize,
+    pub clients: usize,
+    /// Faults are injected from 1 s to this time; then everything heals.
+    pub fault_ms: Millis,
+    /// How long the run goes on after healing (writes must commit within 30 s of it).
+    pub settle_ms: Millis,
+    /// Print role changes and faults to stderr (`--trace`).
+    pub trace: bool,
+}
+
+impl Options {
+    pub fn new(seed: u64, nodes: usize) -> Options {
+        Options {
+            seed,
+            nodes,
+            clients: 4,
+            fault_ms: 20_000,
+            settle_ms: 35_000,
+            trace: false,
+        }
+    }
+}
+
+/// How often each interesting thing happened: a run that never reaches them proves nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Coverage {
+    pub diff_syncs: u64,
+    pub trunc_syncs: u64,
+    pub trunc_diff_syncs: u64,
+    pub snap_syncs: u64,
+    pub leader_changes: u64,
+    pub crashes: u64,
+    pub power_losses: u64,
+    pub partitions: u64,
+    pub pauses: u64,
+    pub acked_writes: u64,
+    pub failed_writes: u64,
+    pub reads: u64,
+    pub snapshots: u64,
+}
+
+impl Coverage {
+    pub fn add(&mut self, o: &Coverage) {
+        self.diff_syncs += o.diff_syncs;
+        self.trunc_syncs += o.trunc_syncs;
+        self.trunc_diff_syncs += o.trunc_diff_syncs;
+        self.snap_syncs += o.snap_syncs;
+        self.leader_changes += o.leader_changes;
+        self.crashes += o.crashes;
+        self.power_losses += o.power_losses;
+        self.partitions += o.partitions;
+        self.pauses += o.pauses;
+        self.acked_writes += o.acked_writes;
+        self.failed_writes += o.failed_writes;
+        self.reads += o.reads;
+        self.snapshots += o.snapshots;
+    }
+}
+
+impl fmt::Display for Coverage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "syncs diff={} trunc={} trunc+diff={} snap={}; leader changes={}; crashes={} power losses={} partitions={} pauses={}; writes acked={} failed={}; reads={}; snapshots={}",
+            self.diff_syncs,
+            self.trunc_syncs,
+            self.trunc_diff_syncs,
+            self.snap_syncs,
+            self.leader_changes,
+            self.crashes,
+            self.power_losses,
+            self.partitions,
+            self.pauses,
+            self.acked_writes,
+            self.failed_writes,
+            self.reads,
+            self.snapshots
+        )
+    }
+}
+
+/// The outcome of one seed.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub seed: u64,
+    pub violations: Vec<String>,
+    pub coverage: Coverage,
+    /// From healing to the first write acknowledged after it.
+    pub heal_to_write_ms: Option<Millis>,
+}
+
+const STEP_MS: Millis = 5;
+const KEYS: u64 = 6;
+
+#[derive(Debug)]
+enum DiskOp {
+    Write(Write),
+    Install(Zxid, Vec<u8>),
+}
+
+#[derive(Debug, Default)]
+struct Disk {
+    accepted: u32,
+    current: u32,
+    snap_zxid: Zxid,
+    snap: Vec<u8>,
+    log: Vec<Proposal>,
+    /// Issued, not yet durable: (done at, sequence number, op).
+    queue: VecDeque<(Millis, u64, DiskOp)>,
+    last_done_at: Millis,
+    /// Highest sequence number durable / reported to the peer.
+    durable_seq: u64,
+    reported_seq: u64,
+    issued_seq: u64,
+}
+
+impl Disk {
+    fn apply(&mut self, op: DiskOp) {
+        match op {
+            DiskOp::Write(Write::AcceptedEpoch(e)) => self.accepted = e,
+            DiskOp::Write(Write::CurrentEpoch(e)) => self.current = e,
+            DiskOp::Write(Write::Append(p)) => self.log.push(p),
+            DiskOp::Write(Write::Truncate(to)) => self.log.retain(|p| p.zxid <= to),
+            DiskOp::Install(zxid, state) => {
+                self.snap_zxid = zxid;
+                self.snap = state;
+                self.log.clear();
+            }
+        }
+    }
+}
+
+struct Node {
+    id: ServerId,
+    up: bool,
+    paused_until: Millis,
+    clock_offset: Millis,
+    clock_permille: u64,
+    peer: Option<Peer>,
+    tree: DataTree,
+    prep: PendingChanges,
+    disk: Disk,
+    role: Role,
+    snapshot_every: u32,
+    commits_since_snapshot: u32,
+    /// Writes of clients connected here, waiting for their commit: (session, cxid) -> client.
+    waiting: BTreeMap<(i64, i32), usize>,
+    restart_at: Option<Millis>,
+}
+
+impl Node {
+    fn serving(&self) -> bool {
+        self.up && matches!(self.role, Role::Leading { .. } | Role::Following { .. })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    Open,
+    /// Messages are dropped and nobody is told until it heals (then the connection resets).
+    Silent,
+}
+
+struct Link {
+    queue: VecDeque<(Millis, Msg)>,
+    last_at: Millis,
+    cut: Cut,
+}
+
+struct Pending {
+    cxid: i32,
+    server: usize,
+    invoked: Millis,
+    deadline: Millis,
+    request: Request,
+}
+
+struct Client {
+    session: i64,
+    server: Option<usize>,
+    next_at: Millis,
+    cxid: i32,
+    last_zxid: Zxid,
+    pending: Option<Pending>,
+}
+
+struct World {
+    opts: Options,
+    rng: Rng,
+    now: Millis,
+    nodes: Vec<Node>,
+    links: Vec<Vec<Link>>,
+    clients: Vec<Client>,
+    cfg: Config,
+    slow_until: Millis,
+    heals: Vec<(Millis, Vec<(usize, usize)>)>,
+    history: History,
+    coverage: Coverage,
+    violations: Vec<String>,
+}
+
+fn tree_config() -> TreeConfig {
+    TreeConfig::default()
+}
+
+fn encode_tree(tree: &DataTree) -> Vec<u8> {
+    let mut out = Vec::new();
+    // Writing to a Vec cannot fail.
+    let _ = write_snapshot(tree, &mut out);
+    out
+}
+
+fn decode_tree(zxid: Zxid, state: &[u8]) -> Result<DataTree, String> {
+    if state.is_empty() && zxid == 0 {
+        return Ok(DataTree::new(tree_config()));
+    }
+    let mut r = Reader::new(Bytes::copy_from_slice(state));
+    let mut tree = read_snapshot(tree_config(), &mut r).map_err(|e| format!("{e:?}"))?;
+    tree.set_last_processed_zxid(zxid);
+    Ok(tree)
+}
+
+/// A forwarded write: session, cxid, then the request frame.
+fn encode_forward(session: i64, cxid: i32, request: &Request) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&session.to_be_bytes());
+    out.extend_from_slice(&cxid.to_be_bytes());
+    encode_request(cxid, request, &mut out);
+    out
+}
+
+fn decode_forward(data: &[u8]) -> Option<(i64, i32, Request)> {
+    let session = i64::from_be_bytes(data.get(0..8)?.try_into().ok()?);
+    let cxid = i32::from_be_bytes(data.get(8..12)?.try_into().ok()?);
+    let mut r = Reader::new(Bytes::copy_from_slice(data.get(12..)?));
+    let (_, body) = decode_request(&mut r).ok()?;
+    Some((session, cxid, body.ok()?))
+}
+
+/// Plays one seed and checks it.
+pub fn run(opts: &Options) -> Report {
+    let mut w = World::new(opts.clone());
+    w.play();
+    w.finish()
+}
+
+impl World {
+    fn new(opts: Options) -> World {
+        let mut rng = Rng::new(opts.seed);
+        let ids: Vec<ServerId> = (1..=opts.nodes as u64).collect();
+        let cfg = Config {
+            me: 0,
+            quorum: Quorum::majority(ids.iter().copied()),
+            members: ids.clone(),
+            tick_ms: 100,
+            init_limit: 10,
+            sync_limit: 5,
+            election: Timing {
+                finalize_wait: 200,
+                resend_min: 200,
+                resend_max: 2_000,
+            },
+        };
+        let nodes = ids
+            .iter()
+            .map(|&id| Node {
+                id,
+                up: false,
+                paused_until: 0,
+                clock_offset: rng.below(1_000_000),
+                clock_permille: rng.between(950, 1050),
+                peer: None,
+                tree: DataTree::new(tree_config()),
+                prep: PendingChanges::default(),
+                disk: Disk::default(),
+                role: Role::Looking,
+                snapshot_every: rng.between(15, 60) as u32,
+                commits_since_snapshot: 0,
+                waiting: BTreeMap::new(),
+                restart_at: Some(rng.below(300)),
+            })
+            .collect();
+        let links = ids
+            .iter()
+            .map(|_| {
+                ids.iter()
+                    .map(|_| Link {
+                        queue: VecDeque::new(),
+                        last_at: 0,
+                        cut: Cut::Open,
+                    })
+                    .collect()
+            })
+            .collect();
+        let clients = (0..opts.clients)
+            .map(|c| Client {
+                session: 0x100 + c as i64,
+                server: None,
+                next_at: 500,
+                cxid: 0,
+                last_zxid: 0,
+                pending: None,
+            })
+            .collect();
+        World {
+            opts,
+            rng,
+            now: 0,
+            nodes,
+            links,
+            clients,
+            cfg,
+            slow_until: 0,
+            heals: Vec::new(),
+            history: History::default(),
+            coverage: Coverage::default(),
+            violations: Vec::new(),
+        }
+    }
+
+    fn local_now(&self, i: usize) -> Millis {
+        let n = &self.nodes[i];
+        n.clock_offset + self.now * n.clock_permille / 1000
+    }
+
+    fn heal_at(&self) -> Millis {
+        self.opts.fault_ms
+    }
+
+    fn play(&mut self) {
+        let end = self.heal_at() + self.opts.settle_ms;
+        while self.now < end {
+            self.now += STEP_MS;
+            if self.now < self.heal_at() && self.now > 1_000 {
+                self.maybe_fault();
+            }
+            if self.now >= self.heal_at() && self.now < self.heal_at() + STEP_MS {
+                self.heal_everything();
+            }
+            self.restarts_and_heals();
+            self.deliver();
+            self.disks();
+            self.ticks();
+            if self.now < end - 10_000 {
+                self.clients_act();
+            } else {
+                self.clients_expire();
+            }
+        }
+    }
+
+    // ---- faults ----
+
+    fn maybe_fault(&mut self) {
+        // About one fault every 1.5 simulated seconds.
+        if !self.rng.chance(1_000_000 * STEP_MS / 1_500) {
+            return;
+        }
+        let n = self.nodes.len();
+        let i = self.rng.below(n as u64) as usize;
+        match self.rng.below(100) {
+            0..=19 => {
+                if self.nodes[i].up {
+                    self.coverage.crashes += 1;
+                    self.crash(i, false);
+                }
+            }
+            20..=34 => {
+                if self.nodes[i].up {
+                    self.coverage.power_losses += 1;
+                    self.crash(i, true);
+                }
+            }
+            35..=59 => self.partition(),
+            60..=69 => {
+                let j = self.rng.below(n as u64) as usize;
+                if i != j {
+                    self.reset_link(i, j);
+                }
+            }
+            70..=84 => {
+                if self.nodes[i].up {
+                    self.coverage.pauses += 1;
+                    let d = self.rng.between(200, 3_000);
+                    self.nodes[i].paused_until = self.now + d;
+                    self.trace(|| format!("server {}: paused {d} ms", i + 1));
+                }
+            }
+            _ => {
+                self.slow_until = self.now + self.rng.between(500, 4_000);
+            }
+        }
+    }
+
+    fn crash(&mut self, i: usize, power_loss: bool) {
+        self.trace(|| {
+            format!(
+                "server {}: {}",
+                i + 1,
+                if power_loss { "power loss" } else { "crash" }
+            )
+        });
+        let node = &mut self.nodes[i];
+        node.up = false;
+        node.peer = None;
+        node.role = Role::Looking;
+        node.waiting.clear();
+        node.paused_until = 0;
+        // A killed process's writes are in the page cache and survive; a power loss keeps
+        // a prefix of them (the torn record after it is dropped by recovery).
+        let keep = if power_loss {
+            let len = node.disk.queue.len() as u64;
+            self.rng.below(len + 1) as usize
+        } else {
+            node.disk.queue.len()
+        };
+        let ops: Vec<_> = node.disk.queue.drain(..).collect();
+        for (k, (_, _, op)) in ops.into_iter().enumerate() {
+            if k < keep {
+                node.disk.apply(op);
+            }
+        }
+        node.restart_at = Some(self.now + self.rng.between(300, 6_000));
+        for j in 0..self.nodes.len() {
+            if j != i {
+                self.links[i][j].queue.clear();
+                self.links[j][i].queue.clear();
+                self.links[i][j].cut = Cut::Open;
+                self.links[j][i].cut = Cut::Open;
+                self.peer_input(
+                    j,
+                    Input::LinkDown {
+                        peer: (i + 1) as u64,
+                    },
+                );
+            }
+        }
+        self.disconnect_clients(i);
+    }
+
+    fn restart(&mut self, i: usize) {
+        self.trace(|| format!("server {}: restart", i + 1));
+        let durable = {
+            let d = &self.nodes[i].disk;
+            Durable {
+                accepted_epoch: d.accepted,
+                current_epoch: d.current,
+                snapshot_zxid: d.snap_zxid,
+                log: d.log.clone(),
+            }
+        };
+        let tree = match decode_tree(self.nodes[i].disk.snap_zxid, &self.nodes[i].disk.snap) {
+            Ok(t) => t,
+            Err(e) => {
+                self.violations
+                    .push(format!("server {} cannot read its snapshot: {e}", i + 1));
+                return;
+            }
+        };
+        let now = self.local_now(i);
+        let mut cfg = self.cfg.clone();
+        cfg.me = (i + 1) as u64;
+        let node = &mut self.nodes[i];
+        node.tree = tree;
+        node.prep = PendingChanges::default();
+        node.disk.queue.clear();
+        node.disk.issued_seq = 0;
+        node.disk.durable_seq = 0;
+        node.disk.reported_seq = 0;
+        node.up = true;
+        node.restart_at = None;
+        node.commits_since_snapshot = 0;
+        let mut out = Vec::new();
+        node.peer = Some(Peer::new(cfg, durable, now, &mut out));
+        self.outputs(i, out);
+    }
+
+    fn partition(&mut self) {
+        let n = self.nodes.len();
+        let side: Vec<bool> = (0..n).map(|_| self.rng.below(2) == 0).collect();
+        let one_way = self.rng.below(3) == 0;
+        let silent = one_way || self.rng.below(2) == 0;
+        let mut cut = Vec::new();
+        for i in 0..n {
+            for j in 0..n {
+                if i != j && side[i] && !side[j] {
+                    cut.push((i, j));
+                    if !one_way {
+                        cut.push((j, i));
+                    }
+                }
+            }
+        }
+        if cut.is_empty() {
+            return;
+        }
+        self.coverage.partitions += 1;
+        self.trace(|| format!("partition {cut:?} (silent {silent})"));
+        for &(i, j) in &cut {
+            self.links[i][j].queue.clear();
+            if silent {
+                self.links[i][j].cut = Cut::Silent;
+            }
+        }
+        if !silent {
+            // A noisy cut: both ends see the connection break at once, and it stays broken.
+            for &(i, j) in &cut {
+                self.links[i][j].cut = Cut::Silent;
+                self.peer_input(
+                    i,
+                    Input::LinkDown {
+                        peer: (j + 1) as u64,
+                    },
+                );
+                self.peer_input(
+                    j,
+                    Input::LinkDown {
+                        peer: (i + 1) as u64,
+                    },
+                );
+            }
+        }
+        let heal = self.now + self.rng.between(1_000, 8_000);
+        self.heals.push((heal, cut));
+    }
+
+    /// The connection between `i` and `j` breaks: both ends are told, in-flight data is lost.
+    fn reset_link(&mut self, i: usize, j: usize) {
+        self.trace(|| format!("link {}-{} reset", i + 1, j + 1));
+        self.links[i][j].queue.clear();
+        self.links[j][i].queue.clear();
+        self.links[i][j].cut = Cut::Open;
+        self.links[j][i].cut = Cut::Open;
+        self.peer_input(
+            i,
+            Input::LinkDown {
+                peer: (j + 1) as u64,
+            },
+        );
+        self.peer_input(
+            j,
+            Input::LinkDown {
+                peer: (i + 1) as u64,
+            },
+        );
+    }
+
+    fn heal_everything(&mut self) {
+        let heals = std::mem::take(&mut self.heals);
+        for (_, cut) in heals {
+            for (i, j) in cut {
+                self.reset_link(i, j);
+            }
+        }
+        for i in 0..self.nodes.len() {
+            self.nodes[i].paused_until = 0;
+            if !self.nodes[i].up {
+                self.restart(i);
+            }
+        }
+        self.slow_until = 0;
+    }
+
+    fn restarts_and_heals(&mut self) {
+        for i in 0..self.nodes.len() {
+            if !self.nodes[i].up && self.nodes[i].restart_at.is_some_and(|t| t <= self.now) {
+                self.restart(i);
+            }
+        }
+        let now = self.now;
+        let due: Vec<_> = {
+            let (due, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.heals)
+                .into_iter()
+                .partition(|(t, _)| *t <= now);
+            self.heals = rest;
+            due
+        };
+        for (_, cut) in due {
+            for (i, j) in cut {
+                if self.links[i][j].cut == Cut::Silent {
+                    self.reset_link(i, j);
+                }
+            }
+        }
+    }
+
+    // ---- the machinery ----
+
+    fn responsive(&self, i: usize) -> bool {
+        self.nodes[i].up && self.nodes[i].paused_until <= self.now
+    }
+
+    fn peer_input(&mut self, i: usize, input: Input) {
+        if !self.nodes[i].up {
+            return;
+        }
+        let mut out = Vec::new();
+        if let Some(p) = self.nodes[i].peer.as_mut() {
+            p.step(input, &mut out);
+        }
+        self.outputs(i, out);
+    }
+
+    fn deliver(&mut self) {
+        let n = self.nodes.len();
+        for from in 0..n {
+            for to in 0..n {
+                if from == to || !self.responsive(to) {
+                    continue;
+                }
+                while let Some((at, _)) = self.links[from][to].queue.front() {
+                    if *at > self.now {
+                        break;
+                    }
+                    let Some((_, msg)) = self.links[from][to].queue.pop_front() else {
+                        break;
+                    };
+                    if self.opts.trace
+                        && !matches!(msg, Msg::Ping | Msg::Broadcast(_) | Msg::Request(_))
+                    {
+                        let what = match &msg {
+                            Msg::Snap { zxid, .. } => format!("Snap {zxid:#x}"),
+                            Msg::Diff(d) => format!(
+                                "Diff of {} from {:#x}",
+                                d.len(),
+                                d.first().map_or(0, |p| p.zxid)
+                            ),
+                            other => format!("{other:?}"),
+                        };
+                        self.trace(|| format!("{} -> {}: {what}", from + 1, to + 1));
+                    }
+                    self.peer_input(
+                        to,
+                        Input::Msg {
+                            from: (from + 1) as u64,
+                            msg,
+                        },
+                    );
+                    if !self.responsive(to) {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    fn disks(&mut self) {
+        for i in 0..self.nodes.len() {
+            if !self.nodes[i].up {
+                continue;
+            }
+            let now = self.now;
+            let disk = &mut self.nodes[i].disk;
+            while disk.queue.front().is_some_and(|(at, _, _)| *at <= now) {
+                if let Some((_, seq, op)) = disk.queue.pop_front() {
+                    disk.apply(op);
+                    disk.durable_seq = seq;
+                }
+            }
+            if self.responsive(i) && disk_behind(&self.nodes[i].disk) {
+                let upto = self.nodes[i].disk.durable_seq;
+                self.nodes[i].disk.reported_seq = upto;
+                self.peer_input(i, Input::DiskDone { upto });
+            }
+        }
+    }
+
+    fn ticks(&mut self) {
+        for i in 0..self.nodes.len() {
+            if self.responsive(i) {
+                let now = self.local_now(i);
+                self.peer_input(i, Input::Tick { now });
+            }
+        }
+    }
+
+    fn send(&mut self, from: usize, to: usize, msg: Msg) {
+        if to >= self.nodes.len() || from == to {
+            return;
+        }
+        if !self.nodes[to].up {
+            return;
+        }
+        let link = &self.links[from][to];
+        if link.cut == Cut::Silent {
+            return;
+        }
+        let delay = if self.now < self.slow_until {
+            self.rng.between(20, 600)
+        } else {
+            self.rng.between(1, 20)
+        };
+        let link = &mut self.links[from][to];
+        let at = (self.now + delay).max(link.last_at);
+        link.last_at = at;
+        link.queue.push_back((at, msg));
+    }
+
+    fn outputs(&mut self, i: usize, out: Vec<Output>) {
+        for o in out {
+            if !self.nodes[i].up {
+                return;
+            }
+            match o {
+                Output::Send { to, msg } => self.send(i, (to as usize).wrapping_sub(1), msg),
+                Output::Write(w) => self.disk_write(i, DiskOp::Write(w)),
+                Output::SendSnapshot { to } => {
+                    let tree = &self.nodes[i].tree;
+                    let zxid = tree.last_processed_zxid();
+                    let state = encode_tree(tree);
+                    self.send(i, (to as usize).wrapping_sub(1), Msg::Snap { zxid, state });
+                }
+                Output::InstallSnapshot { zxid, state } => {
+                    match decode_tree(zxid, &state) {
+                        Ok(tree) => {
+                            self.history.installs.push((i + 1, zxid, tree.digest()));
+                            self.nodes[i].tree = tree;
+                            self.nodes[i].prep = PendingChanges::default();
+                        }
+                        Err(e) => self
+                            .violations
+                            .push(format!("server {} got an unreadable snapshot: {e}", i + 1)),
+                    }
+                    self.disk_write(i, DiskOp::Install(zxid, state));
+                }
+                Output::Commit(p) => self.commit(i, p),
+                Output::Request { data, .. } => {
+                    if let Some((session, cxid, request)) = decode_forward(&data) {
+                        self.propose(i, session, cxid, request);
+                    }
+                }
+                Output::Role(role) => self.role(i, role),
+                Output::Synced { kind, to } => match kind {
+                    _ if self.opts.trace && {
+                        self.trace(|| format!("server {} syncs {to} by {kind:?}", i + 1));
+                        false
+                    } => {}
+                    SyncKind::Diff => self.coverage.diff_syncs += 1,
+                    SyncKind::Trunc => self.coverage.trunc_syncs += 1,
+                    SyncKind::TruncThenDiff => self.coverage.trunc_diff_syncs += 1,
+                    SyncKind::Snap => self.coverage.snap_syncs += 1,
+                },
+                Output::Abandoned(why) => self.trace(|| format!("server {}: {why}", i + 1)),
+                Output::Violation(what) => {
+                    self.violations.push(format!("server {}: {what}", i + 1))
+                }
+            }
+        }
+    }
+
+    fn disk_write(&mut self, i: usize, op: DiskOp) {
+        let fsync = self.rng.between(1, 15);
+        let disk = &mut self.nodes[i].disk;
+        disk.issued_seq += 1;
+        let at = (self.now + fsync).max(disk.last_done_at);
+        disk.last_done_at = at;
+        let seq = disk.issued_seq;
+        disk.queue.push_back((at, seq, op));
+    }
+
+    fn trace(&self, what: impl FnOnce() -> String) {
+        if self.opts.trace {
+            eprintln!("{:>6} ms  {}", self.now, what());
+        }
+    }
+
+    fn role(&mut self, i: usize, role: Role) {
+        self.trace(|| {
+            let p = self.nodes[i].peer.as_ref();
+            format!(
+                "server {}: {role:?} (log ends {:#x}, committed {:#x})",
+                i + 1,
+                p.map_or(0, |p| p.last_logged()),
+                p.map_or(0, |p| p.committed())
+            )
+        });
+        self.nodes[i].role = role;
+        match role {
+            Role::Leading { epoch } => {
+                self.coverage.leader_changes += 1;
+                self.history.leaders.push((epoch, i + 1));
+                self.nodes[i].prep = PendingChanges::default();
+            }
+            Role::Following { .. } => {}
+            Role::Looking | Role::Joining { .. } => {
+                self.nodes[i].prep = PendingChanges::default();
+                self.disconnect_clients(i);
+            }
+        }
+    }
+
+    fn disconnect_clients(&mut self, i: usize) {
+        self.nodes[i].waiting.clear();
+        for c in &mut self.clients {
+            if c.server == Some(i) {
+                c.server = None;
+                if c.pending.take().is_some() {
+                    self.coverage.failed_writes += 1;
+                }
+            }
+        }
+    }
+
+    /// Leader: prepare a client's write against the tree and the changes in flight, and
+    /// propose it.
+    fn propose(&mut self, i: usize, session: i64, cxid: i32, request: Request) {
+        let now = self.now as i64;
+        let node = &mut self.nodes[i];
+        let Some(peer) = node.peer.as_mut() else {
+            return;
+        };
+        let Ok(zxid) = peer.next_zxid() else {
+            return;
+        };
+        let ctx = PrepContext {
+            session,
+            auth: &[],
+            enforce_quota: false,
+            local_session: false,
+        };
+        let prepared = prep_request(&node.tree, &mut node.prep, &ctx, cxid, &request, zxid, now);
+        let entry = TxnEntry {
+            header: prepared.header,
+            body: prepared.body,
+            digest: None,
+        };
+        let mut out = Vec::new();
+        match peer.propose(entry.encode().to_vec(), &mut out) {
+            Ok(z) if z == zxid => {}
+            Ok(z) => self.violations.push(format!(
+                "server {}: proposed at {z:#x}, prepared for {zxid:#x}",
+                i + 1
+            )),
+            Err(_) => return,
+        }
+        self.outputs(i, out);
+    }
+
+    fn commit(&mut self, i: usize, p: Proposal) {
+        let entry = match TxnEntry::decode(Bytes::from(p.data.clone())) {
+            Ok(e) => e,
+            Err(e) => {
+                self.violations.push(format!(
+                    "server {}: undecodable txn {:#x}: {e:?}",
+                    i + 1,
+                    p.zxid
+                ));
+                return;
+            }
+        };
+        // Agreement and no gaps: the txn before this one everywhere is the one this tree
+        // holds last, and a zxid never carries two different txns.
+        let before = self
+            .history
+            .commits
+            .range(..p.zxid)
+            .next_back()
+            .map(|(z, _)| *z);
+        let last = self.nodes[i].tree.last_processed_zxid();
+        if before.unwrap_or(0) != last {
+            self.violations.push(format!(
+                "server {} commits {:#x} after {:#x}, but the txn before it is {:#x}",
+                i + 1,
+                p.zxid,
+                last,
+                before.unwrap_or(0)
+            ));
+        }
+        match self.history.commits.get(&p.zxid) {
+            Some(d) if *d != p.data => self.violations.push(format!(
+                "two different txns committed at {:#x} (server {})",
+                p.zxid,
+                i + 1
+            )),
+            Some(_) => {}
+            None => {
+                let max = self
+                    .history
+                    .commits
+                    .keys()
+                    .next_back()
+                    .copied()
+                    .unwrap_or(0);
+                if p.zxid < max {
+                    self.violations.push(format!(
+                        "server {} commits new txn {:#x} below the committed {:#x}",
+                        i + 1,
+                        p.zxid,
+                        max
+                    ));
+                }
+                self.history.commits.insert(p.zxid, p.data.clone());
+            }
+        }
+        let node = &mut self.nodes[i];
+        let applied = node.tree.apply(&entry.header, &entry.body);
+        node.prep.applied(p.zxid);
+        if let Some(c) = node
+            .waiting
+            .remove(&(entry.header.client_id, entry.header.cxid))
+        {
+            self.acked(c, i, p.zxid, applied.result);
+        }
+        let node = &mut self.nodes[i];
+        node.commits_since_snapshot += 1;
+        if node.commits_since_snapshot >= node.snapshot_every {
+            node.commits_since_snapshot = 0;
+            let zxid = node.tree.last_processed_zxid();
+            node.disk.snap = encode_tree(&node.tree);
+            node.disk.snap_zxid = zxid;
+            node.disk.log.retain(|q| q.zxid > zxid);
+            if let Some(peer) = node.peer.as_mut() {
+                peer.compact(zxid);
+            }
+            self.coverage.snapshots += 1;
+        }
+    }
+
+    fn acked(&mut self, c: usize, server: usize, zxid: Zxid, result: TxnResult) {
+        let client = &mut self.clients[c];
+        let Some(p) = client.pending.take() else {
+            return;
+        };
+        if p.server != server {
+            return;
+        }
+        client.last_zxid = client.last_zxid.max(zxid);
+        self.coverage.acked_writes += 1;
+        self.history.acked.push(AckedWrite {
+            client: c,
+            session: client.session,
+            cxid: p.cxid,
+            zxid,
+            result,
+            invoked: p.invoked,
+            responded: self.now,
+        });
+        let _ = p.request;
+    }
+
+    // ---- clients ----
+
+    fn clients_expire(&mut self) {
+        for c in 0..self.clients.len() {
+            let expired = self.clients[c]
+                .pending
+                .as_ref()
+                .is_some_and(|p| self.now > p.deadline);
+            if expired {
+                self.clients[c].pending = None;
+                self.coverage.failed_writes += 1;
+            }
+        }
+    }
+
+    fn clients_act(&mut self) {
+        self.clients_expire();
+        for c in 0..self.clients.len() {
+            if self.now < self.clients[c].next_at || self.clients[c].pending.is_some() {
+                continue;
+            }
+            let Some(s) = self.connected(c) else {
+                self.clients[c].next_at = self.now + 50;
+                continue;
+            };
+            if !self.responsive(s) {
+                continue;
+            }
+            self.clients[c].next_at = self.now + self.rng.between(5, 60);
+            let key = format!("/k{}", self.rng.below(KEYS));
+            if self.rng.below(10) < 3 {
+                self.read(c, s, key);
+            } else {
+                self.write(c, s, key);
+            }
+        }
+    }
+
+    /// The server client `c` is connected to, connecting first when needed (only to a
+    /// serving server that has seen everything the client has, as ZooKeeper requires).
+    fn connected(&mut self, c: usize) -> Option<usize> {
+        if let Some(s) = self.clients[c].server {
+            if self.nodes[s].serving() {
+                return Some(s);
+            }
+            self.clients[c].server = None;
+        }
+        let n = self.nodes.len();
+        let start = self.rng.below(n as u64) as usize;
+        for k in 0..n {
+            let s = (start + k) % n;
+            if self.nodes[s].serving()
+                && self.nodes[s].tree.last_processed_zxid() >= self.clients[c].last_zxid
+            {
+                self.clients[c].server = Some(s);
+                return Some(s);
+            }
+        }
+        None
+    }
+
+    fn read(&mut self, c: usize, s: usize, key: String) {
+        let tree = &self.nodes[s].tree;
+        let zxid = tree.last_processed_zxid();
+        let value = tree.data(&key).map(|d| d.unwrap_or_default().to_vec());
+        let client = &mut self.clients[c];
+        if zxid < client.last_zxid {
+            self.violations.push(format!(
+                "client {c} read at {zxid:#x} from server {} after seeing {:#x}",
+                s + 1,
+                client.last_zxid
+            ));
+        }
+        client.last_zxid = client.last_zxid.max(zxid);
+        self.coverage.reads += 1;
+        self.history.reads.push(Read {
+            client: c,
+            key,
+            zxid,
+            value,
+        });
+    }
+
+    fn write(&mut self, c: usize, s: usize, key: String) {
+        let client = &mut self.clients[c];
+        client.cxid += 1;
+        let cxid = client.cxid;
+        let session = client.session;
+        let data = Some(Bytes::from(format!("c{c}-{cxid}")));
+        let request = match self.rng.below(3) {
+            0 => Request::Create(CreateRequest {
+                path: key,
+                data,
+                acl: zk_proto::modes::ids::open_acl_unsafe(),
+                flags: 0,
+            }),
+            1 => Request::SetData(SetDataRequest {
+                path: key,
+                data,
+                version: -1,
+            }),
+            _ => Request::Delete(DeleteRequest {
+                path: key,
+                version: -1,
+            }),
+        };
+        self.clients[c].pending = Some(Pending {
+            cxid,
+            server: s,
+            invoked: self.now,
+            deadline: self.now + 6_000,
+            request: request.clone(),
+        });
+        self.nodes[s].waiting.insert((session, cxid), c);
+        match self.nodes[s].role {
+            Role::Leading { .. } => self.propose(s, session, cxid, request),
+            Role::Following { .. } => {
+                let data = encode_forward(session, cxid, &request);
+                let mut out = Vec::new();
+                if let Some(p) = self.nodes[s].peer.as_mut() {
+                    p.forward(data, &mut out);
+                }
+                self.outputs(s, out);
+            }
+            _ => {}
+        }
+    }
+
+    // ---- the end ----
+
+    fn finish(mut self) -> Report {
+        let heal = self.heal_at();
+        let first_after_heal = self
+            .history
+            .acked
+            .iter()
+            .filter(|a| a.invoked >= heal)
+            .map(|a| a.responded)
+            .min();
+        let heal_to_write_ms = first_after_heal.map(|t| t - heal);
+        match heal_to_write_ms {
+            Some(ms) if ms <= 30_000 => {}
+            Some(ms) => self
+                .violations
+                .push(format!("the first write after healing took {ms} ms")),
+            None => self
+                .violations
+                .push("no write committed in the 30 s after healing".to_owned()),
+        }
+        let finals: Vec<(usize, Zxid, i64, bool)> = self
+            .nodes
+            .iter()
+            .map(|n| {
+                (
+                    n.id as usize,
+                    n.tree.last_processed_zxid(),
+                    n.tree.digest(),
+                    n.serving(),
+                )
+            })
+            .collect();
+        self.history.finals = finals;
+        let mut violations = self.violations;
+        violations.extend(check::check(&self.history));
+        Report {
+            seed: self.opts.seed,
+            violations,
+            coverage: self.coverage,
+            heal_to_write_ms,
+        }
+    }
+}
+
+fn disk_behind(d: &Disk) -> bool {
+    d.durable_seq > d.reported_seq
+}

@@ -1,0 +1,934 @@
+//! One ensemble member, composed from the pieces: it looks for a leader ([`election`]), runs
+//! the epoch handshake and sync as leader or follower ([`discovery`], [`sync`]), then
+//! broadcasts ([`broadcast`]), and falls back to looking when the leader or the quorum goes
+//! away (a link down, `syncLimit` of silence, `initLimit` without a finished handshake).
+//!
+//! The peer keeps an in-memory mirror of its txn log (the entries after the last snapshot)
+//! and of its epochs; the host owns the real disk and the tree. Every disk write is an
+//! [`Output::Write`] (or [`Output::InstallSnapshot`]) the host makes durable in order and
+//! reports with [`Input::DiskDone`]; nothing that depends on a write is sent before that.
+//!
+//! The tree only ever holds committed txns: [`Output::Commit`] is the one way a txn reaches
+//! it, so a truncated log tail never has to be taken back out of the tree.
+//!
+//! [`election`]: crate::election
+//! [`discovery`]: crate::discovery
+//! [`sync`]: crate::sync
+//! [`broadcast`]: crate::broadcast
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use crate::broadcast::{self, Proposal};
+use crate::discovery::{self, FollowerHandshake, LeaderHandshake};
+use crate::election::{self, Election, Member, Notification, PeerState, Timing};
+use crate::quorum::Quorum;
+use crate::sync::{plan_sync, SyncPlan};
+use crate::{Millis, ServerId, Zxid};
+
+/// Who this server is and the ensemble's timing (zoo.cfg's `tickTime`, `initLimit`,
+/// `syncLimit`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub me: ServerId,
+    pub quorum: Quorum,
+    /// Every member of the ensemble, this one included.
+    pub members: Vec<ServerId>,
+    pub tick_ms: Millis,
+    pub init_limit: u64,
+    pub sync_limit: u64,
+    pub election: Timing,
+}
+
+impl Config {
+    fn init_limit_ms(&self) -> Millis {
+        self.tick_ms * self.init_limit
+    }
+
+    fn sync_limit_ms(&self) -> Millis {
+        self.tick_ms * self.sync_limit
+    }
+}
+
+/// What a server found on its disk when it started.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Durable {
+    pub accepted_epoch: u32,
+    pub current_epoch: u32,
+    /// The zxid of the snapshot the log continues (0: the empty tree).
+    pub snapshot_zxid: Zxid,
+    /// The logged txns after the snapshot, ascending.
+    pub log: Vec<Proposal>,
+}
+
+/// Everything peers say to each other, on one FIFO link per pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Msg {
+    Vote(Notification),
+    Handshake(discovery::Msg),
+    /// Sync: txns of the leader's history after the follower's last zxid.
+    Diff(Vec<Proposal>),
+    /// Sync: drop the logged txns after this zxid.
+    Trunc(Zxid),
+    /// Sync: the leader's committed state at `zxid`, encoded by the host.
+    Snap {
+        zxid: Zxid,
+        state: Vec<u8>,
+    },
+    Broadcast(broadcast::Msg),
+    /// A client's write, forwarded by a follower to its leader.
+    Request(Vec<u8>),
+    /// Liveness, both ways, every tick once established.
+    Ping,
+}
+
+/// What drives a peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    Msg {
+        from: ServerId,
+        msg: Msg,
+    },
+    Tick {
+        now: Millis,
+    },
+    /// Every write this peer asked for, up to the `upto`-th (counting from 1), is durable.
+    DiskDone {
+        upto: u64,
+    },
+    /// The link to `peer` broke: whatever was in flight on it is lost.
+    LinkDown {
+        peer: ServerId,
+    },
+}
+
+/// A disk write, to be made durable after every earlier one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    AcceptedEpoch(u32),
+    CurrentEpoch(u32),
+    Append(Proposal),
+    /// Drop the logged txns after this zxid.
+    Truncate(Zxid),
+}
+
+/// The sync a leader chose for a follower (for the host's counters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SyncKind {
+    Diff,
+    Trunc,
+    TruncThenDiff,
+    Snap,
+}
+
+/// What this server is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Looking,
+    /// Elected, handshake in progress.
+    Joining {
+        leader: ServerId,
+    },
+    Following {
+        leader: ServerId,
+        epoch: u32,
+    },
+    Leading {
+        epoch: u32,
+    },
+}
+
+/// What the host must do, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    Send {
+        to: ServerId,
+        msg: Msg,
+    },
+    Write(Write),
+    /// Leader: send `to` a [`Msg::Snap`] of the tree as it stands now (it holds exactly the
+    /// txns committed so far), before any later output.
+    SendSnapshot {
+        to: ServerId,
+    },
+    /// Follower: replace the tree by this state, and durably replace the snapshot and the
+    /// whole log by it (one write, in order with the others).
+    InstallSnapshot {
+        zxid: Zxid,
+        state: Vec<u8>,
+    },
+    /// Apply this txn to the tree (and answer its client, if it is ours).
+    Commit(Proposal),
+    /// The leader received a forwarded write: prepare it and [`Peer::propose`] it.
+    Request {
+        from: ServerId,
+        data: Vec<u8>,
+    },
+    Role(Role),
+    /// Leader: the sync chosen for a follower.
+    Synced {
+        to: ServerId,
+        kind: SyncKind,
+    },
+    /// Why this server went back to looking (for the log).
+    Abandoned(&'static str),
+    /// Something only a broken protocol could produce (e.g. truncating a committed txn).
+    Violation(&'static str),
+}
+
+/// Why a write cannot be proposed here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotReady {
+    /// This server is not an established leader.
+    NotLeader,
+    /// The zxid counter of this epoch is used up.
+    CounterExhausted,
+}
+
+/// What a durable write unblocks, in the role generation that asked for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pending {
+    AcceptedEpoch(u32),
+    CurrentEpoch(u32),
+    Append(Zxid),
+    Other,
+}
+
+#[derive(Debug)]
+struct Leading {
+    handshake: LeaderHandshake,
+    /// Present once established.
+    broadcast: Option<broadcast::Leader>,
+    epoch: u32,
+    /// Followers that were sent their sync: they get every proposal from then on.
+    synced: BTreeSet<ServerId>,
+    last_heard: BTreeMap<ServerId, Millis>,
+    next_ping: Millis,
+}
+
+#[derive(Debug)]
+struct Following {
+    leader: ServerId,
+    handshake: FollowerHandshake,
+    newleader_seen: bool,
+    /// The end of the leader's history, as synced before NEWLEADER.
+    history_end: Zxid,
+    /// Broadcast messages after NEWLEADER, before UPTODATE.
+    buffer: Vec<broadcast::Msg>,
+    broadcast: Option<broadcast::Follower>,
+    epoch: u32,
+    last_heard: Millis,
+    next_ping: Millis,
+}
+
+#[derive(Debug)]
+enum State {
+    Looking,
+    Leading(Box<Leading>),
+    Following(Box<Following>),
+}
+
+/// One ensemble member.
+#[derive(Debug)]
+pub struct Peer {
+    cfg: Config,
+    now: Millis,
+    accepted_epoch: u32,
+    current_epoch: u32,
+    /// The snapshot the log continues.
+    base: Zxid,
+    log: Vec<Proposal>,
+    committed: Zxid,
+    writes_issued: u64,
+    pending: VecDeque<(u64, u64, Pending)>,
+    /// Bumped at every role change, so a write finishing late cannot unblock a newer role.
+    generation: u64,
+    election: Election,
+    state: State,
+}
+
+impl Peer {
+    /// A server starting from what its disk holds; it starts looking at once. The tree the
+    /// host loaded holds the snapshot only: the logged txns after it are committed (and
+    /// applied) once a leader confirms them.
+    pub fn new(cfg: Config, durable: Durable, now: Millis, out: &mut Vec<Output>) -> Peer {
+        let member = Member {
+            me: cfg.me,
+            quorum: cfg.quorum.clone(),
+            peers: cfg.members.clone(),
+            timing: cfg.election,
+        };
+        let last = durable
+            .log
+            .last()
+            .map(|p| p.zxid)
+            .unwrap_or(durable.snapshot_zxid);
+        let election = Election::new(&member, last, durable.current_epoch, 0, now);
+        let mut peer = Peer {
+            cfg,
+            now,
+            accepted_epoch: durable.accepted_epoch,
+            current_epoch: durable.current_epoch,
+            base: durable.snapshot_zxid,
+            log: durable.log,
+            committed: durable.snapshot_zxid,
+            writes_issued: 0,
+            pending: VecDeque::new(),
+            generation: 0,
+            election,
+            state: State::Looking,
+        };
+        peer.look("starting", out);
+        peer
+    }
+
+    pub fn id(&self) -> ServerId {
+        self.cfg.me
+    }
+
+    pub fn role(&self) -> Role {
+        match &self.state {
+            State::Looking => Role::Looking,
+            State::Leading(l) => match l.broadcast {
+                Some(_) => Role::Leading { epoch: l.epoch },
+                None => Role::Joining {
+                    leader: self.cfg.me,
+                },
+            },
+            State::Following(f) => match f.broadcast {
+                Some(_) => Role::Following {
+                    leader: f.leader,
+                    epoch: f.epoch,
+                },
+                None => Role::Joining { leader: f.leader },
+            },
+        }
+    }
+
+    /// The last txn committed (and handed to the tree).
+    pub fn committed(&self) -> Zxid {
+        self.committed
+    }
+
+    /// The last txn in the log (durable or on its way).
+    pub fn last_logged(&self) -> Zxid {
+        self.log.last().map(|p| p.zxid).unwrap_or(self.base)
+    }
+
+    pub fn accepted_epoch(&self) -> u32 {
+        self.accepted_epoch
+    }
+
+    pub fn current_epoch(&self) -> u32 {
+        self.current_epoch
+    }
+
+    /// The zxid the next [`Peer::propose`] will get, when this server leads.
+    pub fn next_zxid(&self) -> Result<Zxid, NotReady> {
+        match &self.state {
+            State::Leading(l) => match &l.broadcast {
+                Some(b) => b.next_zxid().ok_or(NotReady::CounterExhausted),
+                None => Err(NotReady::NotLeader),
+            },
+            _ => Err(NotReady::NotLeader),
+        }
+    }
+
+    /// Leader: numbers, logs and broadcasts a prepared txn.
+    pub fn propose(&mut self, data: Vec<u8>, out: &mut Vec<Output>) -> Result<Zxid, NotReady> {
+        let mut b_out = Vec::new();
+        let zxid = match &mut self.state {
+            State::Leading(l) => match &mut l.broadcast {
+                Some(b) => b
+                    .propose(data, &mut b_out)
+                    .map_err(|_| NotReady::CounterExhausted)?,
+                None => return Err(NotReady::NotLeader),
+            },
+            _ => return Err(NotReady::NotLeader),
+        };
+        self.broadcast_outputs(b_out, out);
+        Ok(zxid)
+    }
+
+    /// Follower: sends a client's write to the leader. False when there is no established
+    /// leader to send it to.
+    pub fn forward(&mut self, data: Vec<u8>, out: &mut Vec<Output>) -> bool {
+        match &self.state {
+            State::Following(f) if f.broadcast.is_some() => {
+                out.push(Output::Send {
+                    to: f.leader,
+                    msg: Msg::Request(data),
+                });
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The host took a durable snapshot of the tree at `zxid` (committed): the log before it
+    /// is no longer needed, and a follower behind it will be sent a snapshot.
+    pub fn compact(&mut self, zxid: Zxid) {
+        if zxid <= self.base || zxid > self.committed {
+            return;
+        }
+        self.log.retain(|p| p.zxid > zxid);
+        self.base = zxid;
+    }
+
+    /// Handles one input; what to do goes to `out`, in order.
+    pub fn step(&mut self, input: Input, out: &mut Vec<Output>) {
+        match input {
+            Input::Tick { now } => {
+                self.now = self.now.max(now);
+                self.tick(out);
+            }
+            Input::DiskDone { upto } => self.disk_done(upto, out),
+            Input::LinkDown { peer } => self.link_down(peer, out),
+            Input::Msg { from, msg } => self.message(from, msg, out),
+        }
+    }
+
+    // ---- roles ----
+
+    fn look(&mut self, why: &'static str, out: &mut Vec<Output>) {
+        self.generation += 1;
+        out.push(Output::Abandoned(why));
+        let member = Member {
+            me: self.cfg.me,
+            quorum: self.cfg.quorum.clone(),
+            peers: self.cfg.members.clone(),
+            timing: self.cfg.election,
+        };
+        let clock = self.election.logical_clock();
+        self.election = Election::new(
+            &member,
+            self.last_logged(),
+            self.current_epoch,
+            clock,
+            self.now,
+        );
+        self.state = State::Looking;
+        out.push(Output::Role(Role::Looking));
+        let mut e_out = Vec::new();
+        self.election.start(&mut e_out);
+        self.election_outputs(e_out, out);
+    }
+
+    fn lead(&mut self, out: &mut Vec<Output>) {
+        self.generation += 1;
+        let handshake = LeaderHandshake::new(
+            self.cfg.me,
+            self.cfg.quorum.clone(),
+            self.accepted_epoch,
+            self.current_epoch,
+            self.last_logged(),
+            Vec::new(),
+            self.now,
+            self.cfg.init_limit_ms(),
+        );
+        self.state = State::Leading(Box::new(Leading {
+            handshake,
+            broadcast: None,
+            epoch: 0,
+            synced: BTreeSet::new(),
+            last_heard: BTreeMap::new(),
+            next_ping: self.now,
+        }));
+        out.push(Output::Role(Role::Joining {
+            leader: self.cfg.me,
+        }));
+    }
+
+    fn follow(&mut self, leader: ServerId, out: &mut Vec<Output>) {
+        self.generation += 1;
+        let mut d_out = Vec::new();
+        let handshake = FollowerHandshake::start(
+            leader,
+            self.accepted_epoch,
+            self.current_epoch,
+            self.last_logged(),
+            self.now,
+            self.cfg.init_limit_ms(),
+            &mut d_out,
+        );
+        self.state = State::Following(Box::new(Following {
+            leader,
+            handshake,
+            newleader_seen: false,
+            history_end: 0,
+            buffer: Vec::new(),
+            broadcast: None,
+            epoch: 0,
+            last_heard: self.now,
+            next_ping: self.now,
+        }));
+        out.push(Output::Role(Role::Joining { leader }));
+        self.handshake_outputs(d_out, out);
+    }
+
+    // ---- inputs ----
+
+    fn tick(&mut self, out: &mut Vec<Output>) {
+        let now = self.now;
+        let sync_limit = self.cfg.sync_limit_ms();
+        let tick_ms = self.cfg.tick_ms.max(1);
+        match &mut self.state {
+            State::Looking => {
+                let mut e_out = Vec::new();
+                self.election
+                    .step(election::Input::Tick { now }, &mut e_out);
+                self.election_outputs(e_out, out);
+            }
+            State::Leading(l) => {
+                if l.broadcast.is_none() {
+                    let mut d_out = Vec::new();
+                    l.handshake.step(discovery::Input::Tick { now }, &mut d_out);
+                    self.handshake_outputs(d_out, out);
+                    return;
+                }
+                if now >= l.next_ping {
+                    l.next_ping = now + tick_ms;
+                    for &to in &l.synced {
+                        out.push(Output::Send { to, msg: Msg::Ping });
+                    }
+                }
+                let mut alive: BTreeSet<ServerId> = l
+                    .synced
+                    .iter()
+                    .copied()
+                    .filter(|f| {
+                        l.last_heard
+                            .get(f)
+                            .is_some_and(|t| now.saturating_sub(*t) <= sync_limit)
+                    })
+                    .collect();
+                alive.insert(self.cfg.me);
+                if !self.cfg.quorum.contains_quorum(&alive) {
+                    self.look("no quorum of followers heard within syncLimit", out);
+                }
+            }
+            State::Following(f) => {
+                if f.broadcast.is_none() {
+                    let mut d_out = Vec::new();
+                    f.handshake.step(discovery::Input::Tick { now }, &mut d_out);
+                    self.handshake_outputs(d_out, out);
+                    return;
+                }
+                if now.saturating_sub(f.last_heard) > sync_limit {
+                    self.look("the leader was silent for syncLimit", out);
+                    return;
+                }
+                if now >= f.next_ping {
+                    f.next_ping = now + tick_ms;
+                    out.push(Output::Send {
+                        to: f.leader,
+                        msg: Msg::Ping,
+                    });
+                }
+            }
+        }
+    }
+
+    fn link_down(&mut self, peer: ServerId, out: &mut Vec<Output>) {
+        match &mut self.state {
+            State::Looking => {}
+            State::Leading(l) => {
+                l.synced.remove(&peer);
+                l.last_heard.remove(&peer);
+                if let Some(b) = &mut l.broadcast {
+                    b.remove_follower(peer);
+                }
+            }
+            State::Following(f) => {
+                if f.leader == peer {
+                    self.look("the link to the leader broke", out);
+                }
+            }
+        }
+    }
+
+    fn disk_done(&mut self, upto: u64, out: &mut Vec<Output>) {
+        while let Some(&(seq, generation, what)) = self.pending.front() {
+            if seq > upto {
+                break;
+            }
+            self.pending.pop_front();
+            match what {
+                Pending::AcceptedEpoch(e) => self.accepted_epoch = e,
+                Pending::CurrentEpoch(e) => self.current_epoch = e,
+                _ => {}
+            }
+            if generation != self.generation {
+                continue;
+            }
+            match (&mut self.state, what) {
+                (State::Leading(l), Pending::AcceptedEpoch(_)) => {
+                    let mut d_out = Vec::new();
+                    l.handshake
+                        .step(discovery::Input::AcceptedEpochPersisted, &mut d_out);
+                    self.handshake_outputs(d_out, out);
+                }
+                (State::Following(f), Pending::AcceptedEpoch(_)) => {
+                    let mut d_out = Vec::new();
+                    f.handshake
+                        .step(discovery::Input::AcceptedEpochPersisted, &mut d_out);
+                    self.handshake_outputs(d_out, out);
+                }
+                (State::Leading(l), Pending::CurrentEpoch(_)) => {
+                    let mut d_out = Vec::new();
+                    l.handshake
+                        .step(discovery::Input::CurrentEpochPersisted, &mut d_out);
+                    self.handshake_outputs(d_out, out);
+                }
+                (State::Following(f), Pending::CurrentEpoch(_)) => {
+                    let mut d_out = Vec::new();
+                    f.handshake
+                        .step(discovery::Input::CurrentEpochPersisted, &mut d_out);
+                    self.handshake_outputs(d_out, out);
+                }
+                (State::Leading(l), Pending::Append(zxid)) => {
+                    if let Some(b) = &mut l.broadcast {
+                        let mut b_out = Vec::new();
+                        b.persisted(zxid, &mut b_out);
+                        self.broadcast_outputs(b_out, out);
+                    }
+                }
+                (State::Following(f), Pending::Append(zxid)) => {
+                    if let Some(b) = &mut f.broadcast {
+                        let mut b_out = Vec::new();
+                        b.persisted(zxid, &mut b_out);
+                        self.broadcast_outputs(b_out, out);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn message(&mut self, from: ServerId, msg: Msg, out: &mut Vec<Output>) {
+        if let Msg::Vote(n) = msg {
+            let mut e_out = Vec::new();
+            self.election
+                .step(election::Input::Msg { from, n }, &mut e_out);
+            self.election_outputs(e_out, out);
+            return;
+        }
+        let now = self.now;
+        match &mut self.state {
+            State::Looking => {}
+            State::Leading(l) => {
+                l.last_heard.insert(from, now);
+                match msg {
+                    Msg::Handshake(m) => {
+                        if matches!(m, discovery::Msg::FollowerInfo { .. }) {
+                            // It starts over: no broadcasts until it is synced again.
+                            l.synced.remove(&from);
+                            if let Some(b) = &mut l.broadcast {
+                                b.remove_follower(from);
+                            }
+                        }
+                        let mut d_out = Vec::new();
+                        l.handshake
+                            .step(discovery::Input::Msg { from, msg: m }, &mut d_out);
+                        self.handshake_outputs(d_out, out);
+                    }
+                    Msg::Broadcast(m) => {
+                        if let Some(b) = &mut l.broadcast {
+                            let mut b_out = Vec::new();
+                            b.receive(from, m, &mut b_out);
+                            self.broadcast_outputs(b_out, out);
+                        }
+                    }
+                    Msg::Request(data) if l.broadcast.is_some() => {
+                        out.push(Output::Request { from, data });
+                    }
+                    _ => {}
+                }
+            }
+            State::Following(f) => {
+                if from != f.leader {
+                    return;
+                }
+                f.last_heard = now;
+                match msg {
+                    Msg::Handshake(m) => {
+                        if matches!(m, discovery::Msg::NewLeader { .. })
+                            && f.handshake.awaiting_sync()
+                        {
+                            f.newleader_seen = true;
+                            f.history_end = self.log.last().map(|p| p.zxid).unwrap_or(self.base);
+                        }
+                        let last = self.log.last().map(|p| p.zxid).unwrap_or(self.base);
+                        f.handshake.synced_to(last);
+                        let mut d_out = Vec::new();
+                        f.handshake
+                            .step(discovery::Input::Msg { from, msg: m }, &mut d_out);
+                        self.handshake_outputs(d_out, out);
+                    }
+                    Msg::Diff(entries) if f.handshake.awaiting_sync() => {
+                        for p in entries {
+                            if p.zxid <= self.last_logged() {
+                                out.push(Output::Violation("DIFF entry not after the log's end"));
+                                continue;
+                            }
+                            self.append(p, out);
+                        }
+                    }
+                    Msg::Trunc(to) if f.handshake.awaiting_sync() => {
+                        if to < self.committed || to < self.base {
+                            out.push(Output::Violation("TRUNC below a committed txn"));
+                            self.look("TRUNC below a committed txn", out);
+                            return;
+                        }
+                        self.log.retain(|p| p.zxid <= to);
+                        self.write(Write::Truncate(to), Pending::Other, out);
+                    }
+                    Msg::Snap { zxid, state } if f.handshake.awaiting_sync() => {
+                        if zxid < self.committed {
+                            out.push(Output::Violation("SNAP older than a committed txn"));
+                        }
+                        self.base = zxid;
+                        self.log.clear();
+                        self.committed = zxid;
+                        self.writes_issued += 1;
+                        self.pending.push_back((
+                            self.writes_issued,
+                            self.generation,
+                            Pending::Other,
+                        ));
+                        out.push(Output::InstallSnapshot { zxid, state });
+                    }
+                    Msg::Broadcast(m) => {
+                        if let Some(b) = &mut f.broadcast {
+                            let mut b_out = Vec::new();
+                            b.receive(from, m, &mut b_out);
+                            self.broadcast_outputs(b_out, out);
+                        } else if f.newleader_seen {
+                            f.buffer.push(m);
+                        }
+                    }
+                    Msg::Ping => {}
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    // ---- outputs of the parts ----
+
+    fn write(&mut self, w: Write, what: Pending, out: &mut Vec<Output>) {
+        self.writes_issued += 1;
+        self.pending
+            .push_back((self.writes_issued, self.generation, what));
+        out.push(Output::Write(w));
+    }
+
+    fn append(&mut self, p: Proposal, out: &mut Vec<Output>) {
+        let zxid = p.zxid;
+        self.log.push(p.clone());
+        self.write(Write::Append(p), Pending::Append(zxid), out);
+    }
+
+    /// Hands every logged txn up to `upto` to the tree.
+    fn commit_through(&mut self, upto: Zxid, out: &mut Vec<Output>) {
+        for p in &self.log {
+            if p.zxid > self.committed && p.zxid <= upto {
+                out.push(Output::Commit(p.clone()));
+            }
+        }
+        self.committed = self.committed.max(upto);
+    }
+
+    fn election_outputs(&mut self, e_out: Vec<election::Output>, out: &mut Vec<Output>) {
+        for o in e_out {
+            match o {
+                election::Output::Send { to, n } => out.push(Output::Send {
+                    to,
+                    msg: Msg::Vote(n),
+                }),
+                election::Output::Decided { leader, state, .. } => {
+                    if !matches!(self.state, State::Looking) {
+                        continue;
+                    }
+                    match state {
+                        PeerState::Leading => self.lead(out),
+                        PeerState::Following | PeerState::Observing => self.follow(leader, out),
+                        PeerState::Looking => {}
+                    }
+                }
+            }
+        }
+    }
+
+    fn handshake_outputs(&mut self, d_out: Vec<discovery::Output>, out: &mut Vec<Output>) {
+        for o in d_out {
+            match o {
+                discovery::Output::Send { to, msg } => {
+                    let is_newleader = matches!(msg, discovery::Msg::NewLeader { .. });
+                    out.push(Output::Send {
+                        to,
+                        msg: Msg::Handshake(msg),
+                    });
+                    if is_newleader {
+                        self.after_newleader(to, out);
+                    }
+                }
+                discovery::Output::PersistAcceptedEpoch(e) => {
+                    self.write(Write::AcceptedEpoch(e), Pending::AcceptedEpoch(e), out)
+                }
+                discovery::Output::PersistCurrentEpoch(e) => {
+                    self.write(Write::CurrentEpoch(e), Pending::CurrentEpoch(e), out)
+                }
+                discovery::Output::Sync { to, peer_last, .. } => self.sync(to, peer_last, out),
+                discovery::Output::Established { epoch } => self.established(epoch, out),
+                discovery::Output::FollowerSynced { id } => {
+                    if let State::Leading(l) = &mut self.state {
+                        if let Some(b) = &mut l.broadcast {
+                            b.add_follower(id);
+                        }
+                    }
+                }
+                discovery::Output::Abandon { reason } => {
+                    self.look(reason, out);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Leader: the sync data for `to`, whose log ends at `peer_last`.
+    fn sync(&mut self, to: ServerId, peer_last: Zxid, out: &mut Vec<Output>) {
+        let State::Leading(l) = &mut self.state else {
+            return;
+        };
+        // Before establishment the whole log is the new epoch's history; after, only what
+        // is committed (proposals in flight follow NEWLEADER).
+        let history_end = if l.broadcast.is_some() {
+            self.committed
+        } else {
+            self.log.last().map(|p| p.zxid).unwrap_or(self.base)
+        };
+        let mut zxids = vec![self.base];
+        zxids.extend(
+            self.log
+                .iter()
+                .map(|p| p.zxid)
+                .take_while(|z| *z <= history_end),
+        );
+        let plan = plan_sync(&zxids, history_end, peer_last);
+        l.synced.insert(to);
+        let diff = |after: Zxid| -> Vec<Proposal> {
+            self.log
+                .iter()
+                .filter(|p| p.zxid > after && p.zxid <= history_end)
+                .cloned()
+                .collect()
+        };
+        let kind = match plan {
+            SyncPlan::Diff { after } => {
+                out.push(Output::Send {
+                    to,
+                    msg: Msg::Diff(diff(after)),
+                });
+                SyncKind::Diff
+            }
+            SyncPlan::Trunc { to: at } => {
+                out.push(Output::Send {
+                    to,
+                    msg: Msg::Trunc(at),
+                });
+                SyncKind::Trunc
+            }
+            SyncPlan::TruncThenDiff { to: at } => {
+                out.push(Output::Send {
+                    to,
+                    msg: Msg::Trunc(at),
+                });
+                out.push(Output::Send {
+                    to,
+                    msg: Msg::Diff(diff(at)),
+                });
+                SyncKind::TruncThenDiff
+            }
+            SyncPlan::Snap => {
+                out.push(Output::SendSnapshot { to });
+                out.push(Output::Send {
+                    to,
+                    msg: Msg::Diff(diff(self.committed)),
+                });
+                SyncKind::Snap
+            }
+        };
+        out.push(Output::Synced { to, kind });
+    }
+
+    /// Leader, after NEWLEADER to `to`: once established, the proposals in flight follow,
+    /// and `to` gets every later one.
+    fn after_newleader(&mut self, to: ServerId, out: &mut Vec<Output>) {
+        let State::Leading(l) = &mut self.state else {
+            return;
+        };
+        let Some(b) = &mut l.broadcast else {
+            return;
+        };
+        for p in self.log.iter().filter(|p| p.zxid > self.committed) {
+            out.push(Output::Send {
+                to,
+                msg: Msg::Broadcast(broadcast::Msg::Proposal(p.clone())),
+            });
+        }
+        b.add_follower(to);
+    }
+
+    fn established(&mut self, epoch: u32, out: &mut Vec<Output>) {
+        let last = self.last_logged();
+        self.election.established(epoch);
+        match &mut self.state {
+            State::Leading(l) => {
+                let mut b =
+                    broadcast::Leader::new(self.cfg.me, self.cfg.quorum.clone(), epoch, last);
+                for &f in &l.synced {
+                    b.add_follower(f);
+                    l.last_heard.insert(f, self.now);
+                }
+                l.broadcast = Some(b);
+                l.epoch = epoch;
+                l.next_ping = self.now;
+                self.commit_through(last, out);
+                out.push(Output::Role(Role::Leading { epoch }));
+            }
+            State::Following(f) => {
+                let history_end = f.history_end;
+                let leader = f.leader;
+                let mut b = broadcast::Follower::new(leader, last, history_end);
+                f.epoch = epoch;
+                let buffered = std::mem::take(&mut f.buffer);
+                let mut b_out = Vec::new();
+                for m in buffered {
+                    b.receive(leader, m, &mut b_out);
+                }
+                f.broadcast = Some(b);
+                self.commit_through(history_end, out);
+                out.push(Output::Role(Role::Following { leader, epoch }));
+                self.broadcast_outputs(b_out, out);
+            }
+            State::Looking => {}
+        }
+    }
+
+    fn broadcast_outputs(&mut self, b_out: Vec<broadcast::Output>, out: &mut Vec<Output>) {
+        for o in b_out {
+            match o {
+                broadcast::Output::Persist(p) => self.append(p, out),
+                broadcast::Output::Send { to, msg } => out.push(Output::Send {
+                    to,
+                    msg: Msg::Broadcast(msg),
+                }),
+                broadcast::Output::Commit(zxid) => self.commit_through(zxid, out),
+                broadcast::Output::Resync { reason } => {
+                    self.look(reason, out);
+                    return;
+                }
+            }
+        }
+    }
+}
