@@ -132,6 +132,8 @@ struct Disk {
     /// Issued, not yet durable: (done at, sequence number, op).
     queue: VecDeque<(Millis, u64, DiskOp)>,
     last_done_at: Millis,
+    /// Until then, fsyncs are slow.
+    slow_until: Millis,
     /// Highest sequence number durable / reported to the peer.
     durable_seq: u64,
     reported_seq: u64,
@@ -383,10 +385,22 @@ impl World {
         let n = self.nodes.len();
         let i = self.rng.below(n as u64) as usize;
         match self.rng.below(100) {
-            0..=19 => {
+            0..=14 => {
                 if self.nodes[i].up {
                     self.coverage.crashes += 1;
                     self.crash(i, false);
+                }
+            }
+            15..=19 => {
+                // A rack loses power: a majority at once, each restarting in its own time.
+                self.trace(|| "power loss of a majority".to_owned());
+                let start = self.rng.below(n as u64) as usize;
+                for k in 0..n / 2 + 1 {
+                    let j = (start + k) % n;
+                    if self.nodes[j].up {
+                        self.coverage.power_losses += 1;
+                        self.crash(j, true);
+                    }
                 }
             }
             20..=34 => {
@@ -410,8 +424,14 @@ impl World {
                     self.trace(|| format!("server {}: paused {d} ms", i + 1));
                 }
             }
-            _ => {
+            85..=92 => {
                 self.slow_until = self.now + self.rng.between(500, 4_000);
+            }
+            _ => {
+                // A disk that stalls: fsyncs take hundreds of milliseconds for a while.
+                let d = self.rng.between(500, 5_000);
+                self.nodes[i].disk.slow_until = self.now + d;
+                self.trace(|| format!("server {}: slow disk for {d} ms", i + 1));
             }
         }
     }
@@ -773,7 +793,11 @@ impl World {
     }
 
     fn disk_write(&mut self, i: usize, op: DiskOp) {
-        let fsync = self.rng.between(1, 15);
+        let fsync = if self.now < self.nodes[i].disk.slow_until {
+            self.rng.between(50, 400)
+        } else {
+            self.rng.between(1, 15)
+        };
         let disk = &mut self.nodes[i].disk;
         disk.issued_seq += 1;
         let at = (self.now + fsync).max(disk.last_done_at);
