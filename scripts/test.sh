@@ -5,3 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PROPTEST_CASES="${PROPTEST_CASES:-256}"
 cargo test --workspace --locked "$@"
+
+# The ensemble simulator (crates/zk-sim): the committed regression seeds first, then fresh
+# seeds until the time box closes; at least 1,000 must run. Long mode, for instance:
+#   ZK_SIM_SECONDS=3600 ZK_SIM_START=$RANDOM$RANDOM scripts/test.sh
+cargo run --release --locked -q -p zk-sim -- \
+  --regressions crates/zk-sim/regressions.txt \
+  --start "${ZK_SIM_START:-1}" --seeds "${ZK_SIM_SEEDS:-100000000}" \
+  --time-box "${ZK_SIM_SECONDS:-90}" --min-seeds 1000

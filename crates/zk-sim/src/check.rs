@@ -201,3 +201,120 @@ fn touched(entry: &TxnEntry) -> Vec<String> {
         _ => Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zk_proto::records::{CreateTxn, TxnHeader};
+    use zk_proto::TxnBody;
+
+    fn create(zxid: Zxid, session: i64, cxid: i32, path: &str) -> Vec<u8> {
+        TxnEntry {
+            header: TxnHeader {
+                client_id: session,
+                cxid,
+                zxid,
+                time: 0,
+                r#type: zk_proto::OpCode::Create.code(),
+            },
+            body: TxnBody::Create(CreateTxn {
+                path: path.to_owned(),
+                data: Some(Bytes::from_static(b"v")),
+                acl: zk_proto::modes::ids::open_acl_unsafe(),
+                ephemeral: false,
+                parent_c_version: 1,
+            }),
+            digest: None,
+        }
+        .encode()
+        .to_vec()
+    }
+
+    fn history() -> History {
+        let mut h = History::default();
+        h.commits
+            .insert(0x1_0000_0001, create(0x1_0000_0001, 9, 1, "/a"));
+        h.commits
+            .insert(0x1_0000_0002, create(0x1_0000_0002, 9, 2, "/b"));
+        let mut model = DataTree::new(TreeConfig::default());
+        let mut results = Vec::new();
+        for data in h.commits.values() {
+            let e = TxnEntry::decode(Bytes::copy_from_slice(data)).unwrap();
+            results.push((
+                e.header.zxid,
+                e.header.cxid,
+                model.apply(&e.header, &e.body),
+            ));
+        }
+        for (zxid, cxid, applied) in results {
+            h.acked.push(AckedWrite {
+                client: 0,
+                session: 9,
+                cxid,
+                zxid,
+                result: applied.result,
+                invoked: zxid as u64 & 0xff,
+                responded: (zxid as u64 & 0xff) + 10,
+            });
+        }
+        h.finals = vec![(1, 0x1_0000_0002, model.digest(), true)];
+        h.leaders = vec![(1, 1)];
+        h
+    }
+
+    #[test]
+    fn a_consistent_history_passes() {
+        assert_eq!(check(&history()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_lost_acknowledged_write_is_caught() {
+        let mut h = history();
+        h.commits.remove(&0x1_0000_0002);
+        let v = check(&h);
+        assert!(v.iter().any(|l| l.contains("not committed")), "{v:?}");
+    }
+
+    #[test]
+    fn two_leaders_in_one_epoch_are_caught() {
+        let mut h = history();
+        h.leaders.push((1, 2));
+        assert!(check(&h).iter().any(|l| l.contains("two leaders")));
+    }
+
+    #[test]
+    fn a_stale_or_wrong_read_is_caught() {
+        let mut h = history();
+        h.reads.push(Read {
+            client: 0,
+            key: "/b".to_owned(),
+            zxid: 0x1_0000_0002,
+            value: None,
+        });
+        assert!(check(&h).iter().any(|l| l.contains("the model says")));
+    }
+
+    #[test]
+    fn real_time_order_is_enforced() {
+        let mut h = history();
+        // The write at the higher zxid answered before the lower one was even invoked.
+        h.acked[1].invoked = 1;
+        h.acked[1].responded = 2;
+        h.acked[0].invoked = 50;
+        h.acked[0].responded = 60;
+        assert!(check(&h).iter().any(|l| l.contains("not linearizable")));
+    }
+
+    #[test]
+    fn a_server_that_diverged_is_caught() {
+        let mut h = history();
+        h.finals.push((2, 0x1_0000_0002, 12345, true));
+        h.finals.push((3, 0x1_0000_0001, 0, true));
+        let v = check(&h);
+        assert!(
+            v.iter().any(|l| l.contains("differs from the model")),
+            "{v:?}"
+        );
+        assert!(v.iter().any(|l| l.contains("ends at")), "{v:?}");
+    }
+}

@@ -36,6 +36,9 @@ struct Args {
     /// Print role changes and faults (with --seed).
     #[arg(long)]
     trace: bool,
+    /// Fail unless at least this many seeds ran (a time box must not make the run vacuous).
+    #[arg(long, default_value_t = 0)]
+    min_seeds: usize,
     /// Worker threads.
     #[arg(long, default_value_t = 2)]
     jobs: usize,
@@ -166,6 +169,14 @@ fn main() -> ExitCode {
         failed,
         coverage
     );
+    if results.len() < args.min_seeds {
+        println!(
+            "only {} seeds ran, fewer than --min-seeds {}",
+            results.len(),
+            args.min_seeds
+        );
+        return ExitCode::FAILURE;
+    }
     if violations == 0 {
         ExitCode::SUCCESS
     } else {
