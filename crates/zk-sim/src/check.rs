@@ -8,6 +8,7 @@
 //! - every read returns the model's value at the zxid the server had applied, and a
 //!   client's reads never go back in time (checked as they happen);
 //! - every snapshot installed by a sync equals the model's state at its zxid;
+//! - ephemerals vanish exactly with their session (never before, never after);
 //! - after healing, every server serves, has applied every committed txn and agrees with
 //!   the model's digest.
 //!
@@ -89,8 +90,10 @@ pub fn check(h: &History) -> Vec<String> {
                 continue;
             }
         };
+        let before = model.ephemerals().clone();
         let applied = model.apply(&entry.header, &entry.body);
         digests.insert(zxid, model.digest());
+        ephemerals_follow_sessions(&model, &before, &entry, &mut v);
         for path in touched(&entry) {
             let now = model.data(&path).map(|d| d.unwrap_or_default().to_vec());
             values.entry(path).or_default().push((zxid, now));
@@ -189,6 +192,45 @@ pub fn check(h: &History) -> Vec<String> {
         }
     }
     v
+}
+
+/// Ephemerals vanish exactly with their session: every owner is a live session, and an
+/// ephemeral only disappears when its owner's session closes (the simulator's clients never
+/// delete their ephemerals themselves).
+fn ephemerals_follow_sessions(
+    model: &DataTree,
+    before: &BTreeMap<i64, std::collections::BTreeSet<String>>,
+    entry: &TxnEntry,
+    v: &mut Vec<String>,
+) {
+    let zxid = entry.header.zxid;
+    for (owner, paths) in model.ephemerals() {
+        if !paths.is_empty() && !model.sessions().contains_key(owner) {
+            v.push(format!(
+                "after {zxid:#x}, ephemerals {paths:?} belong to session {owner:#x}, which is closed"
+            ));
+        }
+    }
+    let closed = match entry.body {
+        zk_proto::TxnBody::CloseSession(_) => Some(entry.header.client_id),
+        _ => None,
+    };
+    for (owner, paths) in before {
+        let now = model.ephemerals().get(owner);
+        for p in paths {
+            let gone = now.is_none_or(|set| !set.contains(p));
+            if gone && closed != Some(*owner) {
+                v.push(format!(
+                    "ephemeral {p} of session {owner:#x} vanished at {zxid:#x} while the session lives"
+                ));
+            }
+        }
+        if closed == Some(*owner) && now.is_some_and(|set| !set.is_empty()) {
+            v.push(format!(
+                "session {owner:#x} closed at {zxid:#x} but kept ephemerals {now:?}"
+            ));
+        }
+    }
 }
 
 /// The paths a txn may change (the simulator's clients use single-path writes).

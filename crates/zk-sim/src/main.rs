@@ -163,7 +163,7 @@ fn main() -> ExitCode {
         started.elapsed().as_secs_f64()
     );
     println!(
-        "{} seeds, {} violations ({} failing seeds); {}; session expiries=0",
+        "{} seeds, {} violations ({} failing seeds); {}",
         results.len(),
         violations,
         failed,

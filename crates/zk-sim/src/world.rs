@@ -4,9 +4,12 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 
 use bytes::Bytes;
+use zk_proto::records::CreateSessionTxn;
 use zk_proto::records::{CreateRequest, DeleteRequest, SetDataRequest};
+use zk_proto::TxnBody;
 use zk_proto::{decode_request, encode_request, Reader, Request, TxnEntry};
-use zk_tree::prep::{prep_request, PendingChanges, PrepContext};
+use zk_session::{SessionConfig, SessionTracker};
+use zk_tree::prep::{prep_create_session, prep_request, PendingChanges, PrepContext};
 use zk_tree::snapshot::{read_snapshot, write_snapshot};
 use zk_tree::{DataTree, TreeConfig, TxnResult};
 use zk_zab::broadcast::Proposal;
@@ -61,6 +64,9 @@ pub struct Coverage {
     pub failed_writes: u64,
     pub reads: u64,
     pub snapshots: u64,
+    pub sessions_created: u64,
+    pub session_expiries: u64,
+    pub ephemerals_created: u64,
 }
 
 impl Coverage {
@@ -78,6 +84,9 @@ impl Coverage {
         self.failed_writes += o.failed_writes;
         self.reads += o.reads;
         self.snapshots += o.snapshots;
+        self.sessions_created += o.sessions_created;
+        self.session_expiries += o.session_expiries;
+        self.ephemerals_created += o.ephemerals_created;
     }
 }
 
@@ -85,7 +94,7 @@ impl fmt::Display for Coverage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "syncs diff={} trunc={} trunc+diff={} snap={}; leader changes={}; crashes={} power losses={} partitions={} pauses={}; writes acked={} failed={}; reads={}; snapshots={}",
+            "syncs diff={} trunc={} trunc+diff={} snap={}; leader changes={}; crashes={} power losses={} partitions={} pauses={}; writes acked={} failed={}; reads={}; snapshots={}; sessions created={} expired={}; ephemerals={}",
             self.diff_syncs,
             self.trunc_syncs,
             self.trunc_diff_syncs,
@@ -98,7 +107,10 @@ impl fmt::Display for Coverage {
             self.acked_writes,
             self.failed_writes,
             self.reads,
-            self.snapshots
+            self.snapshots,
+            self.sessions_created,
+            self.session_expiries,
+            self.ephemerals_created
         )
     }
 }
@@ -115,6 +127,7 @@ pub struct Report {
 
 const STEP_MS: Millis = 5;
 const KEYS: u64 = 6;
+const SESSION_TIMEOUT_MS: i32 = 2_000;
 
 #[derive(Debug)]
 enum DiskOp {
@@ -171,6 +184,10 @@ struct Node {
     commits_since_snapshot: u32,
     /// Writes of clients connected here, waiting for their commit: (session, cxid) -> client.
     waiting: BTreeMap<(i64, i32), usize>,
+    /// Leader: the sessions it expires (ZooKeeper's leader-side session tracker).
+    tracker: Option<SessionTracker>,
+    /// Follower: sessions its clients pinged since its last report to the leader.
+    touches: Vec<i64>,
     restart_at: Option<Millis>,
 }
 
@@ -194,15 +211,20 @@ struct Link {
 }
 
 struct Pending {
+    create_session: bool,
     cxid: i32,
     server: usize,
     invoked: Millis,
     deadline: Millis,
-    request: Request,
 }
 
 struct Client {
+    /// 0 until a session is asked for.
     session: i64,
+    /// The createSession was acknowledged.
+    session_live: bool,
+    generation: i64,
+    next_ping: Millis,
     server: Option<usize>,
     next_at: Millis,
     cxid: i32,
@@ -246,21 +268,52 @@ fn decode_tree(zxid: Zxid, state: &[u8]) -> Result<DataTree, String> {
     Ok(tree)
 }
 
-/// A forwarded write: session, cxid, then the request frame.
-fn encode_forward(session: i64, cxid: i32, request: &Request) -> Vec<u8> {
+/// What a follower forwards: a client's write, or a new session.
+enum Forward {
+    Write(Request),
+    CreateSession,
+}
+
+/// A forwarded write: tag (0 write, 1 createSession), session, cxid, then the request frame.
+fn encode_forward(session: i64, cxid: i32, request: &Forward) -> Vec<u8> {
     let mut out = Vec::new();
+    let request = match request {
+        Forward::CreateSession => {
+            out.push(1);
+            out.extend_from_slice(&session.to_be_bytes());
+            out.extend_from_slice(&cxid.to_be_bytes());
+            return out;
+        }
+        Forward::Write(r) => r,
+    };
+    out.push(0);
     out.extend_from_slice(&session.to_be_bytes());
     out.extend_from_slice(&cxid.to_be_bytes());
     encode_request(cxid, request, &mut out);
     out
 }
 
-fn decode_forward(data: &[u8]) -> Option<(i64, i32, Request)> {
-    let session = i64::from_be_bytes(data.get(0..8)?.try_into().ok()?);
-    let cxid = i32::from_be_bytes(data.get(8..12)?.try_into().ok()?);
-    let mut r = Reader::new(Bytes::copy_from_slice(data.get(12..)?));
+fn decode_forward(data: &[u8]) -> Option<(i64, i32, Forward)> {
+    let tag = *data.first()?;
+    let session = i64::from_be_bytes(data.get(1..9)?.try_into().ok()?);
+    let cxid = i32::from_be_bytes(data.get(9..13)?.try_into().ok()?);
+    if tag == 1 {
+        return Some((session, cxid, Forward::CreateSession));
+    }
+    let mut r = Reader::new(Bytes::copy_from_slice(data.get(13..)?));
     let (_, body) = decode_request(&mut r).ok()?;
-    Some((session, cxid, body.ok()?))
+    Some((session, cxid, Forward::Write(body.ok()?)))
+}
+
+/// Session ids a follower reports with its ping.
+fn encode_touches(ids: &[i64]) -> Vec<u8> {
+    ids.iter().flat_map(|id| id.to_be_bytes()).collect()
+}
+
+fn decode_touches(data: &[u8]) -> Vec<i64> {
+    data.chunks_exact(8)
+        .filter_map(|c| c.try_into().ok().map(i64::from_be_bytes))
+        .collect()
 }
 
 /// Plays one seed and checks it.
@@ -303,6 +356,8 @@ impl World {
                 snapshot_every: rng.between(15, 60) as u32,
                 commits_since_snapshot: 0,
                 waiting: BTreeMap::new(),
+                tracker: None,
+                touches: Vec::new(),
                 restart_at: Some(rng.below(300)),
             })
             .collect();
@@ -319,8 +374,11 @@ impl World {
             })
             .collect();
         let clients = (0..opts.clients)
-            .map(|c| Client {
-                session: 0x100 + c as i64,
+            .map(|_| Client {
+                session: 0,
+                session_live: false,
+                generation: 0,
+                next_ping: 0,
                 server: None,
                 next_at: 500,
                 cxid: 0,
@@ -367,6 +425,7 @@ impl World {
             self.deliver();
             self.disks();
             self.ticks();
+            self.sessions();
             if self.now < end - 10_000 {
                 self.clients_act();
             } else {
@@ -660,7 +719,7 @@ impl World {
                         break;
                     };
                     if self.opts.trace
-                        && !matches!(msg, Msg::Ping | Msg::Broadcast(_) | Msg::Request(_))
+                        && !matches!(msg, Msg::Ping(_) | Msg::Broadcast(_) | Msg::Request(_))
                     {
                         let what = match &msg {
                             Msg::Snap { zxid, .. } => format!("Snap {zxid:#x}"),
@@ -773,6 +832,14 @@ impl World {
                         self.propose(i, session, cxid, request);
                     }
                 }
+                Output::Pinged { payload, .. } => {
+                    let now = self.local_now(i);
+                    if let Some(t) = self.nodes[i].tracker.as_mut() {
+                        for id in decode_touches(&payload) {
+                            let _ = t.touch(id, now);
+                        }
+                    }
+                }
                 Output::Role(role) => self.role(i, role),
                 Output::Synced { kind, to } => match kind {
                     _ if self.opts.trace && {
@@ -828,10 +895,22 @@ impl World {
                 self.coverage.leader_changes += 1;
                 self.history.leaders.push((epoch, i + 1));
                 self.nodes[i].prep = PendingChanges::default();
+                // A new leader gives every session of its tree a full timeout.
+                let now = self.local_now(i);
+                let node = &mut self.nodes[i];
+                let mut tracker = SessionTracker::new(SessionConfig::new(node.id as u8, 100), now);
+                for (&id, &timeout) in node.tree.sessions() {
+                    tracker.add(id, timeout, now);
+                }
+                node.tracker = Some(tracker);
             }
-            Role::Following { .. } => {}
+            Role::Following { .. } => {
+                self.nodes[i].tracker = None;
+            }
             Role::Looking | Role::Joining { .. } => {
                 self.nodes[i].prep = PendingChanges::default();
+                self.nodes[i].tracker = None;
+                self.nodes[i].touches.clear();
                 self.disconnect_clients(i);
             }
         }
@@ -851,7 +930,7 @@ impl World {
 
     /// Leader: prepare a client's write against the tree and the changes in flight, and
     /// propose it.
-    fn propose(&mut self, i: usize, session: i64, cxid: i32, request: Request) {
+    fn propose(&mut self, i: usize, session: i64, cxid: i32, request: Forward) {
         let now = self.now as i64;
         let node = &mut self.nodes[i];
         let Some(peer) = node.peer.as_mut() else {
@@ -866,7 +945,24 @@ impl World {
             enforce_quota: false,
             local_session: false,
         };
-        let prepared = prep_request(&node.tree, &mut node.prep, &ctx, cxid, &request, zxid, now);
+        let prepared = match &request {
+            Forward::CreateSession => {
+                prep_create_session(session, cxid, SESSION_TIMEOUT_MS, zxid, now)
+            }
+            Forward::Write(request) => {
+                // As ZooKeeper's PrepRequestProcessor: a session the leader does not know
+                // (expired, or closing) gets no txn.
+                let live = matches!(request, Request::CloseSession)
+                    || node
+                        .tracker
+                        .as_ref()
+                        .is_some_and(|t| t.check(session).is_ok());
+                if !live {
+                    return;
+                }
+                prep_request(&node.tree, &mut node.prep, &ctx, cxid, request, zxid, now)
+            }
+        };
         let entry = TxnEntry {
             header: prepared.header,
             body: prepared.body,
@@ -896,6 +992,7 @@ impl World {
                 return;
             }
         };
+        let commits_before = self.history.commits.len();
         // Agreement and no gaps: the txn before this one everywhere is the one this tree
         // holds last, and a zxid never carries two different txns.
         let before = self
@@ -940,9 +1037,30 @@ impl World {
                 self.history.commits.insert(p.zxid, p.data.clone());
             }
         }
+        let new_globally = self.history.commits.len() > commits_before;
+        if new_globally {
+            match &entry.body {
+                TxnBody::CreateSession(_) => self.coverage.sessions_created += 1,
+                TxnBody::CloseSession(_) => self.coverage.session_expiries += 1,
+                TxnBody::Create(c) if c.ephemeral => self.coverage.ephemerals_created += 1,
+                _ => {}
+            }
+        }
+        let now = self.local_now(i);
         let node = &mut self.nodes[i];
         let applied = node.tree.apply(&entry.header, &entry.body);
         node.prep.applied(p.zxid);
+        if let Some(t) = node.tracker.as_mut() {
+            match &entry.body {
+                TxnBody::CreateSession(CreateSessionTxn { time_out }) => {
+                    t.add(entry.header.client_id, *time_out, now)
+                }
+                TxnBody::CloseSession(_) => {
+                    t.remove(entry.header.client_id);
+                }
+                _ => {}
+            }
+        }
         if let Some(c) = node
             .waiting
             .remove(&(entry.header.client_id, entry.header.cxid))
@@ -972,6 +1090,9 @@ impl World {
         if p.server != server {
             return;
         }
+        if p.create_session {
+            client.session_live = true;
+        }
         client.last_zxid = client.last_zxid.max(zxid);
         self.coverage.acked_writes += 1;
         self.history.acked.push(AckedWrite {
@@ -983,7 +1104,60 @@ impl World {
             invoked: p.invoked,
             responded: self.now,
         });
-        let _ = p.request;
+    }
+
+    // ---- sessions ----
+
+    /// Leaders expire silent sessions (a closeSession txn each); followers report the
+    /// sessions their clients pinged, with their ping to the leader, every tick.
+    fn sessions(&mut self) {
+        let report = self.now % 100 == 0;
+        for i in 0..self.nodes.len() {
+            if !self.responsive(i) {
+                continue;
+            }
+            let now = self.local_now(i);
+            let expired = match self.nodes[i].tracker.as_mut() {
+                Some(t) => t.expire(now),
+                None => Vec::new(),
+            };
+            for id in expired {
+                self.trace(|| format!("server {}: session {id:#x} expires", i + 1));
+                self.propose(i, id, 0, Forward::Write(Request::CloseSession));
+            }
+            if report && !self.nodes[i].touches.is_empty() {
+                let ids = std::mem::take(&mut self.nodes[i].touches);
+                let mut out = Vec::new();
+                if let Some(p) = self.nodes[i].peer.as_mut() {
+                    p.ping_leader(encode_touches(&ids), &mut out);
+                }
+                self.outputs(i, out);
+            }
+        }
+    }
+
+    /// Clients with a session ping their server every 500 ms.
+    fn clients_ping(&mut self) {
+        for c in 0..self.clients.len() {
+            let client = &self.clients[c];
+            let (Some(s), true) = (client.server, client.session != 0) else {
+                continue;
+            };
+            if self.now < client.next_ping || !self.responsive(s) {
+                continue;
+            }
+            let session = client.session;
+            self.clients[c].next_ping = self.now + 500;
+            let now = self.local_now(s);
+            let node = &mut self.nodes[s];
+            match (node.tracker.as_mut(), node.role) {
+                (Some(t), _) => {
+                    let _ = t.touch(session, now);
+                }
+                (None, Role::Following { .. }) => node.touches.push(session),
+                _ => {}
+            }
+        }
     }
 
     // ---- clients ----
@@ -1003,6 +1177,7 @@ impl World {
 
     fn clients_act(&mut self) {
         self.clients_expire();
+        self.clients_ping();
         for c in 0..self.clients.len() {
             if self.now < self.clients[c].next_at || self.clients[c].pending.is_some() {
                 continue;
@@ -1015,17 +1190,44 @@ impl World {
                 continue;
             }
             self.clients[c].next_at = self.now + self.rng.between(5, 60);
-            let key = format!("/k{}", self.rng.below(KEYS));
-            if self.rng.below(10) < 3 {
-                self.read(c, s, key);
-            } else {
-                self.write(c, s, key);
+            if self.clients[c].session == 0 {
+                self.new_session(c, s);
+                continue;
+            }
+            if !self.clients[c].session_live {
+                // Its createSession never came back: start over with a new one.
+                self.clients[c].session = 0;
+                continue;
+            }
+            match self.rng.below(100) {
+                0 => {
+                    // The client dies: its session is left to expire, its ephemerals with it.
+                    self.trace(|| format!("client {c} abandons its session"));
+                    let client = &mut self.clients[c];
+                    client.session = 0;
+                    client.session_live = false;
+                    client.server = None;
+                    client.next_at = self.now + self.rng.between(100, 3_000);
+                }
+                1..=10 => {
+                    let key = format!("/e{c}-{}", self.rng.below(3));
+                    self.write(c, s, key, true);
+                }
+                11..=35 => {
+                    let key = format!("/k{}", self.rng.below(KEYS));
+                    self.read(c, s, key);
+                }
+                _ => {
+                    let key = format!("/k{}", self.rng.below(KEYS));
+                    self.write(c, s, key, false);
+                }
             }
         }
     }
 
     /// The server client `c` is connected to, connecting first when needed (only to a
-    /// serving server that has seen everything the client has, as ZooKeeper requires).
+    /// serving server that has seen everything the client has, as ZooKeeper requires). A
+    /// session the server no longer has expired: the client will open a new one.
     fn connected(&mut self, c: usize) -> Option<usize> {
         if let Some(s) = self.clients[c].server {
             if self.nodes[s].serving() {
@@ -1040,7 +1242,14 @@ impl World {
             if self.nodes[s].serving()
                 && self.nodes[s].tree.last_processed_zxid() >= self.clients[c].last_zxid
             {
-                self.clients[c].server = Some(s);
+                let client = &mut self.clients[c];
+                client.server = Some(s);
+                if client.session_live
+                    && !self.nodes[s].tree.sessions().contains_key(&client.session)
+                {
+                    client.session = 0;
+                    client.session_live = false;
+                }
                 return Some(s);
             }
         }
@@ -1069,13 +1278,25 @@ impl World {
         });
     }
 
-    fn write(&mut self, c: usize, s: usize, key: String) {
+    fn new_session(&mut self, c: usize, s: usize) {
         let client = &mut self.clients[c];
-        client.cxid += 1;
-        let cxid = client.cxid;
-        let session = client.session;
+        client.generation += 1;
+        client.session = ((c as i64 + 1) << 32) | client.generation;
+        client.session_live = false;
+        client.next_ping = self.now;
+        self.submit(c, s, Forward::CreateSession);
+    }
+
+    fn write(&mut self, c: usize, s: usize, key: String, ephemeral: bool) {
+        let cxid = self.clients[c].cxid + 1;
         let data = Some(Bytes::from(format!("c{c}-{cxid}")));
         let request = match self.rng.below(3) {
+            _ if ephemeral => Request::Create(CreateRequest {
+                path: key,
+                data,
+                acl: zk_proto::modes::ids::open_acl_unsafe(),
+                flags: 1,
+            }),
             0 => Request::Create(CreateRequest {
                 path: key,
                 data,
@@ -1092,12 +1313,22 @@ impl World {
                 version: -1,
             }),
         };
-        self.clients[c].pending = Some(Pending {
+        self.submit(c, s, Forward::Write(request));
+    }
+
+    /// Sends a write (or a new session) to server `s`, which proposes it if it leads and
+    /// forwards it otherwise; the client waits for its commit at `s`.
+    fn submit(&mut self, c: usize, s: usize, request: Forward) {
+        let client = &mut self.clients[c];
+        client.cxid += 1;
+        let cxid = client.cxid;
+        let session = client.session;
+        client.pending = Some(Pending {
+            create_session: matches!(request, Forward::CreateSession),
             cxid,
             server: s,
             invoked: self.now,
             deadline: self.now + 6_000,
-            request: request.clone(),
         });
         self.nodes[s].waiting.insert((session, cxid), c);
         match self.nodes[s].role {

@@ -1,5 +1,6 @@
 //! The simulator through its public interface: seeds replay exactly, a fault-heavy run keeps
-//! every invariant, and it reaches what it claims to test (every sync kind, leader changes).
+//! every invariant, and it reaches what it claims to test (every sync kind, leader changes,
+//! session expiries).
 
 use zk_sim::{run, Coverage, Options};
 
@@ -30,4 +31,8 @@ fn seeds_keep_every_invariant_and_reach_every_sync() {
     assert!(total.snap_syncs > 0, "{total}");
     assert!(total.trunc_syncs + total.trunc_diff_syncs > 0, "{total}");
     assert!(total.acked_writes > 1000 && total.reads > 1000, "{total}");
+    assert!(
+        total.session_expiries > 0 && total.ephemerals_created > 0,
+        "{total}"
+    );
 }

@@ -77,8 +77,9 @@ pub enum Msg {
     Broadcast(broadcast::Msg),
     /// A client's write, forwarded by a follower to its leader.
     Request(Vec<u8>),
-    /// Liveness, both ways, every tick once established.
-    Ping,
+    /// Liveness, both ways, every tick once established. A follower's may carry the
+    /// host's session touches for the leader (opaque here).
+    Ping(Vec<u8>),
 }
 
 /// What drives a peer.
@@ -158,6 +159,11 @@ pub enum Output {
     },
     /// Apply this txn to the tree (and answer its client, if it is ours).
     Commit(Proposal),
+    /// The leader received a follower's ping carrying session touches.
+    Pinged {
+        from: ServerId,
+        payload: Vec<u8>,
+    },
     /// The leader received a forwarded write: prepare it and [`Peer::propose`] it.
     Request {
         from: ServerId,
@@ -364,6 +370,21 @@ impl Peer {
         }
     }
 
+    /// Follower: sends the host's session touches to the leader now (ZooKeeper's followers
+    /// report their clients' sessions with each ping). False when not following.
+    pub fn ping_leader(&mut self, payload: Vec<u8>, out: &mut Vec<Output>) -> bool {
+        match &self.state {
+            State::Following(f) if f.broadcast.is_some() => {
+                out.push(Output::Send {
+                    to: f.leader,
+                    msg: Msg::Ping(payload),
+                });
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// The host took a durable snapshot of the tree at `zxid` (committed): the log before it
     /// is no longer needed, and a follower behind it will be sent a snapshot.
     pub fn compact(&mut self, zxid: Zxid) {
@@ -488,7 +509,10 @@ impl Peer {
                 if now >= l.next_ping {
                     l.next_ping = now + tick_ms;
                     for &to in &l.synced {
-                        out.push(Output::Send { to, msg: Msg::Ping });
+                        out.push(Output::Send {
+                            to,
+                            msg: Msg::Ping(Vec::new()),
+                        });
                     }
                 }
                 let mut alive: BTreeSet<ServerId> = l
@@ -521,7 +545,7 @@ impl Peer {
                     f.next_ping = now + tick_ms;
                     out.push(Output::Send {
                         to: f.leader,
-                        msg: Msg::Ping,
+                        msg: Msg::Ping(Vec::new()),
                     });
                 }
             }
@@ -641,6 +665,9 @@ impl Peer {
                     Msg::Request(data) if l.broadcast.is_some() => {
                         out.push(Output::Request { from, data });
                     }
+                    Msg::Ping(payload) if l.broadcast.is_some() && !payload.is_empty() => {
+                        out.push(Output::Pinged { from, payload });
+                    }
                     _ => {}
                 }
             }
@@ -706,7 +733,7 @@ impl Peer {
                             f.buffer.push(m);
                         }
                     }
-                    Msg::Ping => {}
+                    Msg::Ping(_) => {}
                     _ => {}
                 }
             }
