@@ -4,6 +4,7 @@
 //! the writer for good: after a failed fsync nothing is known about the file, so the
 //! server must stop rather than acknowledge anything more.
 
+use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -18,8 +19,46 @@ use crate::txnlog::{SyncStats, TxnLog};
 pub type Done = Box<dyn FnOnce(std::result::Result<(), Arc<LogError>>) + Send>;
 
 enum Cmd {
-    Append { zxid: i64, txn: Bytes, done: Done },
-    Roll { done: Done },
+    Append {
+        zxid: i64,
+        txn: Bytes,
+        done: Done,
+    },
+    Roll {
+        done: Done,
+    },
+    /// Everything before it durable, then drop the txns after `zxid`.
+    Truncate {
+        zxid: i64,
+        done: Done,
+    },
+    /// Everything before it durable, then replace an epoch file.
+    Epoch {
+        dir: PathBuf,
+        name: &'static str,
+        value: i64,
+        done: Done,
+    },
+    /// Everything before it durable, then write a snapshot file received whole (Zab's
+    /// SNAP) and drop the logged txns after it.
+    Snapshot {
+        dir: PathBuf,
+        zxid: i64,
+        bytes: Bytes,
+        done: Done,
+    },
+}
+
+impl Cmd {
+    fn done(self) -> Done {
+        match self {
+            Cmd::Append { done, .. }
+            | Cmd::Roll { done }
+            | Cmd::Truncate { done, .. }
+            | Cmd::Epoch { done, .. }
+            | Cmd::Snapshot { done, .. } => done,
+        }
+    }
 }
 
 /// Handle to the writer thread. Dropping it lets the thread finish what is queued and exit.
@@ -61,6 +100,45 @@ impl LogWriter {
         self.send(Cmd::Roll { done })
     }
 
+    /// Queues a truncation of the log after `zxid`, after everything queued before it.
+    pub fn truncate(&self, zxid: i64, done: Done) -> Result<()> {
+        self.send(Cmd::Truncate { zxid, done })
+    }
+
+    /// Queues an epoch file write (`acceptedEpoch` / `currentEpoch` in `dir`), in order
+    /// with the log: Zab needs an epoch durable after the txns logged before it.
+    pub fn write_epoch(
+        &self,
+        dir: PathBuf,
+        name: &'static str,
+        value: i64,
+        done: Done,
+    ) -> Result<()> {
+        self.send(Cmd::Epoch {
+            dir,
+            name,
+            value,
+            done,
+        })
+    }
+
+    /// Queues a snapshot file (already encoded, `snapshot.<zxid>` in `dir`) and the
+    /// truncation of the log after `zxid`, in order with the log.
+    pub fn install_snapshot(
+        &self,
+        dir: PathBuf,
+        zxid: i64,
+        bytes: Bytes,
+        done: Done,
+    ) -> Result<()> {
+        self.send(Cmd::Snapshot {
+            dir,
+            zxid,
+            bytes,
+            done,
+        })
+    }
+
     fn send(&self, cmd: Cmd) -> Result<()> {
         let tx = self.tx.as_ref().ok_or(LogError::WriterStopped)?;
         tx.send(cmd).map_err(|_| LogError::WriterStopped)
@@ -93,8 +171,7 @@ fn run(mut log: TxnLog, rx: Receiver<Cmd>, stats: Arc<Mutex<SyncStats>>) {
         }
         if let Some(e) = &failed {
             for cmd in round {
-                let (Cmd::Append { done, .. } | Cmd::Roll { done }) = cmd;
-                done(Err(e.clone()));
+                cmd.done()(Err(e.clone()));
             }
             continue;
         }
@@ -109,6 +186,44 @@ fn run(mut log: TxnLog, rx: Receiver<Cmd>, stats: Arc<Mutex<SyncStats>>) {
                 Cmd::Roll { done } => {
                     // Everything before the roll goes into the old file.
                     result = log.roll();
+                    waiting.push(done);
+                    if result.is_err() {
+                        break;
+                    }
+                }
+                Cmd::Truncate { zxid, done } => {
+                    result = log.commit().and_then(|()| log.truncate_after(zxid));
+                    waiting.push(done);
+                    if result.is_err() {
+                        break;
+                    }
+                }
+                Cmd::Epoch {
+                    dir,
+                    name,
+                    value,
+                    done,
+                } => {
+                    result = log
+                        .commit()
+                        .and_then(|()| crate::epoch::write_epoch(log.storage(), &dir, name, value));
+                    waiting.push(done);
+                    if result.is_err() {
+                        break;
+                    }
+                }
+                Cmd::Snapshot {
+                    dir,
+                    zxid,
+                    bytes,
+                    done,
+                } => {
+                    result = log
+                        .commit()
+                        .and_then(|()| {
+                            crate::snapfile::write_snapshot_bytes(log.storage(), &dir, zxid, &bytes)
+                        })
+                        .and_then(|_| log.truncate_after(zxid));
                     waiting.push(done);
                     if result.is_err() {
                         break;

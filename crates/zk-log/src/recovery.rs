@@ -77,6 +77,28 @@ pub fn logs_after(logs: &[(i64, PathBuf)], zxid: i64) -> &[(i64, PathBuf)] {
 
 /// Rebuilds the tree from `dirs`. See the module docs for the rules.
 pub fn recover(storage: &dyn Storage, dirs: &DataDirs, config: TreeConfig) -> Result<Recovered> {
+    recover_inner(storage, dirs, config, None)
+}
+
+/// For a quorum member: loads the newest valid snapshot only, and returns the logged txns
+/// after it (zxid and encoded txn) without applying them; which of them are committed is the
+/// leader's to say. The log is checked (and a torn tail cut) as by [`recover`].
+pub fn recover_snapshot_and_log(
+    storage: &dyn Storage,
+    dirs: &DataDirs,
+    config: TreeConfig,
+) -> Result<(Recovered, Vec<(i64, Bytes)>)> {
+    let mut unapplied = Vec::new();
+    let r = recover_inner(storage, dirs, config, Some(&mut unapplied))?;
+    Ok((r, unapplied))
+}
+
+fn recover_inner(
+    storage: &dyn Storage,
+    dirs: &DataDirs,
+    config: TreeConfig,
+    mut unapplied: Option<&mut Vec<(i64, Bytes)>>,
+) -> Result<Recovered> {
     let snaps = numbered_files(storage, &dirs.snap_dir, snapshot_file_zxid)?;
     let mut skipped = Vec::new();
     let mut loaded = None;
@@ -119,6 +141,10 @@ pub fn recover(storage: &dyn Storage, dirs: &DataDirs, config: TreeConfig) -> Re
             }
             previous = zxid;
             if zxid <= tree.last_processed_zxid() {
+                continue;
+            }
+            if let Some(list) = unapplied.as_deref_mut() {
+                list.push((zxid, rec.entry.encode()));
                 continue;
             }
             tree.apply(&rec.entry.header, &rec.entry.body);

@@ -140,6 +140,28 @@ pub fn write_snapshot_file(
     Ok(path)
 }
 
+/// Writes an already encoded snapshot (see [`encode_snapshot`]) as `snapshot.<zxid>` in
+/// `dir`, durably. Used by a follower that received the leader's state whole.
+pub fn write_snapshot_bytes(
+    storage: &dyn Storage,
+    dir: &Path,
+    zxid: i64,
+    bytes: &[u8],
+) -> Result<PathBuf> {
+    storage
+        .create_dir_all(dir)
+        .map_err(LogError::io(dir.to_path_buf()))?;
+    let path = dir.join(snapshot_file_name(zxid));
+    let mut file = storage.create(&path).map_err(LogError::io(path.clone()))?;
+    file.write_at(0, bytes)
+        .map_err(LogError::io(path.clone()))?;
+    file.sync().map_err(LogError::io(path.clone()))?;
+    storage
+        .sync_dir(dir)
+        .map_err(LogError::io(dir.to_path_buf()))?;
+    Ok(path)
+}
+
 /// A loaded snapshot.
 #[derive(Debug)]
 pub struct LoadedSnapshot {

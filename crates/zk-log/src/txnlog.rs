@@ -123,6 +123,11 @@ impl TxnLog {
         self.last_zxid
     }
 
+    /// The storage this log writes through.
+    pub fn storage(&self) -> &dyn Storage {
+        self.storage.as_ref()
+    }
+
     /// Fsync counters.
     pub fn stats(&self) -> SyncStats {
         self.stats
@@ -205,6 +210,57 @@ impl TxnLog {
         if let Some(mut log) = self.current.take() {
             log.file.sync().map_err(LogError::io(log.path.clone()))?;
         }
+        Ok(())
+    }
+
+    /// Drops every logged txn after `zxid` (Zab's TRUNC): the current file is closed, later
+    /// files are removed and the file holding `zxid` is cut after it, durably. The next
+    /// append starts a new file.
+    pub fn truncate_after(&mut self, zxid: i64) -> Result<()> {
+        self.roll()?;
+        let dir = self.config.dir.clone();
+        let logs = crate::recovery::numbered_files(self.storage.as_ref(), &dir, log_file_zxid)?;
+        for (start, path) in logs.iter().rev() {
+            let bytes = self
+                .storage
+                .read(path)
+                .map_err(LogError::io(path.clone()))?;
+            let scan = scan_log(path, Bytes::from(bytes))?;
+            let cut = scan
+                .records
+                .iter()
+                .find(|r| r.entry.header.zxid > zxid)
+                .map(|r| r.offset);
+            match cut {
+                // Nothing here to keep: the whole file goes.
+                Some(offset) if offset <= HEADER_LEN => {
+                    self.storage
+                        .remove(path)
+                        .map_err(LogError::io(path.clone()))?;
+                }
+                Some(offset) => {
+                    let mut f = self
+                        .storage
+                        .open_write(path)
+                        .map_err(LogError::io(path.clone()))?;
+                    f.set_len(offset).map_err(LogError::io(path.clone()))?;
+                    f.sync().map_err(LogError::io(path.clone()))?;
+                }
+                None if *start > zxid && scan.records.is_empty() => {
+                    self.storage
+                        .remove(path)
+                        .map_err(LogError::io(path.clone()))?;
+                }
+                None => {}
+            }
+            if *start <= zxid {
+                break;
+            }
+        }
+        self.storage
+            .sync_dir(&dir)
+            .map_err(LogError::io(dir.clone()))?;
+        self.last_zxid = zxid;
         Ok(())
     }
 
@@ -415,6 +471,34 @@ mod tests {
         assert_eq!(scan.records.len(), 3);
         assert!(matches!(scan.end, LogEnd::Clean { .. }));
         assert_eq!(scan.records[2].entry.header.zxid, 3);
+    }
+
+    #[test]
+    fn truncate_after_cuts_files_and_drops_later_ones() {
+        let s = Arc::new(SimStorage::new());
+        let mut log = TxnLog::new(s.clone(), small("/d"), 0);
+        for z in 1..=3 {
+            log.append(z, &txn(z));
+        }
+        log.commit().unwrap();
+        log.roll().unwrap();
+        for z in 4..=5 {
+            log.append(z, &txn(z));
+        }
+        log.commit().unwrap();
+        log.truncate_after(2).unwrap();
+        assert_eq!(s.list(Path::new("/d")).unwrap(), vec!["log.1"]);
+        let bytes = s.read(Path::new("/d/log.1")).unwrap();
+        let scan = scan_log(Path::new("/d/log.1"), Bytes::from(bytes)).unwrap();
+        let zxids: Vec<i64> = scan.records.iter().map(|r| r.entry.header.zxid).collect();
+        assert_eq!(zxids, vec![1, 2]);
+        // Appends go on after the cut, in a new file.
+        log.append(3, &txn(3));
+        log.commit().unwrap();
+        assert_eq!(s.list(Path::new("/d")).unwrap(), vec!["log.1", "log.3"]);
+        // Truncating before everything removes every file.
+        log.truncate_after(0).unwrap();
+        assert!(s.list(Path::new("/d")).unwrap().is_empty());
     }
 
     #[test]
