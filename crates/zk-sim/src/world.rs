@@ -576,6 +576,13 @@ impl World {
         let mut out = Vec::new();
         node.peer = Some(Peer::new(cfg, durable, now, &mut out));
         self.outputs(i, out);
+        for j in 0..self.nodes.len() {
+            if j != i && self.nodes[j].up {
+                let (pi, pj) = ((i + 1) as u64, (j + 1) as u64);
+                self.peer_input(j, Input::LinkUp { peer: pi });
+                self.peer_input(i, Input::LinkUp { peer: pj });
+            }
+        }
     }
 
     fn partition(&mut self) {
@@ -634,18 +641,12 @@ impl World {
         self.links[j][i].queue.clear();
         self.links[i][j].cut = Cut::Open;
         self.links[j][i].cut = Cut::Open;
-        self.peer_input(
-            i,
-            Input::LinkDown {
-                peer: (j + 1) as u64,
-            },
-        );
-        self.peer_input(
-            j,
-            Input::LinkDown {
-                peer: (i + 1) as u64,
-            },
-        );
+        let (pi, pj) = ((i + 1) as u64, (j + 1) as u64);
+        self.peer_input(i, Input::LinkDown { peer: pj });
+        self.peer_input(j, Input::LinkDown { peer: pi });
+        // The dialler reconnects at once.
+        self.peer_input(i, Input::LinkUp { peer: pj });
+        self.peer_input(j, Input::LinkUp { peer: pi });
     }
 
     fn heal_everything(&mut self) {

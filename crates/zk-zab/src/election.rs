@@ -205,6 +205,17 @@ impl Election {
         }
     }
 
+    /// A link to `peer` (re)opened: a server still looking tells it its vote at once, as
+    /// ZooKeeper does when a connection is established, rather than at the next resend.
+    pub fn link_up(&mut self, peer: ServerId, out: &mut Vec<Output>) {
+        if !matches!(self.phase, Phase::Decided { .. }) && self.peers.contains(&peer) {
+            out.push(Output::Send {
+                to: peer,
+                n: self.notification(),
+            });
+        }
+    }
+
     /// Starts a new round: proposes itself and tells everyone.
     pub fn start(&mut self, out: &mut Vec<Output>) {
         self.logical_clock += 1;

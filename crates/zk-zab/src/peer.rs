@@ -100,6 +100,10 @@ pub enum Input {
     LinkDown {
         peer: ServerId,
     },
+    /// A link to `peer` opened.
+    LinkUp {
+        peer: ServerId,
+    },
 }
 
 /// A disk write, to be made durable after every earlier one.
@@ -404,6 +408,11 @@ impl Peer {
             }
             Input::DiskDone { upto } => self.disk_done(upto, out),
             Input::LinkDown { peer } => self.link_down(peer, out),
+            Input::LinkUp { peer } => {
+                let mut e_out = Vec::new();
+                self.election.link_up(peer, &mut e_out);
+                self.election_outputs(e_out, out);
+            }
             Input::Msg { from, msg } => self.message(from, msg, out),
         }
     }

@@ -1,0 +1,10 @@
+//! Generates the peer service from `proto/zk_peer.proto` (needs `protoc`).
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=../../proto/zk_peer.proto");
+    tonic_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .compile_protos(&["../../proto/zk_peer.proto"], &["../../proto"])?;
+    Ok(())
+}

@@ -1,0 +1,486 @@
+//! Carries [`zk_zab::peer::Msg`] between ensemble members over gRPC (`proto/zk_peer.proto`):
+//! one bidirectional stream per pair of servers, which is FIFO both ways, as Zab needs. The
+//! server with the higher id dials the lower one and keeps redialling; the first frame each
+//! way is a `Hello` naming the server and the ensemble.
+//!
+//! The host gets [`Event`]s: messages, and `LinkDown` whenever a link breaks (everything in
+//! flight on it is lost; Zab resynchronises). Messages sent while there is no link are
+//! dropped, which the protocol tolerates (it resends what matters or times out).
+//!
+//! I/O lives here and only here: zk-zab stays pure.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::{TcpListenerStream, UnboundedReceiverStream};
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status, Streaming};
+use zk_zab::broadcast::{self, Proposal};
+use zk_zab::discovery;
+use zk_zab::election::{Notification, PeerState, Vote};
+use zk_zab::peer::Msg;
+use zk_zab::ServerId;
+
+/// The generated protobuf types and gRPC service.
+#[allow(missing_debug_implementations, clippy::all)]
+pub mod pb {
+    tonic::include_proto!("zkpeer.v1");
+}
+
+use pb::frame::Kind;
+use pb::quorum_client::QuorumClient;
+use pb::quorum_server::{Quorum, QuorumServer};
+
+/// What the network tells the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Msg {
+        from: ServerId,
+        msg: Msg,
+    },
+    /// A link came up: a looking server repeats its vote on it.
+    LinkUp {
+        peer: ServerId,
+    },
+    /// A link broke; nothing more arrives from that generation of it.
+    LinkDown {
+        peer: ServerId,
+    },
+}
+
+/// Another member and where its quorum port listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub id: ServerId,
+    /// `host:port`, resolved at each dial.
+    pub addr: String,
+}
+
+/// How this server takes part.
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    pub me: ServerId,
+    pub members: Vec<Member>,
+    /// A digest of the membership: a server of another ensemble is refused.
+    pub ensemble: String,
+}
+
+struct Link {
+    generation: u64,
+    tx: mpsc::UnboundedSender<pb::Frame>,
+}
+
+#[derive(Default)]
+struct Links {
+    by_peer: HashMap<ServerId, Link>,
+    next_generation: u64,
+}
+
+/// The running network. Cloning shares it.
+#[derive(Clone)]
+pub struct Network {
+    me: ServerId,
+    links: Arc<Mutex<Links>>,
+    events: mpsc::UnboundedSender<Event>,
+}
+
+impl std::fmt::Debug for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Network").field("me", &self.me).finish()
+    }
+}
+
+impl Network {
+    /// Starts serving on `listener` and dialling every member with a lower id. Events go
+    /// to `events`; the tasks stop when its receiver is gone.
+    pub fn start(
+        config: NetConfig,
+        listener: TcpListener,
+        events: mpsc::UnboundedSender<Event>,
+    ) -> Network {
+        let net = Network {
+            me: config.me,
+            links: Arc::default(),
+            events,
+        };
+        let service = Service {
+            net: net.clone(),
+            ensemble: config.ensemble.clone(),
+        };
+        tokio::spawn(async move {
+            let incoming = TcpListenerStream::new(listener);
+            let result = tonic::transport::Server::builder()
+                .http2_keepalive_interval(Some(Duration::from_secs(1)))
+                .http2_keepalive_timeout(Some(Duration::from_secs(3)))
+                .add_service(QuorumServer::new(service))
+                .serve_with_incoming(incoming)
+                .await;
+            if let Err(e) = result {
+                tracing::error!(error = %e, "quorum port stopped");
+            }
+        });
+        for m in config.members.iter().filter(|m| m.id < config.me) {
+            let net = net.clone();
+            let member = m.clone();
+            let ensemble = config.ensemble.clone();
+            tokio::spawn(async move { net.dial_forever(member, ensemble).await });
+        }
+        net
+    }
+
+    /// Sends `msg` to `to` if a link is up; otherwise it is lost.
+    pub fn send(&self, to: ServerId, msg: &Msg) {
+        let links = self.links.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(link) = links.by_peer.get(&to) {
+            let _ = link.tx.send(to_frame(msg));
+        }
+    }
+
+    /// Whether a link to `peer` is up.
+    pub fn connected(&self, peer: ServerId) -> bool {
+        let links = self.links.lock().unwrap_or_else(|e| e.into_inner());
+        links.by_peer.contains_key(&peer)
+    }
+
+    /// Registers a new link to `peer`, replacing (and reporting down) an older one.
+    fn register(&self, peer: ServerId, tx: mpsc::UnboundedSender<pb::Frame>) -> u64 {
+        let mut links = self.links.lock().unwrap_or_else(|e| e.into_inner());
+        links.next_generation += 1;
+        let generation = links.next_generation;
+        if links
+            .by_peer
+            .insert(peer, Link { generation, tx })
+            .is_some()
+        {
+            let _ = self.events.send(Event::LinkDown { peer });
+        }
+        let _ = self.events.send(Event::LinkUp { peer });
+        generation
+    }
+
+    /// The link `generation` to `peer` ended: report it unless a newer one replaced it.
+    fn unregister(&self, peer: ServerId, generation: u64) {
+        let mut links = self.links.lock().unwrap_or_else(|e| e.into_inner());
+        if links
+            .by_peer
+            .get(&peer)
+            .is_some_and(|l| l.generation == generation)
+        {
+            links.by_peer.remove(&peer);
+            let _ = self.events.send(Event::LinkDown { peer });
+        }
+    }
+
+    /// Delivers a link's inbound frames until it ends.
+    async fn pump(&self, peer: ServerId, generation: u64, mut inbound: Streaming<pb::Frame>) {
+        loop {
+            match inbound.next().await {
+                Some(Ok(frame)) => match from_frame(frame) {
+                    Some(msg) => {
+                        if self.events.send(Event::Msg { from: peer, msg }).is_err() {
+                            break;
+                        }
+                    }
+                    None => {
+                        tracing::warn!(peer, "malformed peer frame; dropping the link");
+                        break;
+                    }
+                },
+                Some(Err(e)) => {
+                    tracing::debug!(peer, error = %e, "peer link failed");
+                    break;
+                }
+                None => break,
+            }
+        }
+        self.unregister(peer, generation);
+    }
+
+    async fn dial_forever(&self, member: Member, ensemble: String) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            if self.events.is_closed() {
+                return;
+            }
+            match self.dial(&member, &ensemble).await {
+                Ok(()) => backoff = Duration::from_millis(100),
+                Err(e) => {
+                    tracing::debug!(peer = member.id, error = %e, "cannot reach peer");
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+            tokio::time::sleep(backoff).await;
+        }
+    }
+
+    /// One link to `member`, from dial to end.
+    async fn dial(
+        &self,
+        member: &Member,
+        ensemble: &str,
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{}", member.addr))?
+            .connect_timeout(Duration::from_secs(2))
+            .http2_keep_alive_interval(Duration::from_secs(1))
+            .keep_alive_timeout(Duration::from_secs(3))
+            .tcp_nodelay(true);
+        let channel = endpoint.connect().await?;
+        let mut client = QuorumClient::new(channel).max_decoding_message_size(usize::MAX);
+        let (tx, rx) = mpsc::unbounded_channel::<pb::Frame>();
+        tx.send(hello(self.me, ensemble))?;
+        let mut inbound = client
+            .link(UnboundedReceiverStream::new(rx))
+            .await?
+            .into_inner();
+        match inbound.next().await {
+            Some(Ok(pb::Frame {
+                kind: Some(Kind::Hello(h)),
+            })) if h.server_id == member.id && h.ensemble == ensemble => {}
+            other => {
+                return Err(
+                    format!("peer {} answered {other:?} instead of its hello", member.id).into(),
+                );
+            }
+        }
+        let generation = self.register(member.id, tx);
+        self.pump(member.id, generation, inbound).await;
+        Ok(())
+    }
+}
+
+fn hello(me: ServerId, ensemble: &str) -> pb::Frame {
+    pb::Frame {
+        kind: Some(Kind::Hello(pb::Hello {
+            server_id: me,
+            ensemble: ensemble.to_owned(),
+            proof: Vec::new(),
+        })),
+    }
+}
+
+struct Service {
+    net: Network,
+    ensemble: String,
+}
+
+type FrameStream = Pin<Box<dyn Stream<Item = Result<pb::Frame, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Quorum for Service {
+    type LinkStream = FrameStream;
+
+    async fn link(
+        &self,
+        request: Request<Streaming<pb::Frame>>,
+    ) -> Result<Response<FrameStream>, Status> {
+        let mut inbound = request.into_inner();
+        let peer = match inbound.next().await {
+            Some(Ok(pb::Frame {
+                kind: Some(Kind::Hello(h)),
+            })) => {
+                if h.ensemble != self.ensemble {
+                    return Err(Status::permission_denied("another ensemble"));
+                }
+                if h.server_id <= self.net.me {
+                    return Err(Status::invalid_argument(
+                        "the server with the higher id dials",
+                    ));
+                }
+                h.server_id
+            }
+            _ => return Err(Status::invalid_argument("the first frame must be a hello")),
+        };
+        let (tx, rx) = mpsc::unbounded_channel::<pb::Frame>();
+        let _ = tx.send(hello(self.net.me, &self.ensemble));
+        let generation = self.net.register(peer, tx);
+        let net = self.net.clone();
+        tokio::spawn(async move { net.pump(peer, generation, inbound).await });
+        let out = UnboundedReceiverStream::new(rx).map(Ok::<_, Status>);
+        Ok(Response::new(Box::pin(out)))
+    }
+}
+
+/// The address a member's quorum port listens on, for a listener.
+pub fn listen_addr(host: &str, port: u16) -> Result<SocketAddr, std::io::Error> {
+    use std::net::ToSocketAddrs;
+    (host, port)
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::other(format!("{host} resolves to nothing")))
+}
+
+fn state_to_pb(s: PeerState) -> i32 {
+    match s {
+        PeerState::Looking => pb::PeerState::Looking as i32,
+        PeerState::Following => pb::PeerState::Following as i32,
+        PeerState::Leading => pb::PeerState::Leading as i32,
+        PeerState::Observing => pb::PeerState::Observing as i32,
+    }
+}
+
+fn state_from_pb(s: i32) -> Option<PeerState> {
+    Some(match pb::PeerState::try_from(s).ok()? {
+        pb::PeerState::Looking => PeerState::Looking,
+        pb::PeerState::Following => PeerState::Following,
+        pb::PeerState::Leading => PeerState::Leading,
+        pb::PeerState::Observing => PeerState::Observing,
+    })
+}
+
+fn txn(p: &Proposal) -> pb::Txn {
+    pb::Txn {
+        zxid: p.zxid,
+        data: p.data.clone(),
+    }
+}
+
+fn proposal(t: pb::Txn) -> Proposal {
+    Proposal {
+        zxid: t.zxid,
+        data: t.data,
+    }
+}
+
+/// A message as a frame.
+pub fn to_frame(msg: &Msg) -> pb::Frame {
+    let kind = match msg {
+        Msg::Vote(n) => Kind::Vote(pb::Vote {
+            leader: n.vote.leader,
+            zxid: n.vote.zxid,
+            peer_epoch: n.vote.peer_epoch,
+            election_epoch: n.election_epoch,
+            state: state_to_pb(n.state),
+        }),
+        Msg::Handshake(h) => match *h {
+            discovery::Msg::FollowerInfo {
+                accepted_epoch,
+                last_zxid,
+            } => Kind::FollowerInfo(pb::FollowerInfo {
+                accepted_epoch,
+                last_zxid,
+            }),
+            discovery::Msg::LeaderInfo { new_epoch } => Kind::LeaderInfo(new_epoch),
+            discovery::Msg::AckEpoch {
+                current_epoch,
+                last_zxid,
+            } => Kind::AckEpoch(pb::AckEpoch {
+                current_epoch,
+                last_zxid,
+            }),
+            discovery::Msg::NewLeader { zxid } => Kind::NewLeader(zxid),
+            discovery::Msg::AckNewLeader { zxid } => Kind::AckNewLeader(zxid),
+            discovery::Msg::UpToDate => Kind::UpToDate(true),
+        },
+        Msg::Diff(list) => Kind::Diff(pb::TxnList {
+            txns: list.iter().map(txn).collect(),
+        }),
+        Msg::Trunc(z) => Kind::Trunc(*z),
+        Msg::Snap { zxid, state } => Kind::Snap(pb::Snap {
+            zxid: *zxid,
+            state: state.clone(),
+        }),
+        Msg::Broadcast(b) => match b {
+            broadcast::Msg::Proposal(p) => Kind::Proposal(txn(p)),
+            broadcast::Msg::Ack(z) => Kind::Ack(*z),
+            broadcast::Msg::Commit(z) => Kind::Commit(*z),
+        },
+        Msg::Request(data) => Kind::Request(data.clone()),
+        Msg::Ping(data) => Kind::Ping(data.clone()),
+    };
+    pb::Frame { kind: Some(kind) }
+}
+
+/// A frame as a message; `None` for a hello or an unknown/empty frame.
+pub fn from_frame(frame: pb::Frame) -> Option<Msg> {
+    Some(match frame.kind? {
+        Kind::Hello(_) => return None,
+        Kind::Vote(v) => Msg::Vote(Notification {
+            vote: Vote {
+                leader: v.leader,
+                zxid: v.zxid,
+                peer_epoch: v.peer_epoch,
+            },
+            election_epoch: v.election_epoch,
+            state: state_from_pb(v.state)?,
+        }),
+        Kind::FollowerInfo(f) => Msg::Handshake(discovery::Msg::FollowerInfo {
+            accepted_epoch: f.accepted_epoch,
+            last_zxid: f.last_zxid,
+        }),
+        Kind::LeaderInfo(new_epoch) => Msg::Handshake(discovery::Msg::LeaderInfo { new_epoch }),
+        Kind::AckEpoch(a) => Msg::Handshake(discovery::Msg::AckEpoch {
+            current_epoch: a.current_epoch,
+            last_zxid: a.last_zxid,
+        }),
+        Kind::NewLeader(zxid) => Msg::Handshake(discovery::Msg::NewLeader { zxid }),
+        Kind::AckNewLeader(zxid) => Msg::Handshake(discovery::Msg::AckNewLeader { zxid }),
+        Kind::UpToDate(_) => Msg::Handshake(discovery::Msg::UpToDate),
+        Kind::Diff(list) => Msg::Diff(list.txns.into_iter().map(proposal).collect()),
+        Kind::Trunc(z) => Msg::Trunc(z),
+        Kind::Snap(s) => Msg::Snap {
+            zxid: s.zxid,
+            state: s.state,
+        },
+        Kind::Proposal(t) => Msg::Broadcast(broadcast::Msg::Proposal(proposal(t))),
+        Kind::Ack(z) => Msg::Broadcast(broadcast::Msg::Ack(z)),
+        Kind::Commit(z) => Msg::Broadcast(broadcast::Msg::Commit(z)),
+        Kind::Request(data) => Msg::Request(data),
+        Kind::Ping(data) => Msg::Ping(data),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_message_round_trips() {
+        let p = Proposal {
+            zxid: 0x1_0000_0002,
+            data: vec![1, 2, 3],
+        };
+        let msgs = vec![
+            Msg::Vote(Notification {
+                vote: Vote {
+                    leader: 3,
+                    zxid: 7,
+                    peer_epoch: 2,
+                },
+                election_epoch: 9,
+                state: PeerState::Following,
+            }),
+            Msg::Handshake(discovery::Msg::FollowerInfo {
+                accepted_epoch: 1,
+                last_zxid: 5,
+            }),
+            Msg::Handshake(discovery::Msg::LeaderInfo { new_epoch: 4 }),
+            Msg::Handshake(discovery::Msg::AckEpoch {
+                current_epoch: 3,
+                last_zxid: 6,
+            }),
+            Msg::Handshake(discovery::Msg::NewLeader { zxid: 4 << 32 }),
+            Msg::Handshake(discovery::Msg::AckNewLeader { zxid: 4 << 32 }),
+            Msg::Handshake(discovery::Msg::UpToDate),
+            Msg::Diff(vec![p.clone(), p.clone()]),
+            Msg::Trunc(12),
+            Msg::Snap {
+                zxid: 13,
+                state: vec![9; 100],
+            },
+            Msg::Broadcast(broadcast::Msg::Proposal(p)),
+            Msg::Broadcast(broadcast::Msg::Ack(14)),
+            Msg::Broadcast(broadcast::Msg::Commit(15)),
+            Msg::Request(vec![4, 5]),
+            Msg::Ping(Vec::new()),
+        ];
+        for m in msgs {
+            assert_eq!(from_frame(to_frame(&m)), Some(m.clone()));
+        }
+        assert_eq!(from_frame(pb::Frame { kind: None }), None);
+    }
+}
