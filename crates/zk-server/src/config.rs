@@ -87,6 +87,71 @@ pub struct Config {
     pub enforce_auth_schemes: Vec<String>,
     /// Keys that were read but are not used by this server (reported at startup).
     pub ignored_keys: Vec<String>,
+    /// The ensemble's `server.N` lines (empty or one: standalone).
+    pub servers: Vec<ServerSpec>,
+    /// `initLimit` (ticks): how long a follower may take to connect and sync.
+    pub init_limit: u64,
+    /// `syncLimit` (ticks): how long a follower may be out of touch with its leader.
+    pub sync_limit: u64,
+}
+
+/// One `server.N=host:quorumPort:electionPort[:participant|:observer][;[addr:]clientPort]`
+/// line. zkd carries both Zab and leader election on one gRPC port, the quorum port (the
+/// first); the election port is parsed and kept for compatibility.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSpec {
+    pub id: u64,
+    pub host: String,
+    pub quorum_port: u16,
+    pub election_port: u16,
+    pub observer: bool,
+    pub client_port: Option<u16>,
+}
+
+impl ServerSpec {
+    /// Parses the value of a `server.N` key.
+    pub fn parse(id: u64, value: &str) -> Result<ServerSpec, ConfigError> {
+        let key = format!("server.{id}");
+        let bad = |problem: String| ConfigError {
+            key: key.clone(),
+            problem,
+        };
+        let (addrs, client) = match value.split_once(';') {
+            Some((a, c)) => (a.trim(), Some(c.trim())),
+            None => (value.trim(), None),
+        };
+        let parts: Vec<&str> = addrs.split(':').collect();
+        if parts.len() < 3 || parts.len() > 4 {
+            return Err(bad(format!(
+                "{value:?} is not host:quorumPort:electionPort[:participant|observer]"
+            )));
+        }
+        let port = |p: &str| -> Result<u16, ConfigError> {
+            p.trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| bad(format!("{p:?} is not a port number")))
+        };
+        let observer = match parts.get(3).map(|r| r.trim().to_ascii_lowercase()) {
+            None => false,
+            Some(r) if r == "participant" => false,
+            Some(r) if r == "observer" => true,
+            Some(r) => return Err(bad(format!("unknown role {r:?}"))),
+        };
+        let client_port = match client {
+            None | Some("") => None,
+            Some(c) => Some(port(c.rsplit(':').next().unwrap_or(c))?),
+        };
+        Ok(ServerSpec {
+            id,
+            host: parts[0].trim().to_owned(),
+            quorum_port: port(parts[1])?,
+            election_port: port(parts[2])?,
+            observer,
+            client_port,
+        })
+    }
 }
 
 impl Default for Config {
@@ -128,6 +193,9 @@ impl Default for Config {
             enforce_auth: false,
             enforce_auth_schemes: Vec::new(),
             ignored_keys: Vec::new(),
+            servers: Vec::new(),
+            init_limit: 10,
+            sync_limit: 5,
         }
     }
 }
@@ -135,8 +203,6 @@ impl Default for Config {
 /// Keys ZooKeeper accepts that only matter to the JVM or to features this server replaces;
 /// they are accepted with one log line each.
 const KNOWN_UNUSED: &[&str] = &[
-    "initLimit",
-    "syncLimit",
     "electionAlg",
     "serverCnxnFactory",
     "metricsProvider.className",
@@ -385,9 +451,20 @@ impl Config {
                     })?)
                 }
                 other if apply_tls_key(&mut c, &mut secure_port, &mut secure_addr, other, v)? => {}
-                other if KNOWN_UNUSED.contains(&other) || other.starts_with("server.") => {
-                    c.ignored_keys.push(other.to_owned())
+                "initLimit" => c.init_limit = number(k, v)?,
+                "syncLimit" => c.sync_limit = number(k, v)?,
+                other if other.starts_with("server.") => {
+                    let id = other["server.".len()..]
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|id| (1..=255).contains(id))
+                        .ok_or_else(|| ConfigError {
+                            key: k.clone(),
+                            problem: "the server id must be a number from 1 to 255".into(),
+                        })?;
+                    c.servers.push(ServerSpec::parse(id, v)?);
                 }
+                other if KNOWN_UNUSED.contains(&other) => c.ignored_keys.push(other.to_owned()),
                 other => c.ignored_keys.push(other.to_owned()),
             }
         }
@@ -395,6 +472,18 @@ impl Config {
             port_addr.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])),
             port,
         );
+        c.servers.sort_by_key(|s| s.id);
+        if c.init_limit == 0 || c.sync_limit == 0 {
+            return Err(ConfigError {
+                key: if c.init_limit == 0 {
+                    "initLimit"
+                } else {
+                    "syncLimit"
+                }
+                .into(),
+                problem: "must be positive".into(),
+            });
+        }
         if let Some(p) = secure_port {
             c.secure_client_addr = Some(SocketAddr::new(
                 secure_addr.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])),
@@ -472,7 +561,37 @@ mod tests {
         assert!(c.four_letter_word_allowed("ruok") && !c.four_letter_word_allowed("mntr"));
         assert_eq!(c.session_timeout_bounds(), (4000, 40000));
         assert!(c.ignored_keys.contains(&"mystery.key".to_owned()));
-        assert!(c.ignored_keys.contains(&"initLimit".to_owned()));
+        assert!(!c.ignored_keys.contains(&"initLimit".to_owned()));
+        assert_eq!((c.init_limit, c.sync_limit), (10, 5));
+        assert_eq!(c.servers.len(), 1);
+        assert!(!c.is_ensemble(), "one server line: standalone");
+    }
+
+    #[test]
+    fn server_lines_parse_as_zookeeper_writes_them() {
+        let text = "server.2=zk2:2888:3888;2182\nserver.1=10.0.0.1:2888:3888:participant;0.0.0.0:2181\nserver.3=zk3:2888:3888:observer\n";
+        let c = Config::from_properties(&parse_properties(text), &BTreeMap::new()).unwrap();
+        assert!(c.is_ensemble());
+        let ids: Vec<u64> = c.servers.iter().map(|s| s.id).collect();
+        assert_eq!(ids, vec![1, 2, 3]);
+        assert_eq!(c.servers[0].host, "10.0.0.1");
+        assert_eq!(c.servers[0].client_port, Some(2181));
+        assert_eq!(c.servers[1].client_port, Some(2182));
+        assert!(c.servers[2].observer && !c.servers[1].observer);
+        assert_eq!(
+            (c.servers[2].quorum_port, c.servers[2].election_port),
+            (2888, 3888)
+        );
+        for bad in [
+            "server.1=host:2888",
+            "server.1=host:x:3888",
+            "server.1=host:2888:3888:leader",
+            "server.0=host:2888:3888",
+            "server.x=host:2888:3888",
+        ] {
+            let e = Config::from_properties(&parse_properties(bad), &BTreeMap::new()).unwrap_err();
+            assert!(e.key.starts_with("server."), "{bad}: {e}");
+        }
     }
 
     #[test]
@@ -533,6 +652,46 @@ struct TomlConfig {
 }
 
 impl Config {
+    /// Whether the `server.N` lines make this an ensemble member (more than one server).
+    pub fn is_ensemble(&self) -> bool {
+        self.servers.len() > 1
+    }
+
+    /// An ensemble member's id: `myid` in the data directory, else `ZOO_MY_ID` (as the
+    /// official image sets it). It must name one of the `server.N` lines.
+    pub fn load_my_id(&mut self, env_my_id: Option<&str>) -> Result<(), ConfigError> {
+        if !self.is_ensemble() || self.server_id != 0 {
+            return Ok(());
+        }
+        let path = self.data_dir.join("myid");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(_) => match env_my_id {
+                Some(v) => v.to_owned(),
+                None => {
+                    return Err(ConfigError {
+                        key: "myid".into(),
+                        problem: format!(
+                            "an ensemble member needs its id in {} (or ZOO_MY_ID)",
+                            path.display()
+                        ),
+                    })
+                }
+            },
+        };
+        let id = text.trim().parse::<u8>().ok().filter(|id| *id > 0);
+        match id {
+            Some(id) if self.servers.iter().any(|s| s.id == u64::from(id)) => {
+                self.server_id = id;
+                Ok(())
+            }
+            _ => Err(ConfigError {
+                key: "myid".into(),
+                problem: format!("{:?} does not name a server.N line", text.trim()),
+            }),
+        }
+    }
+
     /// Reads zkd's native TOML configuration.
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
         let t: TomlConfig = toml::from_str(text).map_err(|e| ConfigError {
