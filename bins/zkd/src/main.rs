@@ -170,13 +170,17 @@ fn main() -> ExitCode {
     if let Some(command) = &cli.command {
         return tool(command, cli.config.as_ref());
     }
-    let config = match load(cli.config.as_ref()) {
+    let mut config = match load(cli.config.as_ref()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("zkd: {e}");
             return ExitCode::FAILURE;
         }
     };
+    if let Err(e) = config.load_my_id(std::env::var("ZOO_MY_ID").ok().as_deref()) {
+        eprintln!("zkd: {e}");
+        return ExitCode::FAILURE;
+    }
     for k in &config.ignored_keys {
         tracing::warn!(key = %k, "configuration key accepted but not used");
     }

@@ -29,6 +29,9 @@ use zk_tree::{acl, DataTree, Event, TxnResult, WatcherId};
 use crate::config::Config;
 use crate::fourlw;
 
+mod replica;
+pub(crate) use replica::{Forward, Replica};
+
 /// Identifies one client connection (and, as a [`WatcherId`], its watches).
 pub type ConnId = u64;
 
@@ -78,6 +81,15 @@ pub enum CoreMsg {
     },
     /// Time passes: expire sessions.
     Tick,
+    /// Ensemble: something from the peer network.
+    Peer(zk_peer::Event),
+    /// Ensemble: the `seq`-th disk write the peer asked for is durable (or failed).
+    ReplicaDurable {
+        seq: u64,
+        result: Result<(), Arc<zk_log::LogError>>,
+    },
+    /// Ensemble: the peer's clock (election, pings, limits).
+    ReplicaTick,
 }
 
 struct Conn {
@@ -101,9 +113,8 @@ enum Queued {
         header: RequestHeader,
         request: Request,
     },
-    Write {
-        zxid: i64,
-    },
+    /// A write of this session (its cxid) not yet committed: later reads wait for it.
+    Write { cxid: i32 },
 }
 
 /// What a logged txn is for, to act on it once durable.
@@ -118,6 +129,8 @@ enum Purpose {
     Expire,
     /// deleteContainer issued by the server's container manager.
     Reap,
+    /// Ensemble leader: a txn for another server's client; nothing to answer here.
+    Remote,
 }
 
 struct Inflight {
@@ -153,6 +166,8 @@ pub struct Core {
     pub(crate) stats: Stats,
     /// When the container manager last looked (ms since start).
     last_container_check_ms: u64,
+    /// Ensemble membership; `None` when standalone.
+    pub(crate) replica: Option<Replica>,
 }
 
 impl std::fmt::Debug for Core {
@@ -221,7 +236,19 @@ impl Core {
             started,
             stats: Stats::default(),
             last_container_check_ms: 0,
+            replica: None,
         }
+    }
+
+    /// Makes this core an ensemble member; its peer's first outputs are carried out.
+    pub(crate) fn set_replica(&mut self, replica: Replica, first: Vec<zk_zab::peer::Output>) {
+        self.replica = Some(replica);
+        self.replica_outputs(first);
+    }
+
+    /// `srvr`'s Mode: standalone, leader, follower (or looking, when not serving).
+    pub fn mode(&self) -> &'static str {
+        self.replica.as_ref().map_or("standalone", |r| r.mode())
     }
 
     fn now_ms(&self) -> u64 {
@@ -278,6 +305,12 @@ impl Core {
                 self.durable(zxid);
             }
             CoreMsg::Tick => self.tick(),
+            CoreMsg::Peer(event) => self.replica_event(event),
+            CoreMsg::ReplicaDurable { seq, result } => {
+                result?;
+                self.replica_durable(seq);
+            }
+            CoreMsg::ReplicaTick => self.replica_tick(),
         }
         Ok(())
     }
@@ -295,6 +328,10 @@ impl Core {
     }
 
     fn log(&mut self, zxid: i64, session: i64, prepared: Prepared, purpose: Purpose) {
+        if self.replica.is_some() {
+            self.propose(zxid, session, prepared, purpose);
+            return;
+        }
         let entry = TxnEntry {
             header: prepared.header.clone(),
             body: prepared.body.clone(),
@@ -346,6 +383,11 @@ impl Core {
                 sasl: None,
             },
         );
+        if !self.serving() {
+            // ZooKeeper: "ZooKeeperServer not running"; the client tries another server.
+            self.send(conn, Out::Close);
+            return;
+        }
         if req.last_zxid_seen > self.tree.last_processed_zxid() {
             // The client has seen a newer state than ours: refuse, it must try another server.
             tracing::info!(
@@ -359,13 +401,24 @@ impl Core {
         if req.session_id == 0 {
             let timeout = self.sessions.negotiate_timeout(req.time_out);
             let session = self.sessions.next_session_id();
-            self.zxid += 1;
-            let zxid = self.zxid;
-            let prepared = prep_create_session(session, 0, timeout, zxid, wall_ms());
             if let Some(c) = self.conns.get_mut(&conn) {
                 c.session = Some(session);
                 c.early = Some(Vec::new());
             }
+            if self.replica.as_ref().is_some_and(|r| r.following()) {
+                self.forward(
+                    session,
+                    0,
+                    Forward::CreateSession { timeout },
+                    Purpose::Connect { conn },
+                );
+                return;
+            }
+            let Some(zxid) = self.next_zxid() else {
+                self.send(conn, Out::Close);
+                return;
+            };
+            let prepared = prep_create_session(session, 0, timeout, zxid, wall_ms());
             self.log(zxid, session, prepared, Purpose::Connect { conn });
             return;
         }
@@ -435,6 +488,11 @@ impl Core {
             self.send(conn, Out::Close);
             return;
         };
+        if !self.serving() {
+            self.send(conn, Out::Close);
+            return;
+        }
+        self.touched(session);
         let last = self.tree.last_processed_zxid();
         if self.sessions.touch(session, self.now_ms()).is_err() {
             self.fail_and_close(conn, header.xid, last, ErrorCode::SessionExpired);
@@ -507,13 +565,40 @@ impl Core {
     }
 
     fn write(&mut self, conn: ConnId, session: i64, header: RequestHeader, request: Request) {
-        self.zxid += 1;
-        let zxid = self.zxid;
         let auth = self
             .conns
             .get(&conn)
             .map(|c| c.auth.clone())
             .unwrap_or_default();
+        if self.replica.as_ref().is_some_and(|r| r.following()) {
+            let op = request.op_code();
+            let purpose = match request {
+                Request::CloseSession => Purpose::Close {
+                    conn,
+                    xid: header.xid,
+                },
+                _ => Purpose::Write {
+                    conn,
+                    xid: header.xid,
+                    op,
+                },
+            };
+            self.queues
+                .entry(session)
+                .or_default()
+                .push_back(Queued::Write { cxid: header.xid });
+            self.forward(
+                session,
+                header.xid,
+                Forward::Write { auth, request },
+                purpose,
+            );
+            return;
+        }
+        let Some(zxid) = self.next_zxid() else {
+            self.send(conn, Out::Close);
+            return;
+        };
         let time = wall_ms();
         let op = request.op_code();
         let prepared = match &request {
@@ -559,7 +644,7 @@ impl Core {
         self.queues
             .entry(session)
             .or_default()
-            .push_back(Queued::Write { zxid });
+            .push_back(Queued::Write { cxid: header.xid });
         self.log(zxid, session, prepared, purpose);
     }
 
@@ -573,12 +658,36 @@ impl Core {
             prepared,
             purpose,
         } = inflight;
-        let applied = self.tree.apply(&prepared.header, &prepared.body);
+        self.apply_committed(session, &prepared.header, &prepared.body, Some(purpose));
+    }
+
+    /// Applies a committed txn (standalone: durable; ensemble: committed by the quorum),
+    /// fires its watches and answers the client of this server it came from, if any.
+    fn apply_committed(
+        &mut self,
+        session: i64,
+        header: &zk_proto::TxnHeader,
+        body: &zk_proto::TxnBody,
+        purpose: Option<Purpose>,
+    ) {
+        let zxid = header.zxid;
+        let cxid = header.cxid;
+        let applied = self.tree.apply(header, body);
         self.pending.applied(zxid);
         self.deliver(applied.events);
+        // A txn of another server's client still changes what this server knows of sessions.
+        let purpose = match (purpose, body) {
+            (Some(p), _) => p,
+            (None, zk_proto::TxnBody::CreateSession(t)) => {
+                self.sessions.add(session, t.time_out, self.now_ms());
+                return;
+            }
+            (None, zk_proto::TxnBody::CloseSession(_)) => Purpose::Expire,
+            (None, _) => return,
+        };
         match purpose {
             Purpose::Connect { conn } => {
-                if let zk_proto::TxnBody::CreateSession(t) = &prepared.body {
+                if let zk_proto::TxnBody::CreateSession(t) = body {
                     self.sessions.add(session, t.time_out, self.now_ms());
                     if self
                         .conns
@@ -601,20 +710,21 @@ impl Core {
                 }
             }
             Purpose::Write { conn, xid, op } => {
-                let (err, body) = write_response(op, &prepared.body, &applied.result);
+                let (err, body) = write_response(op, body, &applied.result);
                 let f = reply_frame(xid, zxid, err, &body);
-                self.finish_write(session, zxid);
+                self.finish_write(session, cxid);
                 self.send(conn, Out::Frame(f));
             }
             Purpose::Close { conn, xid } => {
-                self.finish_write(session, zxid);
+                self.finish_write(session, cxid);
                 let f = reply_frame(xid, zxid, 0, &Response::Empty);
                 self.send(conn, Out::Frame(f));
                 self.send(conn, Out::Close);
                 self.end_session(session);
             }
-            Purpose::Reap => {}
+            Purpose::Reap | Purpose::Remote => {}
             Purpose::Expire => {
+                self.finish_write(session, cxid);
                 if let Some(conn) = self.by_session.get(&session).copied() {
                     self.send(conn, Out::Close);
                 }
@@ -634,9 +744,9 @@ impl Core {
         self.queues.remove(&session);
     }
 
-    fn finish_write(&mut self, session: i64, zxid: i64) {
+    fn finish_write(&mut self, session: i64, cxid: i32) {
         if let Some(q) = self.queues.get_mut(&session) {
-            if matches!(q.front(), Some(Queued::Write { zxid: z }) if *z == zxid) {
+            if matches!(q.front(), Some(Queued::Write { cxid: c }) if *c == cxid) {
                 q.pop_front();
             }
         }
@@ -1043,8 +1153,9 @@ impl Core {
         self.last_container_check_ms = now;
         let never_used = i64::try_from(self.config.container_never_used_ms).unwrap_or(i64::MAX);
         for path in self.tree.expired_containers_and_ttls(wall_ms(), never_used) {
-            self.zxid += 1;
-            let zxid = self.zxid;
+            let Some(zxid) = self.next_zxid() else {
+                return;
+            };
             let auth = [Id {
                 scheme: "super".into(),
                 id: String::new(),
@@ -1070,12 +1181,17 @@ impl Core {
     }
 
     fn tick(&mut self) {
+        // In an ensemble only the leader expires sessions and reaps containers.
+        if self.replica.as_ref().is_some_and(|r| !r.leading()) {
+            return;
+        }
         self.reap_containers();
         let now = self.now_ms();
         for session in self.sessions.expire(now) {
             tracing::info!(session = format_args!("{session:#x}"), "session expired");
-            self.zxid += 1;
-            let zxid = self.zxid;
+            let Some(zxid) = self.next_zxid() else {
+                return;
+            };
             let auth = Vec::new();
             let ctx = PrepContext {
                 session,
@@ -1095,7 +1211,7 @@ impl Core {
             self.queues
                 .entry(session)
                 .or_default()
-                .push_back(Queued::Write { zxid });
+                .push_back(Queued::Write { cxid: 0 });
             self.log(zxid, session, prepared, Purpose::Expire);
         }
     }

@@ -169,7 +169,7 @@ fn server_stats(core: &Core, out: &mut String, with_clients: bool) {
     let _ = writeln!(out, "Connections: {}", core.connection_count());
     let _ = writeln!(out, "Outstanding: {}", core.outstanding());
     let _ = writeln!(out, "Zxid: 0x{:x}", core.tree.last_processed_zxid());
-    let _ = writeln!(out, "Mode: standalone");
+    let _ = writeln!(out, "Mode: {}", core.mode());
     // ZooKeeper counts the root twice (under "" and "/").
     let _ = writeln!(out, "Node count: {}", core.tree.node_count() + 1);
 }
@@ -178,7 +178,7 @@ fn monitor(core: &Core, out: &mut String) {
     let (min, avg, max) = latency(core);
     let rows: Vec<(&str, String)> = vec![
         ("zk_version", VERSION.to_owned()),
-        ("zk_server_state", "standalone".to_owned()),
+        ("zk_server_state", core.mode().to_owned()),
         ("zk_avg_latency", format!("{avg:.4}")),
         ("zk_max_latency", max.to_string()),
         ("zk_min_latency", min.to_string()),

@@ -17,6 +17,7 @@ pub mod config;
 pub mod conn;
 pub mod core;
 pub mod fourlw;
+mod member;
 pub mod sasl;
 pub mod tls;
 
@@ -96,6 +97,29 @@ pub async fn run_with_admin(
     run_with_listeners(config, listeners, shutdown).await
 }
 
+/// Like ZooKeeper, a standalone server starts from a fresh snapshot so the old logs can be
+/// purged later; it is written in the background from a copy-on-write view, so a large tree
+/// does not delay serving (recovery from the old snapshot and the logs stays valid
+/// meanwhile). Nothing to write when the newest snapshot already holds everything.
+fn startup_snapshot(
+    tree: &zk_tree::DataTree,
+    replayed: usize,
+    had_snapshot: bool,
+    dirs: &DataDirs,
+) {
+    if replayed > 0 || !had_snapshot {
+        let frozen = tree.snapshot_copy();
+        let snap_dir = dirs.snap_dir.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) =
+                write_snapshot_file(&FsStorage, &snap_dir, &frozen, SnapshotCompression::None)
+            {
+                tracing::error!(error = %e, "startup snapshot failed");
+            }
+        });
+    }
+}
+
 /// The sockets a server listens on, bound by the caller (so tests can use free ports).
 #[derive(Debug, Default)]
 pub struct Listeners {
@@ -131,41 +155,47 @@ pub async fn run_with_listeners(
     };
     let dirs = DataDirs::new(&config.data_dir, config.data_log_dir.as_deref());
     let storage = Arc::new(FsStorage);
-    let recovered = recover(storage.as_ref(), &dirs, tree_config(&config))?;
-    tracing::info!(
-        zxid = format_args!("{:#x}", recovered.tree.last_processed_zxid()),
-        znodes = recovered.tree.node_count(),
-        replayed = recovered.replayed,
-        snapshot = ?recovered.snapshot,
-        "recovered data directory"
-    );
-    let tree = recovered.tree;
-    // Like ZooKeeper, start from a fresh snapshot so the old logs can be purged later; but
-    // write it in the background from a copy-on-write view, so a large tree does not delay
-    // serving (recovery from the old snapshot and the logs stays valid meanwhile). Nothing
-    // to write when the newest snapshot already holds everything.
-    if recovered.replayed > 0 || recovered.snapshot.is_none() {
-        let frozen = tree.snapshot_copy();
-        let snap_dir = dirs.snap_dir.clone();
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) =
-                write_snapshot_file(&FsStorage, &snap_dir, &frozen, SnapshotCompression::None)
-            {
-                tracing::error!(error = %e, "startup snapshot failed");
-            }
-        });
-    }
+    let replicated = config.is_ensemble();
+    let (tree, log_last, member) = if replicated {
+        let (tree, member) = member::recover(&config, storage.as_ref(), &dirs)?;
+        let last = member
+            .log
+            .last()
+            .map_or(tree.last_processed_zxid(), |p| p.zxid);
+        (tree, last, Some(member))
+    } else {
+        let recovered = recover(storage.as_ref(), &dirs, tree_config(&config))?;
+        tracing::info!(
+            zxid = format_args!("{:#x}", recovered.tree.last_processed_zxid()),
+            znodes = recovered.tree.node_count(),
+            replayed = recovered.replayed,
+            snapshot = ?recovered.snapshot,
+            "recovered data directory"
+        );
+        let tree = recovered.tree;
+        startup_snapshot(
+            &tree,
+            recovered.replayed,
+            recovered.snapshot.is_some(),
+            &dirs,
+        );
+        let last = tree.last_processed_zxid();
+        (tree, last, None)
+    };
     let log_config = TxnLogConfig {
         prealloc_bytes: config.prealloc_kb * 1024,
         force_sync: config.force_sync,
         fsync_warn_ms: config.fsync_warn_ms,
         ..TxnLogConfig::new(&dirs.log_dir)
     };
-    let log = TxnLog::new(storage.clone(), log_config, tree.last_processed_zxid());
+    let log = TxnLog::new(storage.clone(), log_config, log_last);
     let writer = LogWriter::spawn(log)?;
 
     let (to_core, mut from_conns) = mpsc::unbounded_channel::<CoreMsg>();
     let mut core = Core::new(config.clone(), tree, writer, to_core.clone());
+    if let Some(durable) = member {
+        member::join(&config, &mut core, durable, &dirs, to_core.clone()).await?;
+    }
     let tick = Duration::from_millis(u64::from(config.tick_time_ms.max(2) / 2));
     let snap_dir = dirs.snap_dir.clone();
     let purge_dirs = dirs.clone();
@@ -179,10 +209,13 @@ pub async fn run_with_listeners(
         let retain = config.snap_retain_count;
         let mut trigger = SnapTrigger::new(config.snap_count, 0, core::wall_ms() as u64);
         let mut applied_before = core.tree.last_processed_zxid();
+        // The peer's clock: fine enough for the election's 200 ms finalize wait.
+        let mut peer_ticker = tokio::time::interval(Duration::from_millis(50));
         loop {
             let msg = tokio::select! {
                 m = from_conns.recv() => match m { Some(m) => m, None => break },
                 _ = ticker.tick() => CoreMsg::Tick,
+                _ = peer_ticker.tick(), if replicated => CoreMsg::ReplicaTick,
                 _ = purge_timer.tick(), if purge_on => {
                     let dirs = purge_dirs.clone();
                     tokio::task::spawn_blocking(move || {
@@ -198,8 +231,17 @@ pub async fn run_with_listeners(
             // Snapshot in the background once enough txns were applied.
             let now = core.tree.last_processed_zxid();
             let mut due = false;
-            while applied_before < now {
-                applied_before += 1;
+            if now < applied_before {
+                // An ensemble member installed an older snapshot of the leader's.
+                applied_before = now;
+            }
+            // Txns applied since the last look; zxids jump at a new epoch (high 32 bits).
+            let fresh = if now >> 32 == applied_before >> 32 {
+                now - applied_before
+            } else {
+                now & 0xffff_ffff
+            };
+            for _ in 0..fresh {
                 due |= trigger.record(0);
             }
             applied_before = now;
@@ -208,6 +250,7 @@ pub async fn run_with_listeners(
                 let frozen = core.tree.snapshot_copy();
                 let dir = snap_dir.clone();
                 core.roll_log();
+                core.compact(now);
                 tokio::task::spawn_blocking(move || {
                     if let Err(e) =
                         write_snapshot_file(&FsStorage, &dir, &frozen, SnapshotCompression::None)

@@ -1,0 +1,562 @@
+//! The core as an ensemble member: a [`Peer`] decides who leads and what is committed; the
+//! core prepares writes when it leads, forwards them when it follows, applies what the
+//! quorum committed and answers its own clients.
+//!
+//! - Writes: the leader prepares (zxid from the peer), proposes, and applies on commit; a
+//!   follower forwards the request (with its session, cxid and the connection's identities)
+//!   and answers when the txn commits here.
+//! - Sessions are global: createSession and closeSession are txns; only the leader expires
+//!   sessions, from its clients' requests and the touches followers send with their pings.
+//! - A server that is not serving (looking, or joining a leader) closes its clients'
+//!   connections; they reconnect to another server.
+//! - Disk: every write the peer asks for goes through the one log writer thread, in order,
+//!   and is reported back as durable in order.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use zk_proto::{ErrorCode, Id, Request, TxnEntry};
+use zk_tree::prep::{prep_create_session, prep_request, PrepContext};
+use zk_zab::peer::{Input, Msg, Output, Peer, Role, Write};
+
+use super::{error_txn, wall_ms, ConnId, Core, CoreMsg, Inflight, Out, Purpose};
+
+/// The ensemble side of the core.
+pub(crate) struct Replica {
+    pub(crate) peer: Peer,
+    net: zk_peer::Network,
+    /// Where the epoch files and received snapshots go (`dataDir/version-2`).
+    snap_dir: PathBuf,
+    writes_issued: u64,
+    /// Follower: this server's clients' writes sent to the leader, by (session, cxid).
+    awaiting: HashMap<(i64, i32), Purpose>,
+    /// Follower: sessions its clients used since the last ping to the leader.
+    touched: HashSet<i64>,
+    pub(crate) role: Role,
+    started: Instant,
+    tree_config: zk_tree::TreeConfig,
+}
+
+impl std::fmt::Debug for Replica {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replica")
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Replica {
+    pub(crate) fn new(
+        peer: Peer,
+        net: zk_peer::Network,
+        snap_dir: PathBuf,
+        tree_config: zk_tree::TreeConfig,
+    ) -> Replica {
+        Replica {
+            peer,
+            net,
+            snap_dir,
+            writes_issued: 0,
+            awaiting: HashMap::new(),
+            touched: HashSet::new(),
+            role: Role::Looking,
+            started: Instant::now(),
+            tree_config,
+        }
+    }
+
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    pub(crate) fn leading(&self) -> bool {
+        matches!(self.role, Role::Leading { .. })
+    }
+
+    pub(crate) fn following(&self) -> bool {
+        matches!(self.role, Role::Following { .. })
+    }
+
+    /// `srvr`'s Mode.
+    pub(crate) fn mode(&self) -> &'static str {
+        match self.role {
+            Role::Leading { .. } => "leader",
+            Role::Following { .. } => "follower",
+            Role::Looking | Role::Joining { .. } => "looking",
+        }
+    }
+}
+
+/// What a follower forwards to its leader.
+pub(crate) enum Forward {
+    Write { auth: Vec<Id>, request: Request },
+    CreateSession { timeout: i32 },
+}
+
+fn put_str(s: &str, out: &mut Vec<u8>) {
+    let b = s.as_bytes();
+    out.extend_from_slice(&(b.len() as u32).to_be_bytes());
+    out.extend_from_slice(b);
+}
+
+fn encode_forward(session: i64, cxid: i32, f: &Forward) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    match f {
+        Forward::CreateSession { timeout } => {
+            out.push(1);
+            out.extend_from_slice(&session.to_be_bytes());
+            out.extend_from_slice(&cxid.to_be_bytes());
+            out.extend_from_slice(&timeout.to_be_bytes());
+        }
+        Forward::Write { auth, request } => {
+            out.push(0);
+            out.extend_from_slice(&session.to_be_bytes());
+            out.extend_from_slice(&cxid.to_be_bytes());
+            out.extend_from_slice(&(auth.len() as u32).to_be_bytes());
+            for id in auth {
+                put_str(&id.scheme, &mut out);
+                put_str(&id.id, &mut out);
+            }
+            zk_proto::encode_request(cxid, request, &mut out);
+        }
+    }
+    out
+}
+
+struct Cursor<'a>(&'a [u8]);
+
+impl Cursor<'_> {
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Some(a)
+    }
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_be_bytes(self.take(4)?.try_into().ok()?))
+    }
+    fn i64(&mut self) -> Option<i64> {
+        Some(i64::from_be_bytes(self.take(8)?.try_into().ok()?))
+    }
+    fn string(&mut self) -> Option<String> {
+        let n = self.u32()? as usize;
+        String::from_utf8(self.take(n)?.to_vec()).ok()
+    }
+}
+
+fn decode_forward(data: &[u8]) -> Option<(i64, i32, Forward)> {
+    let mut c = Cursor(data);
+    let tag = c.take(1)?[0];
+    let session = c.i64()?;
+    let cxid = c.u32()? as i32;
+    match tag {
+        1 => Some((
+            session,
+            cxid,
+            Forward::CreateSession {
+                timeout: c.u32()? as i32,
+            },
+        )),
+        0 => {
+            let n = c.u32()? as usize;
+            let mut auth = Vec::with_capacity(n.min(16));
+            for _ in 0..n {
+                let scheme = c.string()?;
+                let id = c.string()?;
+                auth.push(Id { scheme, id });
+            }
+            let mut r = zk_proto::Reader::new(Bytes::copy_from_slice(c.0));
+            let (_, body) = zk_proto::decode_request(&mut r).ok()?;
+            Some((
+                session,
+                cxid,
+                Forward::Write {
+                    auth,
+                    request: body.ok()?,
+                },
+            ))
+        }
+        _ => None,
+    }
+}
+
+fn encode_touches(ids: &HashSet<i64>) -> Vec<u8> {
+    let mut v: Vec<i64> = ids.iter().copied().collect();
+    v.sort_unstable();
+    v.iter().flat_map(|id| id.to_be_bytes()).collect()
+}
+
+fn decode_touches(data: &[u8]) -> Vec<i64> {
+    data.chunks_exact(8)
+        .filter_map(|c| c.try_into().ok().map(i64::from_be_bytes))
+        .collect()
+}
+
+impl Core {
+    /// Whether this server serves clients: standalone, or an established leader/follower.
+    pub(crate) fn serving(&self) -> bool {
+        self.replica
+            .as_ref()
+            .is_none_or(|r| r.leading() || r.following())
+    }
+
+    /// The zxid of the next txn this server prepares; `None` when it may not prepare
+    /// (an ensemble member that does not lead).
+    pub(crate) fn next_zxid(&mut self) -> Option<i64> {
+        match &self.replica {
+            None => {
+                self.zxid += 1;
+                Some(self.zxid)
+            }
+            Some(r) if r.leading() => r.peer.next_zxid().ok(),
+            Some(_) => None,
+        }
+    }
+
+    /// Ensemble: numbers and broadcasts a prepared txn (instead of logging it here).
+    pub(super) fn propose(
+        &mut self,
+        zxid: i64,
+        session: i64,
+        prepared: super::Prepared,
+        purpose: Purpose,
+    ) {
+        let entry = TxnEntry {
+            header: prepared.header.clone(),
+            body: prepared.body.clone(),
+            digest: None,
+        };
+        let Some(r) = self.replica.as_mut() else {
+            return;
+        };
+        let mut out = Vec::new();
+        match r.peer.propose(entry.encode().to_vec(), &mut out) {
+            Ok(z) if z == zxid => {}
+            Ok(z) => {
+                tracing::error!(
+                    prepared = format_args!("{zxid:#x}"),
+                    proposed = format_args!("{z:#x}"),
+                    "proposal numbered differently from its preparation"
+                );
+            }
+            Err(e) => {
+                tracing::warn!(error = ?e, "cannot propose");
+                return;
+            }
+        }
+        self.inflight.insert(
+            zxid,
+            Inflight {
+                session,
+                prepared,
+                purpose,
+            },
+        );
+        self.replica_outputs(out);
+    }
+
+    /// Follower: sends a client's write or new session to the leader; the answer comes
+    /// when it commits here.
+    pub(super) fn forward(&mut self, session: i64, cxid: i32, f: Forward, purpose: Purpose) {
+        let Some(r) = self.replica.as_mut() else {
+            return;
+        };
+        let data = encode_forward(session, cxid, &f);
+        let mut out = Vec::new();
+        if r.peer.forward(data, &mut out) {
+            r.awaiting.insert((session, cxid), purpose);
+        }
+        self.replica_outputs(out);
+    }
+
+    /// A follower noted a session its client used (reported with the next ping).
+    pub(crate) fn touched(&mut self, session: i64) {
+        if let Some(r) = self.replica.as_mut() {
+            if r.following() {
+                r.touched.insert(session);
+            }
+        }
+    }
+
+    pub(crate) fn replica_event(&mut self, event: zk_peer::Event) {
+        let input = match event {
+            zk_peer::Event::Msg { from, msg } => Input::Msg { from, msg },
+            zk_peer::Event::LinkUp { peer } => Input::LinkUp { peer },
+            zk_peer::Event::LinkDown { peer } => Input::LinkDown { peer },
+        };
+        self.replica_step(input);
+    }
+
+    pub(crate) fn replica_tick(&mut self) {
+        let Some(r) = self.replica.as_mut() else {
+            return;
+        };
+        let now = r.now_ms();
+        let mut out = Vec::new();
+        r.peer.step(Input::Tick { now }, &mut out);
+        if r.following() && !r.touched.is_empty() {
+            let payload = encode_touches(&r.touched);
+            r.touched.clear();
+            r.peer.ping_leader(payload, &mut out);
+        }
+        self.replica_outputs(out);
+    }
+
+    /// A disk write the peer asked for is durable (they complete in order).
+    pub(crate) fn replica_durable(&mut self, seq: u64) {
+        self.replica_step(Input::DiskDone { upto: seq });
+    }
+
+    fn replica_step(&mut self, input: Input) {
+        let Some(r) = self.replica.as_mut() else {
+            return;
+        };
+        let mut out = Vec::new();
+        r.peer.step(input, &mut out);
+        self.replica_outputs(out);
+    }
+
+    fn disk_done(&self, seq: u64) -> zk_log::group::Done {
+        let to_core = self.to_core.clone();
+        Box::new(move |result| {
+            let _ = to_core.send(CoreMsg::ReplicaDurable { seq, result });
+        })
+    }
+
+    fn replica_write(&mut self, w: Write) {
+        let Some(r) = self.replica.as_mut() else {
+            return;
+        };
+        r.writes_issued += 1;
+        let seq = r.writes_issued;
+        let dir = r.snap_dir.clone();
+        let done = self.disk_done(seq);
+        let result = match w {
+            Write::AcceptedEpoch(e) => {
+                self.writer
+                    .write_epoch(dir, zk_log::epoch::ACCEPTED_EPOCH, i64::from(e), done)
+            }
+            Write::CurrentEpoch(e) => {
+                self.writer
+                    .write_epoch(dir, zk_log::epoch::CURRENT_EPOCH, i64::from(e), done)
+            }
+            Write::Append(p) => self.writer.append(p.zxid, Bytes::from(p.data), done),
+            Write::Truncate(zxid) => self.writer.truncate(zxid, done),
+        };
+        if let Err(e) = result {
+            let _ = self.to_core.send(CoreMsg::ReplicaDurable {
+                seq,
+                result: Err(Arc::new(e)),
+            });
+        }
+    }
+
+    pub(crate) fn replica_outputs(&mut self, out: Vec<Output>) {
+        for o in out {
+            match o {
+                Output::Send { to, msg } => {
+                    if let Some(r) = &self.replica {
+                        r.net.send(to, &msg);
+                    }
+                }
+                Output::Write(w) => self.replica_write(w),
+                Output::SendSnapshot { to } => {
+                    let state = zk_log::snapfile::encode_snapshot(&self.tree);
+                    let zxid = self.tree.last_processed_zxid();
+                    if let Some(r) = &self.replica {
+                        r.net.send(to, &Msg::Snap { zxid, state });
+                    }
+                }
+                Output::InstallSnapshot { zxid, state } => self.install_snapshot(zxid, state),
+                Output::Commit(p) => self.commit(p.zxid, p.data),
+                Output::Request { from, data } => self.remote_request(from, &data),
+                Output::Pinged { payload, .. } => {
+                    let now = self.now_ms();
+                    for id in decode_touches(&payload) {
+                        let _ = self.sessions.touch(id, now);
+                    }
+                }
+                Output::Role(role) => self.role_changed(role),
+                Output::Synced { to, kind } => {
+                    tracing::info!(follower = to, sync = ?kind, "syncing a follower");
+                }
+                Output::Abandoned(why) => tracing::info!(reason = why, "looking for a leader"),
+                Output::Violation(what) => {
+                    tracing::error!(problem = what, "replication protocol violation")
+                }
+            }
+        }
+    }
+
+    fn install_snapshot(&mut self, zxid: i64, state: Vec<u8>) {
+        let Some(r) = self.replica.as_mut() else {
+            return;
+        };
+        r.writes_issued += 1;
+        let seq = r.writes_issued;
+        let dir = r.snap_dir.clone();
+        let config = r.tree_config.clone();
+        let bytes = Bytes::from(state);
+        let name = dir.join(zk_log::snapfile::snapshot_file_name(zxid));
+        match zk_log::snapfile::decode_snapshot(&name, bytes.clone(), config) {
+            Ok(loaded) => {
+                let mut tree = loaded.tree;
+                tree.set_last_processed_zxid(zxid);
+                tracing::info!(
+                    zxid = format_args!("{zxid:#x}"),
+                    znodes = tree.node_count(),
+                    "installing the leader's snapshot"
+                );
+                self.tree = tree;
+                self.pending = Default::default();
+                let now = self.now_ms();
+                let known: Vec<i64> = self.sessions.iter().map(|s| s.id).collect();
+                for id in known {
+                    if !self.tree.sessions().contains_key(&id) {
+                        self.sessions.remove(id);
+                    }
+                }
+                for (&id, &timeout) in self.tree.sessions() {
+                    self.sessions.add(id, timeout, now);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "the leader's snapshot does not decode"),
+        }
+        let done = self.disk_done(seq);
+        if let Err(e) = self.writer.install_snapshot(dir, zxid, bytes, done) {
+            let _ = self.to_core.send(CoreMsg::ReplicaDurable {
+                seq,
+                result: Err(Arc::new(e)),
+            });
+        }
+    }
+
+    /// A txn the quorum committed: apply it and answer its client if it is ours.
+    fn commit(&mut self, zxid: i64, data: Vec<u8>) {
+        let entry = match TxnEntry::decode(Bytes::from(data)) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(zxid = format_args!("{zxid:#x}"), error = %e, "committed txn does not decode");
+                return;
+            }
+        };
+        let session = entry.header.client_id;
+        let purpose = match self.inflight.remove(&zxid) {
+            Some(i) => Some(i.purpose),
+            None => self
+                .replica
+                .as_mut()
+                .and_then(|r| r.awaiting.remove(&(session, entry.header.cxid))),
+        };
+        let purpose = purpose.filter(|p| !matches!(p, Purpose::Remote));
+        self.apply_committed(session, &entry.header, &entry.body, purpose);
+    }
+
+    /// Leader: a follower's client's write or new session.
+    fn remote_request(&mut self, from: u64, data: &[u8]) {
+        let Some((session, cxid, f)) = decode_forward(data) else {
+            tracing::warn!(follower = from, "malformed forwarded request");
+            return;
+        };
+        let Some(zxid) = self.next_zxid() else {
+            return;
+        };
+        let time = wall_ms();
+        let prepared = match f {
+            Forward::CreateSession { timeout } => {
+                prep_create_session(session, cxid, timeout, zxid, time)
+            }
+            Forward::Write { auth, request } => {
+                if !matches!(request, Request::CloseSession)
+                    && self.sessions.check(session).is_err()
+                {
+                    error_txn(session, cxid, zxid, time, ErrorCode::SessionExpired)
+                } else {
+                    match &request {
+                        Request::Reconfig(_) => {
+                            error_txn(session, cxid, zxid, time, ErrorCode::ReconfigDisabled)
+                        }
+                        Request::DeleteContainer(_) => {
+                            error_txn(session, cxid, zxid, time, ErrorCode::BadArguments)
+                        }
+                        _ => {
+                            if matches!(request, Request::CloseSession) {
+                                self.sessions.set_closing(session);
+                            }
+                            let ctx = PrepContext {
+                                session,
+                                auth: &auth,
+                                enforce_quota: self.config.enforce_quota,
+                                local_session: false,
+                            };
+                            prep_request(
+                                &self.tree,
+                                &mut self.pending,
+                                &ctx,
+                                cxid,
+                                &request,
+                                zxid,
+                                time,
+                            )
+                        }
+                    }
+                }
+            }
+        };
+        self.propose(zxid, session, prepared, Purpose::Remote);
+    }
+
+    fn role_changed(&mut self, role: Role) {
+        let Some(r) = self.replica.as_mut() else {
+            return;
+        };
+        let before = r.role;
+        r.role = role;
+        tracing::info!(role = ?role, "ensemble role");
+        match role {
+            Role::Leading { .. } => {
+                // Every session gets a full timeout under the new leader.
+                let now = self.now_ms();
+                for (&id, &timeout) in self.tree.sessions() {
+                    self.sessions.add(id, timeout, now);
+                }
+                self.pending = Default::default();
+            }
+            Role::Following { .. } => {}
+            Role::Looking | Role::Joining { .. } => {
+                if matches!(before, Role::Leading { .. } | Role::Following { .. }) {
+                    self.stop_serving();
+                }
+            }
+        }
+    }
+
+    /// Not serving any more: every client connection is closed (they reconnect elsewhere)
+    /// and what they waited for is forgotten.
+    fn stop_serving(&mut self) {
+        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        for conn in conns {
+            self.send(conn, Out::Close);
+        }
+        self.inflight.clear();
+        self.queues.clear();
+        self.pending = Default::default();
+        if let Some(r) = self.replica.as_mut() {
+            r.awaiting.clear();
+            r.touched.clear();
+        }
+    }
+
+    /// The snapshot being written holds everything up to `zxid`: the peer's in-memory log
+    /// before it is not needed for syncing followers any more.
+    pub(crate) fn compact(&mut self, zxid: i64) {
+        if let Some(r) = self.replica.as_mut() {
+            r.peer.compact(zxid);
+        }
+    }
+}
