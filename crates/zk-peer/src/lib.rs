@@ -391,6 +391,7 @@ pub fn to_frame(msg: &Msg) -> pb::Frame {
         },
         Msg::Request(data) => Kind::Request(data.clone()),
         Msg::Ping(data) => Kind::Ping(data.clone()),
+        Msg::SyncDone(token) => Kind::SyncDone(token.clone()),
     };
     pb::Frame { kind: Some(kind) }
 }
@@ -431,6 +432,7 @@ pub fn from_frame(frame: pb::Frame) -> Option<Msg> {
         Kind::Commit(z) => Msg::Broadcast(broadcast::Msg::Commit(z)),
         Kind::Request(data) => Msg::Request(data),
         Kind::Ping(data) => Msg::Ping(data),
+        Kind::SyncDone(token) => Msg::SyncDone(token),
     })
 }
 
@@ -477,6 +479,7 @@ mod tests {
             Msg::Broadcast(broadcast::Msg::Commit(15)),
             Msg::Request(vec![4, 5]),
             Msg::Ping(Vec::new()),
+            Msg::SyncDone(vec![7; 12]),
         ];
         for m in msgs {
             assert_eq!(from_frame(to_frame(&m)), Some(m.clone()));

@@ -541,7 +541,10 @@ impl Core {
                 | Request::Reconfig(_)
                 | Request::DeleteContainer(_)
         );
-        if is_write {
+        if let (Some(_), Request::Sync(r)) = (&self.replica, &request) {
+            let path = r.path.clone();
+            self.replica_sync(conn, session, header.xid, path);
+        } else if is_write {
             self.write(conn, session, header, request);
         } else if self.queues.get(&session).is_some_and(|q| !q.is_empty()) {
             self.queues

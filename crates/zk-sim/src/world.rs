@@ -852,6 +852,7 @@ impl World {
                     SyncKind::TruncThenDiff => self.coverage.trunc_diff_syncs += 1,
                     SyncKind::Snap => self.coverage.snap_syncs += 1,
                 },
+                Output::SyncDone { .. } => {}
                 Output::Abandoned(why) => self.trace(|| format!("server {}: {why}", i + 1)),
                 Output::Violation(what) => {
                     self.violations.push(format!("server {}: {what}", i + 1))

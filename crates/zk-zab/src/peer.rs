@@ -77,6 +77,9 @@ pub enum Msg {
     Broadcast(broadcast::Msg),
     /// A client's write, forwarded by a follower to its leader.
     Request(Vec<u8>),
+    /// Leader to follower: everything proposed before the follower's `sync` (this token)
+    /// has been committed, and its commits precede this on the link.
+    SyncDone(Vec<u8>),
     /// Liveness, both ways, every tick once established. A follower's may carry the
     /// host's session touches for the leader (opaque here).
     Ping(Vec<u8>),
@@ -163,6 +166,11 @@ pub enum Output {
     },
     /// Apply this txn to the tree (and answer its client, if it is ours).
     Commit(Proposal),
+    /// A `sync` asked with [`Peer::sync`] (here, or at a follower) is done: every txn
+    /// proposed before it is committed and applied here.
+    SyncDone {
+        token: Vec<u8>,
+    },
     /// The leader received a follower's ping carrying session touches.
     Pinged {
         from: ServerId,
@@ -213,6 +221,8 @@ struct Leading {
     synced: BTreeSet<ServerId>,
     last_heard: BTreeMap<ServerId, Millis>,
     next_ping: Millis,
+    /// `sync` requests waiting for the proposals made before them: (asker, token, zxid).
+    syncs: Vec<(ServerId, Vec<u8>, Zxid)>,
 }
 
 #[derive(Debug)]
@@ -389,6 +399,48 @@ impl Peer {
         }
     }
 
+    /// ZooKeeper's `sync`: `token` comes back as [`Output::SyncDone`] once everything the
+    /// leader proposed before it is committed here. On the leader, `from` is this server;
+    /// a follower forwards its client's sync (host-encoded) and the leader calls this with
+    /// the follower's id. False when this server is not an established leader or follower.
+    pub fn sync(&mut self, from: ServerId, token: Vec<u8>, out: &mut Vec<Output>) -> bool {
+        match &mut self.state {
+            State::Leading(l) => {
+                let Some(b) = &l.broadcast else {
+                    return false;
+                };
+                let upto = b.outstanding().last().unwrap_or(self.committed);
+                l.syncs.push((from, token, upto));
+                self.release_syncs(out);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Leader: answers the syncs whose proposals are all committed.
+    fn release_syncs(&mut self, out: &mut Vec<Output>) {
+        let me = self.cfg.me;
+        let committed = self.committed;
+        let State::Leading(l) = &mut self.state else {
+            return;
+        };
+        let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut l.syncs)
+            .into_iter()
+            .partition(|(_, _, upto)| *upto <= committed);
+        l.syncs = waiting;
+        for (from, token, _) in done {
+            if from == me {
+                out.push(Output::SyncDone { token });
+            } else {
+                out.push(Output::Send {
+                    to: from,
+                    msg: Msg::SyncDone(token),
+                });
+            }
+        }
+    }
+
     /// The host took a durable snapshot of the tree at `zxid` (committed): the log before it
     /// is no longer needed, and a follower behind it will be sent a snapshot.
     pub fn compact(&mut self, zxid: Zxid) {
@@ -462,6 +514,7 @@ impl Peer {
             synced: BTreeSet::new(),
             last_heard: BTreeMap::new(),
             next_ping: self.now,
+            syncs: Vec::new(),
         }));
         out.push(Output::Role(Role::Joining {
             leader: self.cfg.me,
@@ -743,6 +796,9 @@ impl Peer {
                         }
                     }
                     Msg::Ping(_) => {}
+                    Msg::SyncDone(token) if f.broadcast.is_some() => {
+                        out.push(Output::SyncDone { token });
+                    }
                     _ => {}
                 }
             }
@@ -814,7 +870,9 @@ impl Peer {
                 discovery::Output::PersistCurrentEpoch(e) => {
                     self.write(Write::CurrentEpoch(e), Pending::CurrentEpoch(e), out)
                 }
-                discovery::Output::Sync { to, peer_last, .. } => self.sync(to, peer_last, out),
+                discovery::Output::Sync { to, peer_last, .. } => {
+                    self.sync_follower(to, peer_last, out)
+                }
                 discovery::Output::Established { epoch } => self.established(epoch, out),
                 discovery::Output::FollowerSynced { id } => {
                     if let State::Leading(l) = &mut self.state {
@@ -832,7 +890,7 @@ impl Peer {
     }
 
     /// Leader: the sync data for `to`, whose log ends at `peer_last`.
-    fn sync(&mut self, to: ServerId, peer_last: Zxid, out: &mut Vec<Output>) {
+    fn sync_follower(&mut self, to: ServerId, peer_last: Zxid, out: &mut Vec<Output>) {
         let State::Leading(l) = &mut self.state else {
             return;
         };
@@ -959,7 +1017,10 @@ impl Peer {
                     to,
                     msg: Msg::Broadcast(msg),
                 }),
-                broadcast::Output::Commit(zxid) => self.commit_through(zxid, out),
+                broadcast::Output::Commit(zxid) => {
+                    self.commit_through(zxid, out);
+                    self.release_syncs(out);
+                }
                 broadcast::Output::Resync { reason } => {
                     self.look(reason, out);
                     return;

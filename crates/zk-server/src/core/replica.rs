@@ -35,6 +35,8 @@ pub(crate) struct Replica {
     awaiting: HashMap<(i64, i32), Purpose>,
     /// Follower: sessions its clients used since the last ping to the leader.
     touched: HashSet<i64>,
+    /// `sync` requests of this server's clients: (session, xid) -> (connection, path).
+    syncs: HashMap<(i64, i32), (ConnId, String)>,
     pub(crate) role: Role,
     started: Instant,
     tree_config: zk_tree::TreeConfig,
@@ -62,6 +64,7 @@ impl Replica {
             writes_issued: 0,
             awaiting: HashMap::new(),
             touched: HashSet::new(),
+            syncs: HashMap::new(),
             role: Role::Looking,
             started: Instant::now(),
             tree_config,
@@ -92,8 +95,18 @@ impl Replica {
 
 /// What a follower forwards to its leader.
 pub(crate) enum Forward {
-    Write { auth: Vec<Id>, request: Request },
-    CreateSession { timeout: i32 },
+    /// A client's `sync`: the token comes back once the leader committed everything it
+    /// proposed before.
+    Sync {
+        token: Vec<u8>,
+    },
+    Write {
+        auth: Vec<Id>,
+        request: Request,
+    },
+    CreateSession {
+        timeout: i32,
+    },
 }
 
 fn put_str(s: &str, out: &mut Vec<u8>) {
@@ -105,6 +118,12 @@ fn put_str(s: &str, out: &mut Vec<u8>) {
 fn encode_forward(session: i64, cxid: i32, f: &Forward) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
     match f {
+        Forward::Sync { token } => {
+            out.push(2);
+            out.extend_from_slice(&session.to_be_bytes());
+            out.extend_from_slice(&cxid.to_be_bytes());
+            out.extend_from_slice(token);
+        }
         Forward::CreateSession { timeout } => {
             out.push(1);
             out.extend_from_slice(&session.to_be_bytes());
@@ -155,6 +174,13 @@ fn decode_forward(data: &[u8]) -> Option<(i64, i32, Forward)> {
     let session = c.i64()?;
     let cxid = c.u32()? as i32;
     match tag {
+        2 => Some((
+            session,
+            cxid,
+            Forward::Sync {
+                token: c.0.to_vec(),
+            },
+        )),
         1 => Some((
             session,
             cxid,
@@ -382,6 +408,7 @@ impl Core {
                     }
                 }
                 Output::Role(role) => self.role_changed(role),
+                Output::SyncDone { token } => self.sync_done(&token),
                 Output::Synced { to, kind } => {
                     tracing::info!(follower = to, sync = ?kind, "syncing a follower");
                 }
@@ -463,11 +490,20 @@ impl Core {
             tracing::warn!(follower = from, "malformed forwarded request");
             return;
         };
+        if let Forward::Sync { token } = f {
+            let mut out = Vec::new();
+            if let Some(r) = self.replica.as_mut() {
+                r.peer.sync(from, token, &mut out);
+            }
+            self.replica_outputs(out);
+            return;
+        }
         let Some(zxid) = self.next_zxid() else {
             return;
         };
         let time = wall_ms();
         let prepared = match f {
+            Forward::Sync { .. } => return,
             Forward::CreateSession { timeout } => {
                 prep_create_session(session, cxid, timeout, zxid, time)
             }
@@ -549,7 +585,53 @@ impl Core {
         if let Some(r) = self.replica.as_mut() {
             r.awaiting.clear();
             r.touched.clear();
+            r.syncs.clear();
         }
+    }
+
+    /// A client's `sync`: answered once this server has applied everything the leader had
+    /// proposed when the sync reached it. Later requests of the session wait behind it.
+    pub(crate) fn replica_sync(&mut self, conn: ConnId, session: i64, xid: i32, path: String) {
+        let mut token = Vec::with_capacity(12);
+        token.extend_from_slice(&session.to_be_bytes());
+        token.extend_from_slice(&xid.to_be_bytes());
+        self.queues
+            .entry(session)
+            .or_default()
+            .push_back(super::Queued::Write { cxid: xid });
+        let Some(r) = self.replica.as_mut() else {
+            return;
+        };
+        r.syncs.insert((session, xid), (conn, path));
+        let mut out = Vec::new();
+        if r.leading() {
+            let me = r.peer.id();
+            r.peer.sync(me, token, &mut out);
+        } else {
+            let data = encode_forward(session, xid, &Forward::Sync { token });
+            r.peer.forward(data, &mut out);
+        }
+        self.replica_outputs(out);
+    }
+
+    fn sync_done(&mut self, token: &[u8]) {
+        let mut c = Cursor(token);
+        let (Some(session), Some(xid)) = (c.i64(), c.u32()) else {
+            return;
+        };
+        let xid = xid as i32;
+        let Some((conn, path)) = self
+            .replica
+            .as_mut()
+            .and_then(|r| r.syncs.remove(&(session, xid)))
+        else {
+            return;
+        };
+        let body = zk_proto::Response::Sync(zk_proto::SyncResponse { path });
+        let f = super::reply_frame(xid, self.tree.last_processed_zxid(), 0, &body);
+        self.finish_write(session, xid);
+        self.send(conn, Out::Frame(f));
+        self.drain(session);
     }
 
     /// The snapshot being written holds everything up to `zxid`: the peer's in-memory log

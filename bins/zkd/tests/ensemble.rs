@@ -1,0 +1,378 @@
+//! Three `zkd` processes on loopback as one ensemble, driven by zk-client and kazoo:
+//! - writes through any server, reads from every server;
+//! - a client of a follower sees its own writes, and `sync` then read sees every write
+//!   acknowledged before the sync (through another server);
+//! - `kill -9` of the leader: a new leader is elected, writes succeed again (the time is
+//!   printed), nothing acknowledged is lost, the old leader restarts and catches up;
+//! - the same with a follower;
+//! - two servers down: no quorum, writes fail; healed, writes succeed again.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use zk_client::{Client, CreateMode, Error};
+use zk_proto::{well_known, ErrorCode};
+
+const ZKD: &str = env!("CARGO_BIN_EXE_zkd");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Server {
+    id: usize,
+    dir: PathBuf,
+    client_port: u16,
+    child: Option<Child>,
+}
+
+impl Server {
+    fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("zkd.log"))
+            .unwrap();
+        let child = Command::new(ZKD)
+            .arg("--config")
+            .arg(self.dir.join("zoo.cfg"))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.client_port)
+    }
+
+    /// `srvr`'s Mode and Zxid, or `None` when the server does not answer.
+    fn srvr(&self) -> Option<(String, i64)> {
+        let mut s = TcpStream::connect(self.addr()).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        s.write_all(b"srvr").ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        let mode = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Mode: "))?
+            .to_owned();
+        let zxid = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Zxid: 0x"))
+            .and_then(|z| i64::from_str_radix(z.trim(), 16).ok())?;
+        Some((mode, zxid))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn ensemble(n: usize) -> Vec<Server> {
+    let base = std::env::temp_dir().join(format!("zkd-ensemble-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let ports: Vec<(u16, u16, u16)> = (0..n)
+        .map(|_| (free_port(), free_port(), free_port()))
+        .collect();
+    let lines: String = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (q, e, c))| format!("server.{}=127.0.0.1:{q}:{e};{c}\n", i + 1))
+        .collect();
+    let mut servers = Vec::new();
+    for (i, (_, _, client)) in ports.iter().enumerate() {
+        let dir = base.join(format!("s{}", i + 1));
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        std::fs::write(dir.join("data/myid"), format!("{}\n", i + 1)).unwrap();
+        std::fs::write(
+            dir.join("zoo.cfg"),
+            format!(
+                "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={client}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n4lw.commands.whitelist=*\npreAllocSize=64\n{lines}",
+                dir.join("data").display()
+            ),
+        )
+        .unwrap();
+        let mut s = Server {
+            id: i + 1,
+            dir,
+            client_port: *client,
+            child: None,
+        };
+        s.start();
+        servers.push(s);
+    }
+    servers
+}
+
+/// Waits until the running servers have one leader and the rest follow it, all at the same
+/// zxid; returns the leader's index.
+fn settled(servers: &[Server], running: &[usize]) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let states: Vec<Option<(String, i64)>> =
+            running.iter().map(|&i| servers[i].srvr()).collect();
+        let leaders: Vec<usize> = running
+            .iter()
+            .zip(&states)
+            .filter(|(_, s)| s.as_ref().is_some_and(|(m, _)| m == "leader"))
+            .map(|(i, _)| *i)
+            .collect();
+        let followers = states
+            .iter()
+            .filter(|s| s.as_ref().is_some_and(|(m, _)| m == "follower"))
+            .count();
+        let zxids: Vec<i64> = states.iter().flatten().map(|(_, z)| *z).collect();
+        if leaders.len() == 1
+            && followers + 1 == running.len()
+            && zxids.windows(2).all(|w| w[0] == w[1])
+        {
+            return leaders[0];
+        }
+        assert!(Instant::now() < deadline, "no settled ensemble: {states:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn connect_string(servers: &[Server]) -> String {
+    servers
+        .iter()
+        .map(Server::addr)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+async fn client(addr: &str) -> Client {
+    let c = Client::builder(addr)
+        .session_timeout(Duration::from_secs(6))
+        .connect()
+        .await
+        .unwrap();
+    c.wait_connected(Duration::from_secs(20)).await.unwrap();
+    c
+}
+
+async fn create(c: &Client, path: &str) -> Result<String, Error> {
+    c.create(
+        path,
+        b"v".to_vec(),
+        well_known::open_acl_unsafe(),
+        CreateMode::Persistent,
+    )
+    .await
+}
+
+/// Creates `path`, retrying through connection loss, until `deadline`. Returns when the
+/// write was acknowledged.
+async fn create_retrying(c: &Client, path: &str, deadline: Instant) {
+    loop {
+        match create(c, path).await {
+            Ok(_) => return,
+            Err(Error::Code(ErrorCode::NodeExists)) => return,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "{path} never acknowledged: {e}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+fn count_children(server: &Server, path: &str) -> usize {
+    let rt = zk_tests::runtime();
+    rt.block_on(async {
+        let c = client(&server.addr()).await;
+        c.get_children(path).await.unwrap().len()
+    })
+}
+
+fn kill_and_measure(
+    servers: &mut [Server],
+    victim: usize,
+    acked: &mut usize,
+    tag: &str,
+) -> Duration {
+    let rt = zk_tests::runtime();
+    let others: Vec<String> = servers
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != victim)
+        .map(|(_, s)| s.addr())
+        .collect();
+    let c = rt.block_on(client(&others.join(",")));
+    servers[victim].kill9();
+    let killed = Instant::now();
+    rt.block_on(create_retrying(
+        &c,
+        &format!("/e/{tag}-first"),
+        killed + Duration::from_secs(30),
+    ));
+    let outage = killed.elapsed();
+    *acked += 1;
+    rt.block_on(async {
+        for i in 0..20 {
+            create(&c, &format!("/e/{tag}-{i}")).await.unwrap();
+        }
+    });
+    *acked += 20;
+    outage
+}
+
+fn kazoo(script: &str, hosts: &str) -> String {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(hosts)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kazoo script failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+const READ_YOUR_WRITES: &str = r#"
+import sys
+from kazoo.client import KazooClient
+zk = KazooClient(hosts=sys.argv[1]); zk.start(timeout=20)
+for i in range(30):
+    zk.create("/e/kazoo-%d" % i, b"k%d" % i)
+    assert zk.get("/e/kazoo-%d" % i)[0] == b"k%d" % i
+zk.create("/e/kazoo-eph", b"", ephemeral=True)
+print("ok")
+zk.stop()
+"#;
+
+#[test]
+fn three_zkd_processes_fail_over_and_catch_up() {
+    if !zk_tests::python_has("kazoo") {
+        return;
+    }
+    let mut servers = ensemble(3);
+    let leader = settled(&servers, &[0, 1, 2]);
+    let rt = zk_tests::runtime();
+    let mut acked = 0usize;
+
+    // Writes through every server, seen by every server.
+    rt.block_on(async {
+        let c = client(&connect_string(&servers)).await;
+        create(&c, "/e").await.unwrap();
+        for s in &servers {
+            let c = client(&s.addr()).await;
+            for i in 0..10 {
+                create(&c, &format!("/e/s{}-{i}", s.id)).await.unwrap();
+            }
+        }
+    });
+    acked += 30;
+    let _ = settled(&servers, &[0, 1, 2]);
+    for s in &servers {
+        assert_eq!(count_children(s, "/e"), acked, "server {}", s.id);
+    }
+
+    // A follower's client sees its own writes (kazoo), and a sync through another
+    // follower then sees them too.
+    let follower = (leader + 1) % 3;
+    let other = (leader + 2) % 3;
+    assert_eq!(
+        kazoo(READ_YOUR_WRITES, &servers[follower].addr()).trim(),
+        "ok"
+    );
+    acked += 30;
+    rt.block_on(async {
+        let c = client(&servers[other].addr()).await;
+        c.sync("/e").await.unwrap();
+        assert_eq!(c.get_children("/e").await.unwrap().len(), acked);
+        // The kazoo session closed: its ephemeral is gone everywhere.
+        assert!(c.exists("/e/kazoo-eph").await.unwrap().is_none());
+    });
+
+    // Kill the leader: a new one is elected and writes succeed again.
+    let outage = kill_and_measure(&mut servers, leader, &mut acked, "leader");
+    println!("writes resumed {outage:?} after kill -9 of the leader (tickTime=200, syncLimit=5)");
+    let running: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    let new_leader = settled(&servers, &running);
+    assert_ne!(new_leader, leader);
+    for &i in &running {
+        assert_eq!(count_children(&servers[i], "/e"), acked, "server {}", i + 1);
+    }
+    // The old leader comes back as a follower and catches up.
+    servers[leader].start();
+    let _ = settled(&servers, &[0, 1, 2]);
+    assert_eq!(count_children(&servers[leader], "/e"), acked);
+
+    // Kill a follower: the ensemble keeps writing; it comes back and catches up.
+    let leader = settled(&servers, &[0, 1, 2]);
+    let follower = (leader + 1) % 3;
+    let outage = kill_and_measure(&mut servers, follower, &mut acked, "follower");
+    println!("writes after kill -9 of a follower: first ack {outage:?} later");
+    servers[follower].start();
+    let _ = settled(&servers, &[0, 1, 2]);
+    assert_eq!(count_children(&servers[follower], "/e"), acked);
+
+    // Two servers down: no quorum, no writes.
+    let leader = settled(&servers, &[0, 1, 2]);
+    let survivor = (leader + 1) % 3;
+    for (i, s) in servers.iter_mut().enumerate() {
+        if i != survivor {
+            s.kill9();
+        }
+    }
+    rt.block_on(async {
+        // The survivor stops serving: it refuses the session, or the write fails.
+        let attempt = async {
+            let c = Client::builder(&servers[survivor].addr())
+                .session_timeout(Duration::from_secs(4))
+                .connect()
+                .await?;
+            create(&c, "/e/no-quorum").await
+        };
+        let r = tokio::time::timeout(Duration::from_secs(8), attempt).await;
+        assert!(
+            !matches!(r, Ok(Ok(_))),
+            "a write without a quorum must not succeed: {r:?}"
+        );
+    });
+    // Healed: all three again, writes succeed, nothing acknowledged is lost.
+    for (i, s) in servers.iter_mut().enumerate() {
+        if i != survivor {
+            s.start();
+        }
+    }
+    let _ = settled(&servers, &[0, 1, 2]);
+    rt.block_on(async {
+        let c = client(&connect_string(&servers)).await;
+        create_retrying(&c, "/e/healed", Instant::now() + Duration::from_secs(30)).await;
+    });
+    acked += 1;
+    let _ = settled(&servers, &[0, 1, 2]);
+    for s in &servers {
+        let n = count_children(s, "/e");
+        assert!(
+            n == acked,
+            "server {}: {n} children, {acked} acknowledged",
+            s.id
+        );
+    }
+}
