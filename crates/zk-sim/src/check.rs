@@ -9,6 +9,8 @@
 //!   client's reads never go back in time (checked as they happen);
 //! - every snapshot installed by a sync equals the model's state at its zxid;
 //! - ephemerals vanish exactly with their session (never before, never after);
+//! - a watch fires exactly once, for the first change of its node after it was set, with
+//!   that change's zxid and event type (unless its connection ended first);
 //! - after healing, every server serves, has applied every committed txn and agrees with
 //!   the model's digest.
 //!
@@ -45,6 +47,20 @@ pub struct Read {
     pub value: Option<Vec<u8>>,
 }
 
+/// A watch a client set (`exists` with a watch) and what it delivered.
+#[derive(Debug, Clone)]
+pub struct WatchRecord {
+    pub client: usize,
+    pub key: String,
+    /// The server's last applied zxid when the watch was set.
+    pub set_at: Zxid,
+    pub existed: bool,
+    /// (zxid, event type) of each event delivered.
+    pub fired: Vec<(Zxid, i32)>,
+    /// The client's connection ended before the watch fired.
+    pub cancelled: bool,
+}
+
 /// Everything a run recorded.
 #[derive(Debug, Clone, Default)]
 pub struct History {
@@ -58,6 +74,7 @@ pub struct History {
     pub installs: Vec<(usize, Zxid, i64)>,
     /// (server, last applied zxid, digest, serving) at the end.
     pub finals: Vec<(usize, Zxid, i64, bool)>,
+    pub watches: Vec<WatchRecord>,
 }
 
 /// Checks a history; every violation is one line.
@@ -166,6 +183,30 @@ pub fn check(h: &History) -> Vec<String> {
                 r.value.as_deref().map(String::from_utf8_lossy),
                 expected.as_deref().map(String::from_utf8_lossy)
             ));
+        }
+    }
+
+    // Watches fire exactly once, for the first change of their key after they were set.
+    for w in &h.watches {
+        let next = values
+            .get(&w.key)
+            .and_then(|hist| hist.iter().find(|(z, _)| *z > w.set_at));
+        let expected = next.map(|(z, value)| {
+            let kind = match (w.existed, value) {
+                (false, _) => zk_proto::EventType::NodeCreated,
+                (true, None) => zk_proto::EventType::NodeDeleted,
+                (true, Some(_)) => zk_proto::EventType::NodeDataChanged,
+            };
+            (*z, kind as i32)
+        });
+        match (w.fired.as_slice(), expected) {
+            ([], _) if w.cancelled => {}
+            ([], None) => {}
+            ([got], Some(want)) if *got == want => {}
+            (fired, want) => v.push(format!(
+                "client {}'s watch on {} set at {:#x}: fired {fired:?}, expected {want:?}",
+                w.client, w.key, w.set_at
+            )),
         }
     }
 
@@ -345,6 +386,35 @@ mod tests {
         h.acked[0].invoked = 50;
         h.acked[0].responded = 60;
         assert!(check(&h).iter().any(|l| l.contains("not linearizable")));
+    }
+
+    #[test]
+    fn watches_must_fire_once_for_the_next_change() {
+        let watch = |fired: Vec<(Zxid, i32)>| WatchRecord {
+            client: 0,
+            key: "/b".to_owned(),
+            set_at: 0x1_0000_0001,
+            existed: false,
+            fired,
+            cancelled: false,
+        };
+        let created = zk_proto::EventType::NodeCreated as i32;
+        let mut h = history();
+        h.watches.push(watch(vec![(0x1_0000_0002, created)]));
+        assert_eq!(check(&h), Vec::<String>::new());
+        for wrong in [
+            vec![],
+            vec![(0x1_0000_0002, created), (0x1_0000_0002, created)],
+            vec![(0x1_0000_0001, created)],
+            vec![(0x1_0000_0002, zk_proto::EventType::NodeDeleted as i32)],
+        ] {
+            let mut h = history();
+            h.watches.push(watch(wrong.clone()));
+            assert!(
+                check(&h).iter().any(|l| l.contains("watch on /b")),
+                "{wrong:?}"
+            );
+        }
     }
 
     #[test]

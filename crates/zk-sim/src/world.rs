@@ -18,7 +18,7 @@ use zk_zab::peer::{Config, Durable, Input, Msg, Output, Peer, Role, SyncKind, Wr
 use zk_zab::quorum::Quorum;
 use zk_zab::{Millis, ServerId, Zxid};
 
-use crate::check::{self, AckedWrite, History, Read};
+use crate::check::{self, AckedWrite, History, Read, WatchRecord};
 use crate::Rng;
 
 /// What to simulate.
@@ -67,6 +67,8 @@ pub struct Coverage {
     pub sessions_created: u64,
     pub session_expiries: u64,
     pub ephemerals_created: u64,
+    pub watches_set: u64,
+    pub watches_fired: u64,
 }
 
 impl Coverage {
@@ -87,6 +89,8 @@ impl Coverage {
         self.sessions_created += o.sessions_created;
         self.session_expiries += o.session_expiries;
         self.ephemerals_created += o.ephemerals_created;
+        self.watches_set += o.watches_set;
+        self.watches_fired += o.watches_fired;
     }
 }
 
@@ -94,7 +98,7 @@ impl fmt::Display for Coverage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "syncs diff={} trunc={} trunc+diff={} snap={}; leader changes={}; crashes={} power losses={} partitions={} pauses={}; writes acked={} failed={}; reads={}; snapshots={}; sessions created={} expired={}; ephemerals={}",
+            "syncs diff={} trunc={} trunc+diff={} snap={}; leader changes={}; crashes={} power losses={} partitions={} pauses={}; writes acked={} failed={}; reads={}; snapshots={}; sessions created={} expired={}; ephemerals={}; watches set={} fired={}",
             self.diff_syncs,
             self.trunc_syncs,
             self.trunc_diff_syncs,
@@ -110,7 +114,9 @@ impl fmt::Display for Coverage {
             self.snapshots,
             self.sessions_created,
             self.session_expiries,
-            self.ephemerals_created
+            self.ephemerals_created,
+            self.watches_set,
+            self.watches_fired
         )
     }
 }
@@ -225,6 +231,8 @@ struct Client {
     session_live: bool,
     generation: i64,
     next_ping: Millis,
+    /// The index in `history.watches` of this client's watch, while it is set.
+    watch: Option<usize>,
     server: Option<usize>,
     next_at: Millis,
     cxid: i32,
@@ -379,6 +387,7 @@ impl World {
                 session_live: false,
                 generation: 0,
                 next_ping: 0,
+                watch: None,
                 server: None,
                 next_at: 500,
                 cxid: 0,
@@ -920,9 +929,17 @@ impl World {
 
     fn disconnect_clients(&mut self, i: usize) {
         self.nodes[i].waiting.clear();
-        for c in &mut self.clients {
+        for (k, c) in self.clients.iter_mut().enumerate() {
             if c.server == Some(i) {
                 c.server = None;
+                // A connection's watches go with it (this client does not re-register).
+                self.nodes[i]
+                    .tree
+                    .watches_mut()
+                    .remove_watcher(zk_tree::WatcherId(k as u64));
+                if let Some(w) = c.watch.take() {
+                    self.history.watches[w].cancelled = true;
+                }
                 if c.pending.take().is_some() {
                     self.coverage.failed_writes += 1;
                 }
@@ -1052,6 +1069,24 @@ impl World {
         let node = &mut self.nodes[i];
         let applied = node.tree.apply(&entry.header, &entry.body);
         node.prep.applied(p.zxid);
+        for e in &applied.events {
+            let c = e.watcher.0 as usize;
+            let Some(client) = self.clients.get_mut(c) else {
+                continue;
+            };
+            match client.watch {
+                Some(w) if client.server == Some(i) => {
+                    self.history.watches[w].fired.push((e.zxid, e.event as i32));
+                    self.coverage.watches_fired += 1;
+                    client.watch = None;
+                }
+                _ => self.violations.push(format!(
+                    "server {} fired a watch of client {c}, which holds none there",
+                    i + 1
+                )),
+            }
+        }
+        let node = &mut self.nodes[i];
         if let Some(t) = node.tracker.as_mut() {
             match &entry.body {
                 TxnBody::CreateSession(CreateSessionTxn { time_out }) => {
@@ -1205,10 +1240,10 @@ impl World {
                 0 => {
                     // The client dies: its session is left to expire, its ephemerals with it.
                     self.trace(|| format!("client {c} abandons its session"));
+                    self.drop_connection(c);
                     let client = &mut self.clients[c];
                     client.session = 0;
                     client.session_live = false;
-                    client.server = None;
                     client.next_at = self.now + self.rng.between(100, 3_000);
                 }
                 1..=10 => {
@@ -1227,6 +1262,21 @@ impl World {
         }
     }
 
+    /// Client `c` loses its connection: its watches there go with it (this client does not
+    /// re-register them).
+    fn drop_connection(&mut self, c: usize) {
+        let client = &mut self.clients[c];
+        if let Some(s) = client.server.take() {
+            self.nodes[s]
+                .tree
+                .watches_mut()
+                .remove_watcher(zk_tree::WatcherId(c as u64));
+        }
+        if let Some(w) = client.watch.take() {
+            self.history.watches[w].cancelled = true;
+        }
+    }
+
     /// The server client `c` is connected to, connecting first when needed (only to a
     /// serving server that has seen everything the client has, as ZooKeeper requires). A
     /// session the server no longer has expired: the client will open a new one.
@@ -1235,7 +1285,7 @@ impl World {
             if self.nodes[s].serving() {
                 return Some(s);
             }
-            self.clients[c].server = None;
+            self.drop_connection(c);
         }
         let n = self.nodes.len();
         let start = self.rng.below(n as u64) as usize;
@@ -1259,6 +1309,24 @@ impl World {
     }
 
     fn read(&mut self, c: usize, s: usize, key: String) {
+        if self.clients[c].watch.is_none() && self.rng.below(3) == 0 {
+            // exists with a watch: fires on the key's next create, delete or data change.
+            let tree = &mut self.nodes[s].tree;
+            let zxid = tree.last_processed_zxid();
+            let existed = tree
+                .exists_watch(&key, Some(zk_tree::WatcherId(c as u64)))
+                .is_ok();
+            self.history.watches.push(WatchRecord {
+                client: c,
+                key: key.clone(),
+                set_at: zxid,
+                existed,
+                fired: Vec::new(),
+                cancelled: false,
+            });
+            self.clients[c].watch = Some(self.history.watches.len() - 1);
+            self.coverage.watches_set += 1;
+        }
         let tree = &self.nodes[s].tree;
         let zxid = tree.last_processed_zxid();
         let value = tree.data(&key).map(|d| d.unwrap_or_default().to_vec());

@@ -1,6 +1,6 @@
 //! The simulator through its public interface: seeds replay exactly, a fault-heavy run keeps
 //! every invariant, and it reaches what it claims to test (every sync kind, leader changes,
-//! session expiries).
+//! session expiries, watches).
 
 use zk_sim::{run, Coverage, Options};
 
