@@ -32,6 +32,7 @@ struct Server {
     id: usize,
     dir: PathBuf,
     client_port: u16,
+    admin_port: u16,
     child: Option<Child>,
 }
 
@@ -62,6 +63,28 @@ impl Server {
 
     fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.client_port)
+    }
+
+    /// A four-letter word's answer.
+    fn four(&self, word: &str) -> String {
+        let mut s = TcpStream::connect(self.addr()).unwrap();
+        s.write_all(word.as_bytes()).unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text
+    }
+
+    /// An AdminServer command's JSON body.
+    fn admin(&self, command: &str) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", self.admin_port)).unwrap();
+        write!(
+            s,
+            "GET /commands/{command} HTTP/1.0\r\nHost: localhost\r\n\r\n"
+        )
+        .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned()
     }
 
     /// `srvr`'s Mode and Zxid, or `None` when the server does not answer.
@@ -95,6 +118,7 @@ fn ensemble(n: usize) -> Vec<Server> {
     let ports: Vec<(u16, u16, u16)> = (0..n)
         .map(|_| (free_port(), free_port(), free_port()))
         .collect();
+    let admin_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
     let lines: String = ports
         .iter()
         .enumerate()
@@ -108,8 +132,9 @@ fn ensemble(n: usize) -> Vec<Server> {
         std::fs::write(
             dir.join("zoo.cfg"),
             format!(
-                "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={client}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n4lw.commands.whitelist=*\npreAllocSize=64\n{lines}",
-                dir.join("data").display()
+                "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={client}\nclientPortAddress=127.0.0.1\nadmin.serverAddress=127.0.0.1\nadmin.serverPort={}\n4lw.commands.whitelist=*\npreAllocSize=64\n{lines}",
+                dir.join("data").display(),
+                admin_ports[i]
             ),
         )
         .unwrap();
@@ -117,6 +142,7 @@ fn ensemble(n: usize) -> Vec<Server> {
             id: i + 1,
             dir,
             client_port: *client,
+            admin_port: admin_ports[i],
             child: None,
         };
         s.start();
@@ -273,6 +299,25 @@ fn three_zkd_processes_fail_over_and_catch_up() {
     let leader = settled(&servers, &[0, 1, 2]);
     let rt = zk_tests::runtime();
     let mut acked = 0usize;
+
+    // Who leads, as operators ask: mntr on the leader, /commands/leader anywhere.
+    let mntr = servers[leader].four("mntr");
+    assert!(mntr.contains("zk_server_state\tleader"), "{mntr}");
+    assert!(mntr.contains("zk_synced_followers\t2"), "{mntr}");
+    for s in &servers {
+        let body = s.admin("leader");
+        assert!(
+            body.contains(&format!("\"leader_id\" : {}", leader + 1))
+                || body.contains(&format!("\"leader_id\":{}", leader + 1)),
+            "server {}: {body}",
+            s.id
+        );
+    }
+    let zab = servers[(leader + 1) % 3].admin("zabstate");
+    assert!(
+        zab.contains("broadcast") && zab.contains("\"is_leader\""),
+        "{zab}"
+    );
 
     // Writes through every server, seen by every server.
     rt.block_on(async {

@@ -169,7 +169,21 @@ pub(crate) fn answer(core: &mut crate::core::Core, command: &str) -> Value {
             })).collect::<Vec<_>>(),
             "secure_connections": [],
         }),
-        "leader" => json!({"is_leader": core.mode() == "leader"}),
+        "leader" => match core.replica.as_ref() {
+            Some(r) => {
+                let leader = r.leader_id();
+                let ip = leader
+                    .and_then(|id| c.servers.iter().find(|s| s.id == id))
+                    .map(|s| s.host.clone())
+                    .unwrap_or_default();
+                json!({
+                    "is_leader": r.leading(),
+                    "leader_id": leader.map_or(-1, |l| l as i64),
+                    "leader_ip": ip,
+                })
+            }
+            None => json!({"is_leader": false}),
+        },
         "monitor" => json!({
             "version": VERSION,
             "server_state": core.mode(),
@@ -242,8 +256,46 @@ pub(crate) fn answer(core: &mut crate::core::Core, command: &str) -> Value {
         }
         "connection_stat_reset" | "observer_connection_stat_reset" => json!({}),
         "observers" => json!({"synced_observers": 0, "observers": []}),
-        "voting_view" => json!({"current_config": {}}),
-        "zabstate" => json!({"voting": true, "zabstate": "broadcast"}),
+        "voting_view" => {
+            let view: serde_json::Map<String, Value> = c
+                .servers
+                .iter()
+                .filter(|s| !s.observer)
+                .map(|s| {
+                    let client = s
+                        .client_port
+                        .map(|p| format!(";0.0.0.0:{p}"))
+                        .unwrap_or_default();
+                    (
+                        s.id.to_string(),
+                        json!(format!(
+                            "{}:{}:{}:participant{client}",
+                            s.host, s.quorum_port, s.election_port
+                        )),
+                    )
+                })
+                .collect();
+            json!({ "current_config": view })
+        }
+        "zabstate" => match core.replica.as_ref() {
+            Some(r) => {
+                let me = c.servers.iter().find(|s| s.id == u64::from(c.server_id));
+                let zxid = core.tree.last_processed_zxid();
+                json!({
+                    "myid": c.server_id,
+                    "is_leader": r.leading(),
+                    "quorum_address": me.map(|s| format!("{}:{}", s.host, s.quorum_port)),
+                    "election_address": me.map(|s| format!("{}:{}", s.host, s.election_port)),
+                    "client_address": c.client_addr.to_string(),
+                    "voting": me.is_some_and(|s| !s.observer),
+                    "last_zxid": format!("0x{zxid:x}"),
+                    "zab_epoch": zxid >> 32,
+                    "zab_counter": zxid & 0xffff_ffff,
+                    "zabstate": r.zab_state(),
+                })
+            }
+            None => json!({"voting": false, "zabstate": ""}),
+        },
         other => json!({"error": format!("Unknown command: {other}")}),
     }
 }

@@ -209,6 +209,26 @@ fn monitor(core: &Core, out: &mut String) {
             core.fsync_stats().slow_fsyncs.to_string(),
         ),
     ];
+    let mut rows = rows;
+    if let Some(r) = core.replica.as_ref().filter(|r| r.leading()) {
+        // A leader's extra rows, as ZooKeeper's: its learners and the synced voters.
+        let synced = r.peer.synced_followers();
+        let voters = synced
+            .iter()
+            .filter(|id| {
+                core.config
+                    .servers
+                    .iter()
+                    .any(|s| s.id == **id && !s.observer)
+            })
+            .count();
+        rows.push(("zk_learners", synced.len().to_string()));
+        rows.push(("zk_synced_followers", voters.to_string()));
+        rows.push((
+            "zk_synced_non_voting_followers",
+            (synced.len() - voters).to_string(),
+        ));
+    }
     for (k, v) in rows {
         let _ = writeln!(out, "{k}\t{v}");
     }

@@ -324,6 +324,15 @@ impl Peer {
         }
     }
 
+    /// Leader: the followers that were synced and get proposals (`mntr`'s
+    /// `zk_synced_followers`). Empty otherwise.
+    pub fn synced_followers(&self) -> Vec<ServerId> {
+        match &self.state {
+            State::Leading(l) if l.broadcast.is_some() => l.synced.iter().copied().collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// The last txn committed (and handed to the tree).
     pub fn committed(&self) -> Zxid {
         self.committed

@@ -83,6 +83,24 @@ impl Replica {
         matches!(self.role, Role::Following { .. })
     }
 
+    /// The server this one follows or is (when leading).
+    pub(crate) fn leader_id(&self) -> Option<u64> {
+        match self.role {
+            Role::Leading { .. } => Some(self.peer.id()),
+            Role::Following { leader, .. } => Some(leader),
+            _ => None,
+        }
+    }
+
+    /// ZooKeeper's `ZabState` name.
+    pub(crate) fn zab_state(&self) -> &'static str {
+        match self.role {
+            Role::Looking => "election",
+            Role::Joining { .. } => "synchronization",
+            Role::Leading { .. } | Role::Following { .. } => "broadcast",
+        }
+    }
+
     /// `srvr`'s Mode.
     pub(crate) fn mode(&self) -> &'static str {
         match self.role {
