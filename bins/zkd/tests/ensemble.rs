@@ -12,7 +12,7 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use zk_client::{Client, CreateMode, Error};
@@ -43,11 +43,16 @@ impl Server {
             .append(true)
             .open(self.dir.join("zkd.log"))
             .unwrap();
+        let jaas = self.dir.parent().unwrap().join("jaas.conf");
         let child = Command::new(ZKD)
             .arg("--config")
             .arg(self.dir.join("zoo.cfg"))
             .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
+            .env(
+                "SERVER_JVMFLAGS",
+                format!("-Djava.security.auth.login.config={}", jaas.display()),
+            )
+            .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .unwrap();
@@ -119,6 +124,13 @@ fn ensemble(n: usize) -> Vec<Server> {
         .map(|_| (free_port(), free_port(), free_port()))
         .collect();
     let admin_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+    // Quorum links authenticated as ZooKeeper users configure it (JAAS, DIGEST).
+    std::fs::create_dir_all(&base).unwrap();
+    std::fs::write(
+        base.join("jaas.conf"),
+        "QuorumServer {\n  org.apache.zookeeper.server.auth.DigestLoginModule required\n  user_zkpeer=\"s3cret\";\n};\nQuorumLearner {\n  org.apache.zookeeper.server.auth.DigestLoginModule required\n  username=\"zkpeer\"\n  password=\"s3cret\";\n};\n",
+    )
+    .unwrap();
     let lines: String = ports
         .iter()
         .enumerate()
@@ -132,7 +144,7 @@ fn ensemble(n: usize) -> Vec<Server> {
         std::fs::write(
             dir.join("zoo.cfg"),
             format!(
-                "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={client}\nclientPortAddress=127.0.0.1\nadmin.serverAddress=127.0.0.1\nadmin.serverPort={}\n4lw.commands.whitelist=*\npreAllocSize=64\n{lines}",
+                "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={client}\nclientPortAddress=127.0.0.1\nadmin.serverAddress=127.0.0.1\nadmin.serverPort={}\n4lw.commands.whitelist=*\npreAllocSize=64\nquorum.auth.enableSasl=true\nquorum.auth.learnerRequireSasl=true\nquorum.auth.serverRequireSasl=true\n{lines}",
                 dir.join("data").display(),
                 admin_ports[i]
             ),

@@ -65,9 +65,84 @@ pub struct Member {
 #[derive(Debug, Clone)]
 pub struct NetConfig {
     pub me: ServerId,
+    /// The other members.
     pub members: Vec<Member>,
     /// A digest of the membership: a server of another ensemble is refused.
     pub ensemble: String,
+    /// Quorum authentication; `None`: links are not authenticated.
+    pub auth: Option<QuorumAuth>,
+}
+
+/// Quorum authentication from ZooKeeper's JAAS sections: this server dials as `user` with
+/// `password` (QuorumLearner) and accepts the users of `users` (QuorumServer).
+#[derive(Clone, PartialEq, Eq)]
+pub struct QuorumAuth {
+    pub user: String,
+    pub password: String,
+    pub users: HashMap<String, String>,
+}
+
+impl std::fmt::Debug for QuorumAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuorumAuth")
+            .field("user", &self.user)
+            .field("users", &self.users.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+fn nonce() -> Vec<u8> {
+    use ring::rand::SecureRandom;
+    let mut n = vec![0u8; 16];
+    // The system generator does not fail on Linux; a zero nonce would only weaken replay
+    // protection, never let a stranger in without the password.
+    let _ = ring::rand::SystemRandom::new().fill(&mut n);
+    n
+}
+
+fn proof_message(
+    role: &str,
+    speaker: ServerId,
+    listener: ServerId,
+    ensemble: &str,
+    nonce: &[u8],
+) -> Vec<u8> {
+    let mut m = Vec::with_capacity(64);
+    m.extend_from_slice(role.as_bytes());
+    m.extend_from_slice(&speaker.to_be_bytes());
+    m.extend_from_slice(&listener.to_be_bytes());
+    m.extend_from_slice(ensemble.as_bytes());
+    m.extend_from_slice(nonce);
+    m
+}
+
+/// HMAC-SHA256(password, role | speaker | listener | ensemble | nonce).
+fn proof(
+    password: &str,
+    role: &str,
+    speaker: ServerId,
+    listener: ServerId,
+    ensemble: &str,
+    nonce: &[u8],
+) -> Vec<u8> {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, password.as_bytes());
+    let m = proof_message(role, speaker, listener, ensemble, nonce);
+    ring::hmac::sign(&key, &m).as_ref().to_vec()
+}
+
+/// Checks a proof in constant time.
+fn proof_ok(
+    password: &str,
+    role: &str,
+    speaker: ServerId,
+    listener: ServerId,
+    ensemble: &str,
+    nonce: &[u8],
+    got: &[u8],
+) -> bool {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, password.as_bytes());
+    let m = proof_message(role, speaker, listener, ensemble, nonce);
+    ring::hmac::verify(&key, &m, got).is_ok()
 }
 
 struct Link {
@@ -108,9 +183,14 @@ impl Network {
             links: Arc::default(),
             events,
         };
+        if config.auth.is_none() {
+            tracing::warn!("quorum links are not authenticated (quorum.auth.enableSasl=false)");
+        }
         let service = Service {
             net: net.clone(),
             ensemble: config.ensemble.clone(),
+            members: config.members.iter().map(|m| m.id).collect(),
+            auth: config.auth.clone(),
         };
         tokio::spawn(async move {
             let incoming = TcpListenerStream::new(listener);
@@ -128,7 +208,8 @@ impl Network {
             let net = net.clone();
             let member = m.clone();
             let ensemble = config.ensemble.clone();
-            tokio::spawn(async move { net.dial_forever(member, ensemble).await });
+            let auth = config.auth.clone();
+            tokio::spawn(async move { net.dial_forever(member, ensemble, auth).await });
         }
         net
     }
@@ -201,13 +282,13 @@ impl Network {
         self.unregister(peer, generation);
     }
 
-    async fn dial_forever(&self, member: Member, ensemble: String) {
+    async fn dial_forever(&self, member: Member, ensemble: String, auth: Option<QuorumAuth>) {
         let mut backoff = Duration::from_millis(100);
         loop {
             if self.events.is_closed() {
                 return;
             }
-            match self.dial(&member, &ensemble).await {
+            match self.dial(&member, &ensemble, auth.as_ref()).await {
                 Ok(()) => backoff = Duration::from_millis(100),
                 Err(e) => {
                     tracing::debug!(peer = member.id, error = %e, "cannot reach peer");
@@ -223,6 +304,7 @@ impl Network {
         &self,
         member: &Member,
         ensemble: &str,
+        auth: Option<&QuorumAuth>,
     ) -> Result<(), Box<dyn std::error::Error>> {
         let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{}", member.addr))?
             .connect_timeout(Duration::from_secs(2))
@@ -232,20 +314,56 @@ impl Network {
         let channel = endpoint.connect().await?;
         let mut client = QuorumClient::new(channel).max_decoding_message_size(usize::MAX);
         let (tx, rx) = mpsc::unbounded_channel::<pb::Frame>();
-        tx.send(hello(self.me, ensemble))?;
+        let my_nonce = nonce();
+        let mut first = hello(self.me, ensemble);
+        if let (Some(a), Some(Kind::Hello(h))) = (auth, first.kind.as_mut()) {
+            h.user = a.user.clone();
+            h.nonce = my_nonce.clone();
+        }
+        tx.send(first)?;
         let mut inbound = client
             .link(UnboundedReceiverStream::new(rx))
             .await?
             .into_inner();
-        match inbound.next().await {
+        let answer = match inbound.next().await {
             Some(Ok(pb::Frame {
                 kind: Some(Kind::Hello(h)),
-            })) if h.server_id == member.id && h.ensemble == ensemble => {}
+            })) if h.server_id == member.id && h.ensemble == ensemble => h,
             other => {
                 return Err(
                     format!("peer {} answered {other:?} instead of its hello", member.id).into(),
                 );
             }
+        };
+        if let Some(a) = auth {
+            let proved = proof_ok(
+                &a.password,
+                "acceptor",
+                member.id,
+                self.me,
+                ensemble,
+                &my_nonce,
+                &answer.proof,
+            );
+            if !proved {
+                return Err(format!(
+                    "peer {} did not prove it knows the quorum password",
+                    member.id
+                )
+                .into());
+            }
+            let mut second = hello(self.me, ensemble);
+            if let Some(Kind::Hello(h)) = second.kind.as_mut() {
+                h.proof = proof(
+                    &a.password,
+                    "dialer",
+                    self.me,
+                    member.id,
+                    ensemble,
+                    &answer.nonce,
+                );
+            }
+            tx.send(second)?;
         }
         let generation = self.register(member.id, tx);
         self.pump(member.id, generation, inbound).await;
@@ -258,7 +376,7 @@ fn hello(me: ServerId, ensemble: &str) -> pb::Frame {
         kind: Some(Kind::Hello(pb::Hello {
             server_id: me,
             ensemble: ensemble.to_owned(),
-            proof: Vec::new(),
+            ..Default::default()
         })),
     }
 }
@@ -266,6 +384,8 @@ fn hello(me: ServerId, ensemble: &str) -> pb::Frame {
 struct Service {
     net: Network,
     ensemble: String,
+    members: Vec<ServerId>,
+    auth: Option<QuorumAuth>,
 }
 
 type FrameStream = Pin<Box<dyn Stream<Item = Result<pb::Frame, Status>> + Send>>;
@@ -279,27 +399,70 @@ impl Quorum for Service {
         request: Request<Streaming<pb::Frame>>,
     ) -> Result<Response<FrameStream>, Status> {
         let mut inbound = request.into_inner();
-        let peer = match inbound.next().await {
+        let first = match inbound.next().await {
             Some(Ok(pb::Frame {
                 kind: Some(Kind::Hello(h)),
             })) => {
                 if h.ensemble != self.ensemble {
                     return Err(Status::permission_denied("another ensemble"));
                 }
+                if !self.members.contains(&h.server_id) {
+                    return Err(Status::permission_denied("not a member of this ensemble"));
+                }
                 if h.server_id <= self.net.me {
                     return Err(Status::invalid_argument(
                         "the server with the higher id dials",
                     ));
                 }
-                h.server_id
+                h
             }
             _ => return Err(Status::invalid_argument("the first frame must be a hello")),
         };
+        let peer = first.server_id;
         let (tx, rx) = mpsc::unbounded_channel::<pb::Frame>();
-        let _ = tx.send(hello(self.net.me, &self.ensemble));
-        let generation = self.net.register(peer, tx);
+        let mut answer = hello(self.net.me, &self.ensemble);
+        let mut expect: Option<(String, Vec<u8>)> = None;
+        if let Some(a) = &self.auth {
+            let Some(password) = a.users.get(&first.user) else {
+                tracing::warn!(peer, user = %first.user, "refusing a quorum link: unknown user");
+                return Err(Status::unauthenticated("unknown quorum user"));
+            };
+            let my_nonce = nonce();
+            if let Some(Kind::Hello(h)) = answer.kind.as_mut() {
+                h.nonce = my_nonce.clone();
+                h.proof = proof(
+                    password,
+                    "acceptor",
+                    self.net.me,
+                    peer,
+                    &self.ensemble,
+                    &first.nonce,
+                );
+            }
+            expect = Some((password.clone(), my_nonce));
+        }
+        let _ = tx.send(answer);
         let net = self.net.clone();
-        tokio::spawn(async move { net.pump(peer, generation, inbound).await });
+        let ensemble = self.ensemble.clone();
+        tokio::spawn(async move {
+            if let Some((password, my_nonce)) = expect {
+                // Nothing on the link counts before the dialer's proof.
+                let proved = match inbound.next().await {
+                    Some(Ok(pb::Frame {
+                        kind: Some(Kind::Hello(h)),
+                    })) => proof_ok(
+                        &password, "dialer", peer, net.me, &ensemble, &my_nonce, &h.proof,
+                    ),
+                    _ => false,
+                };
+                if !proved {
+                    tracing::warn!(peer, "refusing a quorum link: the proof does not match");
+                    return;
+                }
+            }
+            let generation = net.register(peer, tx);
+            net.pump(peer, generation, inbound).await;
+        });
         let out = UnboundedReceiverStream::new(rx).map(Ok::<_, Status>);
         Ok(Response::new(Box::pin(out)))
     }

@@ -93,6 +93,10 @@ pub struct Config {
     pub init_limit: u64,
     /// `syncLimit` (ticks): how long a follower may be out of touch with its leader.
     pub sync_limit: u64,
+    /// `quorum.auth.enableSasl` with the JAAS sections `QuorumLearner` (this server's
+    /// credentials) and `QuorumServer` (the users it accepts): peers prove they know the
+    /// password before a link counts.
+    pub quorum_auth: Option<zk_peer::QuorumAuth>,
 }
 
 /// One `server.N=host:quorumPort:electionPort[:participant|:observer][;[addr:]clientPort]`
@@ -196,6 +200,7 @@ impl Default for Config {
             servers: Vec::new(),
             init_limit: 10,
             sync_limit: 5,
+            quorum_auth: None,
         }
     }
 }
@@ -452,6 +457,12 @@ impl Config {
                 }
                 other if apply_tls_key(&mut c, &mut secure_port, &mut secure_addr, other, v)? => {}
                 "initLimit" => c.init_limit = number(k, v)?,
+                // Read below with the JAAS file.
+                "quorum.auth.enableSasl"
+                | "quorum.auth.learnerRequireSasl"
+                | "quorum.auth.serverRequireSasl"
+                | "quorum.auth.learner.saslLoginContext"
+                | "quorum.auth.server.saslLoginContext" => {}
                 "syncLimit" => c.sync_limit = number(k, v)?,
                 other if other.starts_with("server.") => {
                     let id = other["server.".len()..]
@@ -490,6 +501,42 @@ impl Config {
                 p,
             ));
         }
+        let quorum_sasl = match props.get("quorum.auth.enableSasl") {
+            Some(v) => boolean("quorum.auth.enableSasl", v)?,
+            None => false,
+        };
+        if quorum_sasl {
+            let key = "java.security.auth.login.config";
+            let path = system.get(key).ok_or_else(|| ConfigError {
+                key: "quorum.auth.enableSasl".into(),
+                problem: "needs a JAAS file (-Djava.security.auth.login.config=...)".into(),
+            })?;
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+                key: key.into(),
+                problem: format!("cannot read {path}: {e}"),
+            })?;
+            let learner = props
+                .get("quorum.auth.learner.saslLoginContext")
+                .map_or("QuorumLearner", String::as_str);
+            let server = props
+                .get("quorum.auth.server.saslLoginContext")
+                .map_or("QuorumServer", String::as_str);
+            let bad = |p: String| ConfigError {
+                key: key.into(),
+                problem: format!("{path}: {p}"),
+            };
+            let (user, password) =
+                crate::sasl::SaslUsers::login_from_jaas(&text, learner).map_err(bad)?;
+            let users = crate::sasl::SaslUsers::from_jaas(&text, server).map_err(bad)?;
+            c.quorum_auth = Some(zk_peer::QuorumAuth {
+                user,
+                password,
+                users: users
+                    .passwords()
+                    .map(|(u, p)| (u.to_owned(), p.to_owned()))
+                    .collect(),
+            });
+        }
         if let Some(path) = system.get("java.security.auth.login.config") {
             let section = system
                 .get("zookeeper.sasl.serverconfig")
@@ -499,12 +546,17 @@ impl Config {
                 key: key.into(),
                 problem: format!("cannot read {path}: {e}"),
             })?;
-            let users =
-                crate::sasl::SaslUsers::from_jaas(&text, section).map_err(|p| ConfigError {
-                    key: key.into(),
-                    problem: format!("{path}: {p}"),
-                })?;
-            c.sasl_users = Some(users);
+            match crate::sasl::SaslUsers::from_jaas(&text, section) {
+                Ok(users) => c.sasl_users = Some(users),
+                // A JAAS file for quorum authentication only: clients have no SASL.
+                Err(p) if quorum_sasl && p.starts_with("no section") => {}
+                Err(p) => {
+                    return Err(ConfigError {
+                        key: key.into(),
+                        problem: format!("{path}: {p}"),
+                    })
+                }
+            }
         }
         if c.enforce_auth && c.enforce_auth_schemes.is_empty() {
             return Err(ConfigError {
@@ -565,6 +617,42 @@ mod tests {
         assert_eq!((c.init_limit, c.sync_limit), (10, 5));
         assert_eq!(c.servers.len(), 1);
         assert!(!c.is_ensemble(), "one server line: standalone");
+    }
+
+    #[test]
+    fn quorum_authentication_reads_the_jaas_sections() {
+        let dir = std::env::temp_dir().join(format!("zkd-jaas-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let jaas = dir.join("jaas.conf");
+        std::fs::write(
+            &jaas,
+            "QuorumServer { org.apache.zookeeper.server.auth.DigestLoginModule required user_a=\"pa\" user_b=\"pb\"; };\nQuorumLearner { org.apache.zookeeper.server.auth.DigestLoginModule required username=\"a\" password=\"pa\"; };\n",
+        )
+        .unwrap();
+        let system: BTreeMap<String, String> = [(
+            "java.security.auth.login.config".to_owned(),
+            jaas.display().to_string(),
+        )]
+        .into_iter()
+        .collect();
+        let c = Config::from_properties(
+            &parse_properties("quorum.auth.enableSasl=true\nquorum.auth.learnerRequireSasl=true\n"),
+            &system,
+        )
+        .unwrap();
+        let auth = c.quorum_auth.unwrap();
+        assert_eq!((auth.user.as_str(), auth.password.as_str()), ("a", "pa"));
+        assert_eq!(auth.users.len(), 2);
+        assert!(c.sasl_users.is_none(), "no Server section: no client SASL");
+        assert!(!c.ignored_keys.iter().any(|k| k.starts_with("quorum.auth")));
+        // Enabled without a JAAS file: a clear error.
+        let e = Config::from_properties(
+            &parse_properties("quorum.auth.enableSasl=true\n"),
+            &BTreeMap::new(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("JAAS"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -95,6 +95,9 @@ pub(crate) async fn join(
         port = spec.quorum_port,
         "serving the quorum port (Zab and leader election over gRPC)"
     );
+    if config.quorum_auth.is_some() {
+        tracing::info!("quorum links are authenticated (quorum.auth.enableSasl)");
+    }
     let members: Vec<zk_peer::Member> = config
         .servers
         .iter()
@@ -110,6 +113,7 @@ pub(crate) async fn join(
             me,
             members,
             ensemble: ensemble_digest(config),
+            auth: config.quorum_auth.clone(),
         },
         listener,
         events_tx,

@@ -81,6 +81,23 @@ impl SaslUsers {
         Err(format!("no section {section} in the JAAS configuration"))
     }
 
+    /// The user name and password of a JAAS section (`username="..." password="..."`, as
+    /// ZooKeeper's `QuorumLearner` section gives them).
+    pub fn login_from_jaas(text: &str, section: &str) -> Result<(String, String), String> {
+        let options = jaas_options(text, section)?;
+        match (options.get("username"), options.get("password")) {
+            (Some(u), Some(p)) => Ok((u.clone(), p.clone())),
+            _ => Err(format!(
+                "section {section} needs username=\"...\" and password=\"...\""
+            )),
+        }
+    }
+
+    /// The user names and passwords, for quorum authentication.
+    pub fn passwords(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.users.iter().map(|(u, p)| (u.as_str(), p.as_str()))
+    }
+
     #[cfg(test)]
     fn with(users: &[(&str, &str)]) -> SaslUsers {
         SaslUsers {
@@ -90,6 +107,45 @@ impl SaslUsers {
                 .collect(),
         }
     }
+}
+
+/// The `key="value"` options of a JAAS section.
+fn jaas_options(text: &str, section: &str) -> Result<BTreeMap<String, String>, String> {
+    let tokens = jaas_tokens(text)?;
+    let mut i = 0;
+    while i < tokens.len() {
+        let name = &tokens[i];
+        if tokens.get(i + 1).map(String::as_str) != Some("{") {
+            return Err(format!("expected `{{` after {name}"));
+        }
+        let end = tokens[i + 2..]
+            .iter()
+            .position(|t| t == "}")
+            .map(|p| p + i + 2)
+            .ok_or_else(|| format!("section {name} is not closed"))?;
+        if name == section {
+            let body = &tokens[i + 2..end];
+            let mut out = BTreeMap::new();
+            let mut j = 0;
+            while j < body.len() {
+                if body.get(j + 1).map(String::as_str) == Some("=") {
+                    out.insert(
+                        body[j].clone(),
+                        body.get(j + 2).cloned().unwrap_or_default(),
+                    );
+                    j += 3;
+                } else {
+                    j += 1;
+                }
+            }
+            return Ok(out);
+        }
+        i = end + 1;
+        if tokens.get(i).map(String::as_str) == Some(";") {
+            i += 1;
+        }
+    }
+    Err(format!("no section {section} in the JAAS configuration"))
 }
 
 /// Splits JAAS text into words, `{ } ; =` and quoted strings (quotes removed); comments
