@@ -5,7 +5,9 @@
 //! - `kill -9` of the leader: a new leader is elected, writes succeed again (the time is
 //!   printed), nothing acknowledged is lost, the old leader restarts and catches up;
 //! - the same with a follower;
-//! - two servers down: no quorum, writes fail; healed, writes succeed again.
+//! - two servers down: no quorum, writes fail; a read-only client still reads from the
+//!   survivor (`readonlymode.enabled`) and its writes get NOTREADONLY; healed, writes
+//!   succeed again.
 
 #![allow(clippy::unwrap_used)]
 
@@ -144,7 +146,7 @@ fn ensemble(n: usize) -> Vec<Server> {
         std::fs::write(
             dir.join("zoo.cfg"),
             format!(
-                "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={client}\nclientPortAddress=127.0.0.1\nadmin.serverAddress=127.0.0.1\nadmin.serverPort={}\n4lw.commands.whitelist=*\npreAllocSize=64\nquorum.auth.enableSasl=true\nquorum.auth.learnerRequireSasl=true\nquorum.auth.serverRequireSasl=true\n{lines}",
+                "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={client}\nclientPortAddress=127.0.0.1\nadmin.serverAddress=127.0.0.1\nadmin.serverPort={}\n4lw.commands.whitelist=*\npreAllocSize=64\nreadonlymode.enabled=true\nquorum.auth.enableSasl=true\nquorum.auth.learnerRequireSasl=true\nquorum.auth.serverRequireSasl=true\n{lines}",
                 dir.join("data").display(),
                 admin_ports[i]
             ),
@@ -302,6 +304,21 @@ print("ok")
 zk.stop()
 "#;
 
+const READ_ONLY: &str = r#"
+import sys
+from kazoo.client import KazooClient
+from kazoo.exceptions import NotReadOnlyCallError
+from kazoo.protocol.states import KazooState
+zk = KazooClient(hosts=sys.argv[1], read_only=True); zk.start(timeout=20)
+n = len(zk.get_children("/e"))
+try:
+    zk.create("/e/in-read-only-mode", b"")
+    print("ro", n, "accepted")
+except NotReadOnlyCallError:
+    print("ro", n, "refused")
+zk.stop()
+"#;
+
 #[test]
 fn three_zkd_processes_fail_over_and_catch_up() {
     if !zk_tests::python_has("kazoo") {
@@ -411,6 +428,17 @@ fn three_zkd_processes_fail_over_and_catch_up() {
             "a write without a quorum must not succeed: {r:?}"
         );
     });
+    // readonlymode.enabled: the survivor serves reads to read-only clients.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while servers[survivor].four("isro") != "ro" {
+        assert!(
+            Instant::now() < deadline,
+            "the survivor never went read-only"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = kazoo(READ_ONLY, &servers[survivor].addr());
+    assert_eq!(out.trim(), format!("ro {acked} refused"));
     // Healed: all three again, writes succeed, nothing acknowledged is lost.
     for (i, s) in servers.iter_mut().enumerate() {
         if i != survivor {
@@ -418,6 +446,7 @@ fn three_zkd_processes_fail_over_and_catch_up() {
         }
     }
     let _ = settled(&servers, &[0, 1, 2]);
+    assert_eq!(servers[survivor].four("isro"), "rw");
     rt.block_on(async {
         let c = client(&connect_string(&servers)).await;
         create_retrying(&c, "/e/healed", Instant::now() + Duration::from_secs(30)).await;

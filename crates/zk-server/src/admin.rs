@@ -148,7 +148,7 @@ pub(crate) fn answer(core: &mut crate::core::Core, command: &str) -> Value {
     let (min, max) = c.session_timeout_bounds();
     match command {
         "ruok" => json!({}),
-        "is_read_only" => json!({"read_only": false}),
+        "is_read_only" => json!({"read_only": core.read_only()}),
         "configuration" | "initial_configuration" => json!({
             "client_port": c.client_addr.port(),
             "client_port_address": c.client_addr.ip().to_string(),

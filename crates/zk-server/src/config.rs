@@ -97,6 +97,9 @@ pub struct Config {
     /// credentials) and `QuorumServer` (the users it accepts): peers prove they know the
     /// password before a link counts.
     pub quorum_auth: Option<zk_peer::QuorumAuth>,
+    /// `readonlymode.enabled`: a member cut off from its quorum serves reads to clients that
+    /// allow read-only connections (and refuses their writes with NOTREADONLY).
+    pub read_only_enabled: bool,
 }
 
 /// One `server.N=host:quorumPort:electionPort[:participant|:observer][;[addr:]clientPort]`
@@ -201,6 +204,7 @@ impl Default for Config {
             init_limit: 10,
             sync_limit: 5,
             quorum_auth: None,
+            read_only_enabled: false,
         }
     }
 }
@@ -393,6 +397,7 @@ impl Config {
                     c.container_never_used_ms = number(k, v)?
                 }
                 "zookeeper.admin.enableServer" => c.admin_enabled = boolean(k, v)?,
+                "readonlymode.enabled" => c.read_only_enabled = boolean(k, v)?,
                 "zookeeper.admin.serverPort" => c.admin_addr.set_port(number(k, v)?),
                 "zookeeper.4lw.commands.whitelist" => {
                     c.four_letter_words = v.split(',').map(|w| w.trim().to_owned()).collect()
@@ -457,6 +462,7 @@ impl Config {
                 }
                 other if apply_tls_key(&mut c, &mut secure_port, &mut secure_addr, other, v)? => {}
                 "initLimit" => c.init_limit = number(k, v)?,
+                "readonlymode.enabled" => c.read_only_enabled = boolean(k, v)?,
                 // Read below with the JAAS file.
                 "quorum.auth.enableSasl"
                 | "quorum.auth.learnerRequireSasl"

@@ -168,6 +168,8 @@ pub struct Core {
     last_container_check_ms: u64,
     /// Ensemble membership; `None` when standalone.
     pub(crate) replica: Option<Replica>,
+    /// Sessions opened while read-only: local to this server, dropped when it rejoins.
+    read_only_sessions: std::collections::HashSet<i64>,
 }
 
 impl std::fmt::Debug for Core {
@@ -237,6 +239,7 @@ impl Core {
             stats: Stats::default(),
             last_container_check_ms: 0,
             replica: None,
+            read_only_sessions: Default::default(),
         }
     }
 
@@ -383,8 +386,10 @@ impl Core {
                 sasl: None,
             },
         );
-        if !self.serving() {
-            // ZooKeeper: "ZooKeeperServer not running"; the client tries another server.
+        let read_only_client = self.read_only() && req.read_only == Some(true);
+        if !self.serving() && !read_only_client {
+            // ZooKeeper: "ZooKeeperServer not running" (or, in read-only mode, "Refusing
+            // session request for not-read-only client"); the client tries another server.
             self.send(conn, Out::Close);
             return;
         }
@@ -396,6 +401,19 @@ impl Core {
                 "refusing a client ahead of this server"
             );
             self.send(conn, Out::Close);
+            return;
+        }
+        if req.session_id == 0 && self.read_only() {
+            // A read-only server's sessions are its own (nothing can be logged).
+            let timeout = self.sessions.negotiate_timeout(req.time_out);
+            let session = self.sessions.next_session_id();
+            self.sessions.add(session, timeout, self.now_ms());
+            self.read_only_sessions.insert(session);
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.session = Some(session);
+            }
+            self.by_session.insert(session, conn);
+            self.answer_handshake(conn, session, timeout);
             return;
         }
         if req.session_id == 0 {
@@ -467,7 +485,7 @@ impl Core {
             time_out: timeout,
             session_id: session,
             passwd: Some(Bytes::copy_from_slice(&SessionTracker::password(session))),
-            read_only: read_only.map(|_| false),
+            read_only: read_only.map(|_| self.read_only()),
         };
         self.send(conn, Out::Frame(frame(|b| resp.write(b))));
     }
@@ -488,7 +506,7 @@ impl Core {
             self.send(conn, Out::Close);
             return;
         };
-        if !self.serving() {
+        if !self.serving() && !self.read_only() {
             self.send(conn, Out::Close);
             return;
         }
@@ -541,6 +559,17 @@ impl Core {
                 | Request::Reconfig(_)
                 | Request::DeleteContainer(_)
         );
+        if self.read_only() && (is_write || matches!(request, Request::Sync(_))) {
+            // A read-only server answers writes NOTREADONLY and keeps the connection.
+            let f = reply_frame(
+                header.xid,
+                last,
+                ErrorCode::NotReadOnly.code(),
+                &Response::Empty,
+            );
+            self.send(conn, Out::Frame(f));
+            return;
+        }
         if let (Some(_), Request::Sync(r)) = (&self.replica, &request) {
             let path = r.path.clone();
             self.replica_sync(conn, session, header.xid, path);

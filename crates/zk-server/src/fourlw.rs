@@ -22,7 +22,7 @@ pub fn answer(core: &mut Core, word: FourLetterWord) -> String {
     let mut out = String::new();
     match word {
         FourLetterWord::Ruok => out.push_str("imok"),
-        FourLetterWord::Isro => out.push_str("rw"),
+        FourLetterWord::Isro => out.push_str(if core.read_only() { "ro" } else { "rw" }),
         FourLetterWord::Srvr => server_stats(core, &mut out, false),
         FourLetterWord::Stat => server_stats(core, &mut out, true),
         FourLetterWord::Mntr => monitor(core, &mut out),

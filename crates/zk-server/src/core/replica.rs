@@ -249,6 +249,12 @@ impl Core {
             .is_none_or(|r| r.leading() || r.following())
     }
 
+    /// Read-only mode: an ensemble member without a leader, with `readonlymode.enabled`,
+    /// serves reads to clients that accept a read-only server.
+    pub fn read_only(&self) -> bool {
+        self.config.read_only_enabled && !self.serving()
+    }
+
     /// The zxid of the next txn this server prepares; `None` when it may not prepare
     /// (an ensemble member that does not lead).
     pub(crate) fn next_zxid(&mut self) -> Option<i64> {
@@ -572,6 +578,21 @@ impl Core {
         let before = r.role;
         r.role = role;
         tracing::info!(role = ?role, "ensemble role");
+        let was_serving = matches!(before, Role::Leading { .. } | Role::Following { .. });
+        let serving = matches!(role, Role::Leading { .. } | Role::Following { .. });
+        if serving && !was_serving && !self.read_only_sessions.is_empty() {
+            // Back with a quorum: the read-only clients reconnect and get read-write
+            // sessions; their local sessions end here.
+            tracing::info!("leaving read-only mode");
+            let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+            for conn in conns {
+                self.send(conn, Out::Close);
+            }
+            for id in std::mem::take(&mut self.read_only_sessions) {
+                self.sessions.remove(id);
+                self.by_session.remove(&id);
+            }
+        }
         match role {
             Role::Leading { .. } => {
                 // Every session gets a full timeout under the new leader.
