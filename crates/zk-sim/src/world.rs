@@ -1056,6 +1056,22 @@ impl World {
                 self.history.commits.insert(p.zxid, p.data.clone());
             }
         }
+        if let TxnBody::CloseSession(_) = &entry.body {
+            // The server closes the connection of an expired session; its client learns the
+            // session is gone and opens a new one.
+            for c in 0..self.clients.len() {
+                let client = &self.clients[c];
+                if client.session == entry.header.client_id && client.server == Some(i) {
+                    self.drop_connection(c);
+                    let client = &mut self.clients[c];
+                    client.session = 0;
+                    client.session_live = false;
+                    if client.pending.take().is_some() {
+                        self.coverage.failed_writes += 1;
+                    }
+                }
+            }
+        }
         let new_globally = self.history.commits.len() > commits_before;
         if new_globally {
             match &entry.body {

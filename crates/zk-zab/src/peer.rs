@@ -277,6 +277,11 @@ impl Peer {
             peers: cfg.members.clone(),
             timing: cfg.election,
         };
+        // A snapshot can hold txns whose own log records were never made durable here (they
+        // were committed by the quorum before this server's fsync): the log continues the
+        // snapshot, so records it already covers are dropped.
+        let mut durable = durable;
+        durable.log.retain(|p| p.zxid > durable.snapshot_zxid);
         let last = durable
             .log
             .last()
