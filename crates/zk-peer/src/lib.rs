@@ -555,6 +555,11 @@ pub fn to_frame(msg: &Msg) -> pb::Frame {
         Msg::Request(data) => Kind::Request(data.clone()),
         Msg::Ping(data) => Kind::Ping(data.clone()),
         Msg::SyncDone(token) => Kind::SyncDone(token.clone()),
+        Msg::Handoff { to, zxid, epoch } => Kind::Handoff(pb::Handoff {
+            to: *to,
+            zxid: *zxid,
+            epoch: *epoch,
+        }),
     };
     pb::Frame { kind: Some(kind) }
 }
@@ -596,6 +601,11 @@ pub fn from_frame(frame: pb::Frame) -> Option<Msg> {
         Kind::Request(data) => Msg::Request(data),
         Kind::Ping(data) => Msg::Ping(data),
         Kind::SyncDone(token) => Msg::SyncDone(token),
+        Kind::Handoff(h) => Msg::Handoff {
+            to: h.to,
+            zxid: h.zxid,
+            epoch: h.epoch,
+        },
     })
 }
 
@@ -643,6 +653,11 @@ mod tests {
             Msg::Request(vec![4, 5]),
             Msg::Ping(Vec::new()),
             Msg::SyncDone(vec![7; 12]),
+            Msg::Handoff {
+                to: 2,
+                zxid: 3 << 32,
+                epoch: 3,
+            },
         ];
         for m in msgs {
             assert_eq!(from_frame(to_frame(&m)), Some(m.clone()));

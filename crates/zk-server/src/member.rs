@@ -134,6 +134,7 @@ pub(crate) async fn join(
         init_limit: config.init_limit,
         sync_limit: config.sync_limit,
         election: Timing::default(),
+        zxid_counter_max: u32::MAX,
     };
     let mut out = Vec::new();
     let peer = Peer::new(peer_config, durable, 0, &mut out);

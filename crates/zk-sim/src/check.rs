@@ -7,6 +7,8 @@
 //!   invoked has the smaller zxid;
 //! - every read returns the model's value at the zxid the server had applied, and a
 //!   client's reads never go back in time (checked as they happen);
+//! - `sync`: once answered, the server has applied every write acknowledged before the
+//!   sync was invoked;
 //! - every snapshot installed by a sync equals the model's state at its zxid;
 //! - ephemerals vanish exactly with their session (never before, never after);
 //! - a watch fires exactly once, for the first change of its node after it was set, with
@@ -61,6 +63,14 @@ pub struct WatchRecord {
     pub cancelled: bool,
 }
 
+/// A `sync` a client got an answer for: the zxid its server had applied then.
+#[derive(Debug, Clone)]
+pub struct SyncRecord {
+    pub client: usize,
+    pub invoked: u64,
+    pub zxid: Zxid,
+}
+
 /// Everything a run recorded.
 #[derive(Debug, Clone, Default)]
 pub struct History {
@@ -75,6 +85,7 @@ pub struct History {
     /// (server, last applied zxid, digest, serving) at the end.
     pub finals: Vec<(usize, Zxid, i64, bool)>,
     pub watches: Vec<WatchRecord>,
+    pub syncs: Vec<SyncRecord>,
 }
 
 /// Checks a history; every violation is one line.
@@ -182,6 +193,23 @@ pub fn check(h: &History) -> Vec<String> {
                 r.zxid,
                 r.value.as_deref().map(String::from_utf8_lossy),
                 expected.as_deref().map(String::from_utf8_lossy)
+            ));
+        }
+    }
+
+    // A sync makes its server catch up with every write acknowledged before it began.
+    let mut by_response: Vec<&AckedWrite> = h.acked.iter().collect();
+    by_response.sort_by_key(|a| a.responded);
+    for sy in &h.syncs {
+        let newest = by_response
+            .iter()
+            .take_while(|a| a.responded < sy.invoked)
+            .map(|a| a.zxid)
+            .max();
+        if let Some(z) = newest.filter(|z| *z > sy.zxid) {
+            v.push(format!(
+                "client {}'s sync at {} ms left its server at {:#x}, before the acknowledged {z:#x}",
+                sy.client, sy.invoked, sy.zxid
             ));
         }
     }

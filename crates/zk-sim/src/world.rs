@@ -18,7 +18,7 @@ use zk_zab::peer::{Config, Durable, Input, Msg, Output, Peer, Role, SyncKind, Wr
 use zk_zab::quorum::Quorum;
 use zk_zab::{Millis, ServerId, Zxid};
 
-use crate::check::{self, AckedWrite, History, Read, WatchRecord};
+use crate::check::{self, AckedWrite, History, Read, SyncRecord, WatchRecord};
 use crate::Rng;
 
 /// What to simulate.
@@ -69,6 +69,9 @@ pub struct Coverage {
     pub ephemerals_created: u64,
     pub watches_set: u64,
     pub watches_fired: u64,
+    pub handoffs: u64,
+    pub epoch_renewals: u64,
+    pub syncs: u64,
 }
 
 impl Coverage {
@@ -91,6 +94,9 @@ impl Coverage {
         self.ephemerals_created += o.ephemerals_created;
         self.watches_set += o.watches_set;
         self.watches_fired += o.watches_fired;
+        self.handoffs += o.handoffs;
+        self.epoch_renewals += o.epoch_renewals;
+        self.syncs += o.syncs;
     }
 }
 
@@ -98,7 +104,7 @@ impl fmt::Display for Coverage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "syncs diff={} trunc={} trunc+diff={} snap={}; leader changes={}; crashes={} power losses={} partitions={} pauses={}; writes acked={} failed={}; reads={}; snapshots={}; sessions created={} expired={}; ephemerals={}; watches set={} fired={}",
+            "syncs diff={} trunc={} trunc+diff={} snap={}; leader changes={}; crashes={} power losses={} partitions={} pauses={}; writes acked={} failed={}; reads={}; snapshots={}; sessions created={} expired={}; ephemerals={}; watches set={} fired={}; handoffs={} epoch renewals={}; syncs={}",
             self.diff_syncs,
             self.trunc_syncs,
             self.trunc_diff_syncs,
@@ -116,7 +122,10 @@ impl fmt::Display for Coverage {
             self.session_expiries,
             self.ephemerals_created,
             self.watches_set,
-            self.watches_fired
+            self.watches_fired,
+            self.handoffs,
+            self.epoch_renewals,
+            self.syncs
         )
     }
 }
@@ -218,6 +227,7 @@ struct Link {
 
 struct Pending {
     create_session: bool,
+    sync: bool,
     cxid: i32,
     server: usize,
     invoked: Millis,
@@ -280,12 +290,20 @@ fn decode_tree(zxid: Zxid, state: &[u8]) -> Result<DataTree, String> {
 enum Forward {
     Write(Request),
     CreateSession,
+    /// A client's sync: the token is the client's index.
+    Sync,
 }
 
 /// A forwarded write: tag (0 write, 1 createSession), session, cxid, then the request frame.
 fn encode_forward(session: i64, cxid: i32, request: &Forward) -> Vec<u8> {
     let mut out = Vec::new();
     let request = match request {
+        Forward::Sync => {
+            out.push(2);
+            out.extend_from_slice(&session.to_be_bytes());
+            out.extend_from_slice(&cxid.to_be_bytes());
+            return out;
+        }
         Forward::CreateSession => {
             out.push(1);
             out.extend_from_slice(&session.to_be_bytes());
@@ -308,9 +326,19 @@ fn decode_forward(data: &[u8]) -> Option<(i64, i32, Forward)> {
     if tag == 1 {
         return Some((session, cxid, Forward::CreateSession));
     }
+    if tag == 2 {
+        return Some((session, cxid, Forward::Sync));
+    }
     let mut r = Reader::new(Bytes::copy_from_slice(data.get(13..)?));
     let (_, body) = decode_request(&mut r).ok()?;
     Some((session, cxid, Forward::Write(body.ok()?)))
+}
+
+/// A sync's token: the session and cxid it answers.
+fn sync_token(session: i64, cxid: i32) -> Vec<u8> {
+    let mut t = session.to_be_bytes().to_vec();
+    t.extend_from_slice(&cxid.to_be_bytes());
+    t
 }
 
 /// Session ids a follower reports with its ping.
@@ -346,6 +374,12 @@ impl World {
                 finalize_wait: 200,
                 resend_min: 200,
                 resend_max: 2_000,
+            },
+            // A quarter of the runs use up epochs quickly, so leaders renew them.
+            zxid_counter_max: if rng.below(4) == 0 {
+                rng.between(40, 400) as u32
+            } else {
+                u32::MAX
             },
         };
         let nodes = ids
@@ -492,8 +526,20 @@ impl World {
                     self.trace(|| format!("server {}: paused {d} ms", i + 1));
                 }
             }
-            85..=92 => {
+            85..=89 => {
                 self.slow_until = self.now + self.rng.between(500, 4_000);
+            }
+            90..=92 => {
+                // An operator hands leadership to another server before maintenance.
+                if !self.responsive(i) {
+                    return;
+                }
+                let target = self.rng.between(1, n as u64);
+                let mut out = Vec::new();
+                if let Some(p) = self.nodes[i].peer.as_mut() {
+                    let _ = p.hand_off(target, &mut out);
+                }
+                self.outputs(i, out);
             }
             _ => {
                 // A disk that stalls: fsyncs take hundreds of milliseconds for a while.
@@ -837,11 +883,18 @@ impl World {
                     self.disk_write(i, DiskOp::Install(zxid, state));
                 }
                 Output::Commit(p) => self.commit(i, p),
-                Output::Request { data, .. } => {
-                    if let Some((session, cxid, request)) = decode_forward(&data) {
-                        self.propose(i, session, cxid, request);
+                Output::Request { from, data } => match decode_forward(&data) {
+                    Some((session, cxid, Forward::Sync)) => {
+                        let token = sync_token(session, cxid);
+                        let mut out = Vec::new();
+                        if let Some(p) = self.nodes[i].peer.as_mut() {
+                            p.sync(from, token, &mut out);
+                        }
+                        self.outputs(i, out);
                     }
-                }
+                    Some((session, cxid, request)) => self.propose(i, session, cxid, request),
+                    None => {}
+                },
                 Output::Pinged { payload, .. } => {
                     let now = self.local_now(i);
                     if let Some(t) = self.nodes[i].tracker.as_mut() {
@@ -861,8 +914,15 @@ impl World {
                     SyncKind::TruncThenDiff => self.coverage.trunc_diff_syncs += 1,
                     SyncKind::Snap => self.coverage.snap_syncs += 1,
                 },
-                Output::SyncDone { .. } => {}
-                Output::Abandoned(why) => self.trace(|| format!("server {}: {why}", i + 1)),
+                Output::SyncDone { token } => self.sync_done(i, &token),
+                Output::Abandoned(why) => {
+                    if why.starts_with("handing leadership over") {
+                        self.coverage.handoffs += 1;
+                    } else if why.starts_with("a new epoch") {
+                        self.coverage.epoch_renewals += 1;
+                    }
+                    self.trace(|| format!("server {}: {why}", i + 1))
+                }
                 Output::Violation(what) => {
                     self.violations.push(format!("server {}: {what}", i + 1))
                 }
@@ -965,6 +1025,7 @@ impl World {
             local_session: false,
         };
         let prepared = match &request {
+            Forward::Sync => return,
             Forward::CreateSession => {
                 prep_create_session(session, cxid, SESSION_TIMEOUT_MS, zxid, now)
             }
@@ -1159,6 +1220,39 @@ impl World {
         });
     }
 
+    /// A sync is done at server `i`: its client has seen everything the server applied.
+    fn sync_done(&mut self, i: usize, token: &[u8]) {
+        let (Some(session), Some(cxid)) = (
+            token
+                .get(0..8)
+                .and_then(|b| b.try_into().ok())
+                .map(i64::from_be_bytes),
+            token
+                .get(8..12)
+                .and_then(|b| b.try_into().ok())
+                .map(i32::from_be_bytes),
+        ) else {
+            return;
+        };
+        let Some(c) = self.nodes[i].waiting.remove(&(session, cxid)) else {
+            return;
+        };
+        let zxid = self.nodes[i].tree.last_processed_zxid();
+        let client = &mut self.clients[c];
+        match client.pending.take() {
+            Some(p) if p.sync && p.server == i => {
+                client.last_zxid = client.last_zxid.max(zxid);
+                self.coverage.syncs += 1;
+                self.history.syncs.push(SyncRecord {
+                    client: c,
+                    invoked: p.invoked,
+                    zxid,
+                });
+            }
+            other => client.pending = other,
+        }
+    }
+
     // ---- sessions ----
 
     /// Leaders expire silent sessions (a closeSession txn each); followers report the
@@ -1266,7 +1360,8 @@ impl World {
                     let key = format!("/e{c}-{}", self.rng.below(3));
                     self.write(c, s, key, true);
                 }
-                11..=35 => {
+                11..=14 => self.submit(c, s, Forward::Sync),
+                15..=35 => {
                     let key = format!("/k{}", self.rng.below(KEYS));
                     self.read(c, s, key);
                 }
@@ -1411,6 +1506,7 @@ impl World {
         let session = client.session;
         client.pending = Some(Pending {
             create_session: matches!(request, Forward::CreateSession),
+            sync: matches!(request, Forward::Sync),
             cxid,
             server: s,
             invoked: self.now,
@@ -1418,6 +1514,14 @@ impl World {
         });
         self.nodes[s].waiting.insert((session, cxid), c);
         match self.nodes[s].role {
+            Role::Leading { .. } if matches!(request, Forward::Sync) => {
+                let mut out = Vec::new();
+                if let Some(p) = self.nodes[s].peer.as_mut() {
+                    let me = p.id();
+                    p.sync(me, sync_token(session, cxid), &mut out);
+                }
+                self.outputs(s, out);
+            }
             Role::Leading { .. } => self.propose(s, session, cxid, request),
             Role::Following { .. } => {
                 let data = encode_forward(session, cxid, &request);

@@ -55,6 +55,8 @@ pub struct Leader {
     quorum: Quorum,
     epoch: u32,
     counter: u32,
+    /// The highest counter this epoch may use (`u32::MAX`; lower in tests).
+    counter_max: u32,
     followers: BTreeSet<ServerId>,
     /// Proposed, not yet committed: who holds each durably.
     outstanding: BTreeMap<Zxid, BTreeSet<ServerId>>,
@@ -69,6 +71,7 @@ impl Leader {
             quorum,
             epoch,
             counter: 0,
+            counter_max: u32::MAX,
             followers: BTreeSet::new(),
             outstanding: BTreeMap::new(),
             last_committed,
@@ -84,8 +87,16 @@ impl Leader {
         self.outstanding.keys().copied()
     }
 
+    /// Lowers the highest counter of this epoch (so tests reach exhaustion).
+    pub fn set_counter_max(&mut self, max: u32) {
+        self.counter_max = max;
+    }
+
     /// The zxid the next proposal gets; `None` once this epoch's counter is used up.
     pub fn next_zxid(&self) -> Option<Zxid> {
+        if self.counter >= self.counter_max {
+            return None;
+        }
         let counter = self.counter.checked_add(1)?;
         Some((i64::from(self.epoch) << 32) | i64::from(counter))
     }
@@ -102,7 +113,7 @@ impl Leader {
 
     /// Numbers and sends a txn; the caller keeps `data` for the commit.
     pub fn propose(&mut self, data: Vec<u8>, out: &mut Vec<Output>) -> Result<Zxid, ProposeError> {
-        if self.counter == u32::MAX {
+        if self.counter >= self.counter_max {
             return Err(ProposeError::CounterExhausted);
         }
         self.counter += 1;

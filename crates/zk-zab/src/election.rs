@@ -205,6 +205,25 @@ impl Election {
         }
     }
 
+    /// Decides for `leader` without a vote (a handoff: the old leader designated it, with
+    /// every proposal committed). A new round, so the decision is answered as current.
+    pub fn designate(
+        &mut self,
+        leader: ServerId,
+        zxid: Zxid,
+        peer_epoch: u32,
+        out: &mut Vec<Output>,
+    ) {
+        self.logical_clock += 1;
+        self.received.clear();
+        self.proposal = Vote {
+            leader,
+            zxid,
+            peer_epoch,
+        };
+        self.decide(leader, out);
+    }
+
     /// A link to `peer` (re)opened: a server still looking tells it its vote at once, as
     /// ZooKeeper does when a connection is established, rather than at the next resend.
     pub fn link_up(&mut self, peer: ServerId, out: &mut Vec<Output>) {

@@ -37,6 +37,9 @@ pub struct Config {
     pub init_limit: u64,
     pub sync_limit: u64,
     pub election: Timing,
+    /// The highest zxid counter of an epoch (`u32::MAX`; tests lower it). When it is used
+    /// up the leader hands leadership to itself in a new epoch, without an election.
+    pub zxid_counter_max: u32,
 }
 
 impl Config {
@@ -80,6 +83,13 @@ pub enum Msg {
     /// Leader to follower: everything proposed before the follower's `sync` (this token)
     /// has been committed, and its commits precede this on the link.
     SyncDone(Vec<u8>),
+    /// Leader to followers, after its last commit: follow `to` (with the history up to
+    /// `zxid` in `epoch`), without an election.
+    Handoff {
+        to: ServerId,
+        zxid: Zxid,
+        epoch: u32,
+    },
     /// Liveness, both ways, every tick once established. A follower's may carry the
     /// host's session touches for the leader (opaque here).
     Ping(Vec<u8>),
@@ -196,10 +206,19 @@ pub enum Output {
 /// Why a write cannot be proposed here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NotReady {
+    /// This server is not an established leader (or is handing leadership over).
+    NotLeader,
+    /// The zxid counter of this epoch is used up (a new epoch is on its way).
+    CounterExhausted,
+}
+
+/// Why leadership cannot be handed to a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandoffError {
     /// This server is not an established leader.
     NotLeader,
-    /// The zxid counter of this epoch is used up.
-    CounterExhausted,
+    /// The target is not a synced voting follower of this leader.
+    NotAFollower,
 }
 
 /// What a durable write unblocks, in the role generation that asked for it.
@@ -223,6 +242,9 @@ struct Leading {
     next_ping: Millis,
     /// `sync` requests waiting for the proposals made before them: (asker, token, zxid).
     syncs: Vec<(ServerId, Vec<u8>, Zxid)>,
+    /// Leadership is being handed to this server once everything proposed is committed;
+    /// no new proposals meanwhile.
+    handoff: Option<ServerId>,
 }
 
 #[derive(Debug)]
@@ -359,6 +381,7 @@ impl Peer {
     /// The zxid the next [`Peer::propose`] will get, when this server leads.
     pub fn next_zxid(&self) -> Result<Zxid, NotReady> {
         match &self.state {
+            State::Leading(l) if l.handoff.is_some() => Err(NotReady::NotLeader),
             State::Leading(l) => match &l.broadcast {
                 Some(b) => b.next_zxid().ok_or(NotReady::CounterExhausted),
                 None => Err(NotReady::NotLeader),
@@ -367,19 +390,101 @@ impl Peer {
         }
     }
 
+    /// Leader: hands leadership to `to` (a synced voting follower) before maintenance:
+    /// no new proposals; once everything proposed is committed, every follower is told to
+    /// follow `to`, and this server follows it too. No election, no lost write.
+    pub fn hand_off(&mut self, to: ServerId, out: &mut Vec<Output>) -> Result<(), HandoffError> {
+        let me = self.cfg.me;
+        let voter = self.cfg.quorum.weight(to) > 0;
+        match &mut self.state {
+            State::Leading(l) if l.broadcast.is_some() => {
+                if to != me && (!voter || !l.synced.contains(&to)) {
+                    return Err(HandoffError::NotAFollower);
+                }
+                l.handoff = Some(to);
+            }
+            _ => return Err(HandoffError::NotLeader),
+        }
+        self.try_hand_off(out);
+        Ok(())
+    }
+
+    /// Leader with a handoff pending: once nothing is outstanding, tells the followers
+    /// (after their last commit on each link) and follows the new leader.
+    fn try_hand_off(&mut self, out: &mut Vec<Output>) {
+        let committed = self.committed;
+        let epoch = self.current_epoch;
+        let State::Leading(l) = &mut self.state else {
+            return;
+        };
+        let (Some(to), Some(b)) = (l.handoff, &l.broadcast) else {
+            return;
+        };
+        if b.outstanding().next().is_some() {
+            return;
+        }
+        for &f in &l.synced {
+            out.push(Output::Send {
+                to: f,
+                msg: Msg::Handoff {
+                    to,
+                    zxid: committed,
+                    epoch,
+                },
+            });
+        }
+        let me = self.cfg.me;
+        let why = if to == me {
+            "a new epoch: the zxid counter is used up"
+        } else {
+            "handing leadership over"
+        };
+        self.designated(to, committed, epoch, why, out);
+    }
+
+    /// Follows (or leads, when it is this server) the designated `leader` without a vote.
+    fn designated(
+        &mut self,
+        leader: ServerId,
+        zxid: Zxid,
+        epoch: u32,
+        why: &'static str,
+        out: &mut Vec<Output>,
+    ) {
+        self.generation += 1;
+        out.push(Output::Abandoned(why));
+        self.state = State::Looking;
+        out.push(Output::Role(Role::Looking));
+        let mut e_out = Vec::new();
+        self.election.designate(leader, zxid, epoch, &mut e_out);
+        self.election_outputs(e_out, out);
+    }
+
     /// Leader: numbers, logs and broadcasts a prepared txn.
     pub fn propose(&mut self, data: Vec<u8>, out: &mut Vec<Output>) -> Result<Zxid, NotReady> {
+        let me = self.cfg.me;
         let mut b_out = Vec::new();
         let zxid = match &mut self.state {
+            State::Leading(l) if l.handoff.is_some() => return Err(NotReady::NotLeader),
             State::Leading(l) => match &mut l.broadcast {
-                Some(b) => b
-                    .propose(data, &mut b_out)
-                    .map_err(|_| NotReady::CounterExhausted)?,
+                Some(b) => {
+                    let zxid = b
+                        .propose(data, &mut b_out)
+                        .map_err(|_| NotReady::CounterExhausted)?;
+                    if b.next_zxid().is_none() {
+                        // The epoch's counter is used up: a new epoch under this same
+                        // leader, by handing leadership to itself (ZooKeeper holds an
+                        // election instead).
+                        l.handoff = Some(me);
+                    }
+                    zxid
+                }
                 None => return Err(NotReady::NotLeader),
             },
             _ => return Err(NotReady::NotLeader),
         };
         self.broadcast_outputs(b_out, out);
+        self.try_hand_off(out);
         Ok(zxid)
     }
 
@@ -529,6 +634,7 @@ impl Peer {
             last_heard: BTreeMap::new(),
             next_ping: self.now,
             syncs: Vec::new(),
+            handoff: None,
         }));
         out.push(Output::Role(Role::Joining {
             leader: self.cfg.me,
@@ -813,6 +919,9 @@ impl Peer {
                     Msg::SyncDone(token) if f.broadcast.is_some() => {
                         out.push(Output::SyncDone { token });
                     }
+                    Msg::Handoff { to, zxid, epoch } if f.broadcast.is_some() => {
+                        self.designated(to, zxid, epoch, "the leader handed leadership over", out);
+                    }
                     _ => {}
                 }
             }
@@ -994,6 +1103,7 @@ impl Peer {
             State::Leading(l) => {
                 let mut b =
                     broadcast::Leader::new(self.cfg.me, self.cfg.quorum.clone(), epoch, last);
+                b.set_counter_max(self.cfg.zxid_counter_max);
                 for &f in &l.synced {
                     b.add_follower(f);
                     l.last_heard.insert(f, self.now);
@@ -1024,6 +1134,7 @@ impl Peer {
     }
 
     fn broadcast_outputs(&mut self, b_out: Vec<broadcast::Output>, out: &mut Vec<Output>) {
+        let mut committed = false;
         for o in b_out {
             match o {
                 broadcast::Output::Persist(p) => self.append(p, out),
@@ -1033,13 +1144,19 @@ impl Peer {
                 }),
                 broadcast::Output::Commit(zxid) => {
                     self.commit_through(zxid, out);
-                    self.release_syncs(out);
+                    committed = true;
                 }
                 broadcast::Output::Resync { reason } => {
                     self.look(reason, out);
                     return;
                 }
             }
+        }
+        if committed {
+            // Only after the COMMITs just queued: a follower must apply them before it
+            // answers a sync or follows a new leader.
+            self.release_syncs(out);
+            self.try_hand_off(out);
         }
     }
 }
