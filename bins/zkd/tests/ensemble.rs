@@ -1,4 +1,6 @@
 //! Three `zkd` processes on loopback as one ensemble, driven by zk-client and kazoo:
+//! - `mntr`, `/commands/leader` and `zabstate` name the leader; `/commands/handoff` moves
+//!   leadership to a chosen server without an election;
 //! - writes through any server, reads from every server;
 //! - a client of a follower sees its own writes, and `sync` then read sees every write
 //!   acknowledged before the sync (through another server);
@@ -346,6 +348,21 @@ fn three_zkd_processes_fail_over_and_catch_up() {
     assert!(
         zab.contains("broadcast") && zab.contains("\"is_leader\""),
         "{zab}"
+    );
+
+    // Beyond ZooKeeper: hand leadership to a chosen server before maintenance.
+    let target = (leader + 1) % 3;
+    let refused = servers[target].admin(&format!("handoff?to={}", leader + 1));
+    assert!(refused.contains("not the leader"), "{refused}");
+    let started = Instant::now();
+    let answer = servers[leader].admin(&format!("handoff?to={}", target + 1));
+    assert!(answer.contains("\"error\":null"), "{answer}");
+    let leader = settled(&servers, &[0, 1, 2]);
+    assert_eq!(leader, target, "the designated server leads");
+    println!(
+        "handoff to server {} took {:?}",
+        target + 1,
+        started.elapsed()
     );
 
     // Writes through every server, seen by every server.

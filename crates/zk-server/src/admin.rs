@@ -7,7 +7,7 @@
 
 use std::future::Future;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -86,6 +86,35 @@ async fn command(State(state): State<AppState>, Path(name): Path<String>) -> Res
     }
 }
 
+/// `/commands/handoff?to=N` (zkd's own, GET or POST): the leader hands leadership to
+/// server N before maintenance, without an election.
+async fn handoff(
+    State(state): State<AppState>,
+    Query(params): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let Some(to) = params.get("to").and_then(|v| v.parse::<u64>().ok()) else {
+        let body = json!({"command": "handoff", "error": "give the server id: handoff?to=N"});
+        return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+    };
+    let (tx, rx) = oneshot::channel();
+    if state
+        .to_core
+        .send(CoreMsg::Handoff { to, reply: tx })
+        .is_err()
+    {
+        return (StatusCode::SERVICE_UNAVAILABLE, "server stopping").into_response();
+    }
+    match rx.await {
+        Ok(Ok(())) => Json(json!({"command": "handoff", "to": to, "error": null})).into_response(),
+        Ok(Err(e)) => (
+            StatusCode::CONFLICT,
+            Json(json!({"command": "handoff", "to": to, "error": e})),
+        )
+            .into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "server stopping").into_response(),
+    }
+}
+
 async fn index() -> Html<String> {
     let mut s = String::from("<html><body><ul>\n");
     for names in COMMANDS {
@@ -131,6 +160,7 @@ pub async fn serve(
     let app = Router::new()
         .route("/commands", get(index))
         .route("/commands/", get(index))
+        .route("/commands/handoff", get(handoff).post(handoff))
         .route("/commands/{name}", get(command))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))

@@ -90,6 +90,11 @@ pub enum CoreMsg {
     },
     /// Ensemble: the peer's clock (election, pings, limits).
     ReplicaTick,
+    /// Ensemble leader: hand leadership to server `to`; the outcome goes back on `reply`.
+    Handoff {
+        to: u64,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
 }
 
 struct Conn {
@@ -314,6 +319,9 @@ impl Core {
                 self.replica_durable(seq);
             }
             CoreMsg::ReplicaTick => self.replica_tick(),
+            CoreMsg::Handoff { to, reply } => {
+                let _ = reply.send(self.hand_off(to));
+            }
         }
         Ok(())
     }

@@ -673,6 +673,28 @@ impl Core {
         self.drain(session);
     }
 
+    /// Hands leadership to server `to` (this server must lead and `to` be a synced voter).
+    pub(crate) fn hand_off(&mut self, to: u64) -> Result<(), String> {
+        let Some(r) = self.replica.as_mut() else {
+            return Err("a standalone server has no ensemble".into());
+        };
+        let mut out = Vec::new();
+        let result = r.peer.hand_off(to, &mut out);
+        self.replica_outputs(out);
+        match result {
+            Ok(()) => {
+                tracing::info!(to, "handing leadership over");
+                Ok(())
+            }
+            Err(zk_zab::peer::HandoffError::NotLeader) => {
+                Err("this server is not the leader".into())
+            }
+            Err(zk_zab::peer::HandoffError::NotAFollower) => {
+                Err(format!("server {to} is not a synced voting follower"))
+            }
+        }
+    }
+
     /// The snapshot being written holds everything up to `zxid`: the peer's in-memory log
     /// before it is not needed for syncing followers any more.
     pub(crate) fn compact(&mut self, zxid: i64) {
