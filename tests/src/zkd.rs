@@ -87,3 +87,37 @@ impl Drop for Zkd {
         }
     }
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// `n` in-process zkd servers forming one ensemble on loopback (tickTime 200 ms), each
+/// with its own data directory under `name`.
+pub fn start_ensemble(name: &str, n: usize) -> Vec<Zkd> {
+    let base = std::env::temp_dir().join(format!("zkd-ens-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let servers: Vec<zk_server::config::ServerSpec> = (0..n)
+        .map(|i| zk_server::config::ServerSpec {
+            id: i as u64 + 1,
+            host: "127.0.0.1".into(),
+            quorum_port: free_port(),
+            election_port: free_port(),
+            observer: false,
+            client_port: None,
+        })
+        .collect();
+    (0..n)
+        .map(|i| {
+            let servers = servers.clone();
+            Zkd::start(&base.join(format!("s{}", i + 1)), move |c| {
+                c.servers = servers;
+                c.server_id = i as u8 + 1;
+                c.tick_time_ms = 200;
+            })
+        })
+        .collect()
+}

@@ -3,8 +3,8 @@
 //! - a broken connection (a proxy cut between client and server): the client reconnects,
 //!   resumes its session and re-arms its watches, which fire for changes made meanwhile;
 //! - session expiry while cut off: `Expired`, ephemerals gone, requests fail;
-//! - a 3-server ZooKeeper ensemble: the client's server is killed, it moves to another
-//!   server with the same session, its ephemeral node and its watches.
+//! - a 3-server ensemble, of ZooKeeper and of zkd: the client's server is stopped, it moves
+//!   to another server with the same session, its ephemeral node and its watches.
 
 #![allow(clippy::unwrap_used)]
 
@@ -501,57 +501,87 @@ fn a_session_expired_while_cut_off_ends_with_expired() {
     }
 }
 
+/// The client's server goes away: the client moves to another server of the ensemble with
+/// the same session, its ephemeral node and its watch. `stop(i)` stops server `i`.
+async fn session_moves(hosts: Vec<String>, stop: impl FnOnce(usize)) {
+    let zk = Client::builder(&hosts.join(","))
+        .session_timeout(Duration::from_secs(10))
+        .connect()
+        .await
+        .unwrap();
+    let open = well_known::open_acl_unsafe;
+    zk.create("/ens", "", open(), CreateMode::Persistent)
+        .await
+        .unwrap();
+    zk.create("/ens/eph", "", open(), CreateMode::Ephemeral)
+        .await
+        .unwrap();
+    let (_, _, w) = zk.get_data_watch("/ens").await.unwrap();
+    let id = zk.session_id();
+    let first = zk.server().unwrap();
+    let victim = hosts.iter().position(|h| *h == first).unwrap();
+    stop(victim);
+    zk.wait_connected(Duration::from_secs(30)).await.unwrap();
+    // The first request after the stop may still see ConnectionLoss; retry until served.
+    let mut stat = None;
+    for _ in 0..50 {
+        match zk.exists("/ens/eph").await {
+            Ok(s) => {
+                stat = s;
+                break;
+            }
+            Err(e) => {
+                assert_eq!(e.code(), ErrorCode::ConnectionLoss);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    assert!(stat.is_some(), "the ephemeral survived the move");
+    assert_ne!(zk.server().unwrap(), first);
+    assert_eq!(zk.session_id(), id);
+    let rest: Vec<String> = hosts
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != victim)
+        .map(|(_, h)| h.clone())
+        .collect();
+    let other = Client::connect(&rest.join(",")).await.unwrap();
+    other.set_data("/ens", "moved", -1).await.unwrap();
+    let e = tokio::time::timeout(Duration::from_secs(10), w.changed())
+        .await
+        .unwrap();
+    assert_eq!(e.event_type, EventType::NodeDataChanged);
+    zk.close().await;
+    other.close().await;
+}
+
 #[test]
 fn the_session_moves_to_another_server_of_a_zookeeper_ensemble() {
     if !zookeeper::available() {
         return;
     }
-    let mut servers = zookeeper::start_ensemble("zk-client-ensemble", 3);
-    let hosts: Vec<String> = servers.iter().map(|s| s.addr.to_string()).collect();
-    rt().block_on(async {
-        let zk = Client::builder(&hosts.join(","))
-            .session_timeout(Duration::from_secs(10))
-            .connect()
-            .await
-            .unwrap();
-        let open = well_known::open_acl_unsafe;
-        zk.create("/ens", "", open(), CreateMode::Persistent)
-            .await
-            .unwrap();
-        zk.create("/ens/eph", "", open(), CreateMode::Ephemeral)
-            .await
-            .unwrap();
-        let (_, _, w) = zk.get_data_watch("/ens").await.unwrap();
-        let id = zk.session_id();
-        let first = zk.server().unwrap();
-        let victim = hosts.iter().position(|h| *h == first).unwrap();
-        drop(servers.remove(victim));
-        zk.wait_connected(Duration::from_secs(30)).await.unwrap();
-        // The first request after the kill may still see ConnectionLoss; retry until served.
-        let mut stat = None;
-        for _ in 0..50 {
-            match zk.exists("/ens/eph").await {
-                Ok(s) => {
-                    stat = s;
-                    break;
-                }
-                Err(e) => {
-                    assert_eq!(e.code(), ErrorCode::ConnectionLoss);
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            }
-        }
-        assert!(stat.is_some(), "the ephemeral survived the move");
-        assert_ne!(zk.server().unwrap(), first);
-        assert_eq!(zk.session_id(), id);
-        let rest: Vec<String> = servers.iter().map(|s| s.addr.to_string()).collect();
-        let other = Client::connect(&rest.join(",")).await.unwrap();
-        other.set_data("/ens", "moved", -1).await.unwrap();
-        let e = tokio::time::timeout(Duration::from_secs(10), w.changed())
-            .await
-            .unwrap();
-        assert_eq!(e.event_type, EventType::NodeDataChanged);
-        zk.close().await;
-        other.close().await;
-    });
+    let servers = std::sync::Mutex::new(zookeeper::start_ensemble("zk-client-ensemble", 3));
+    let hosts: Vec<String> = servers
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| s.addr.to_string())
+        .collect();
+    rt().block_on(session_moves(hosts, |i| {
+        drop(servers.lock().unwrap().remove(i));
+    }));
+}
+
+#[test]
+fn the_session_moves_to_another_server_of_a_zkd_ensemble() {
+    let servers = std::sync::Mutex::new(zk_tests::zkd::start_ensemble("zk-client", 3));
+    let hosts: Vec<String> = servers
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| s.addr.to_string())
+        .collect();
+    rt().block_on(session_moves(hosts, |i| {
+        drop(servers.lock().unwrap().remove(i));
+    }));
 }
