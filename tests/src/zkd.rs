@@ -98,6 +98,15 @@ fn free_port() -> u16 {
 /// `n` in-process zkd servers forming one ensemble on loopback (tickTime 200 ms), each
 /// with its own data directory under `name`.
 pub fn start_ensemble(name: &str, n: usize) -> Vec<Zkd> {
+    start_ensemble_with(name, n, |_| {})
+}
+
+/// [`start_ensemble`], with `configure` adjusting every server's configuration.
+pub fn start_ensemble_with(
+    name: &str,
+    n: usize,
+    configure: impl Fn(&mut zk_server::Config) + Clone + Send + 'static,
+) -> Vec<Zkd> {
     let base = std::env::temp_dir().join(format!("zkd-ens-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
     let servers: Vec<zk_server::config::ServerSpec> = (0..n)
@@ -113,10 +122,12 @@ pub fn start_ensemble(name: &str, n: usize) -> Vec<Zkd> {
     (0..n)
         .map(|i| {
             let servers = servers.clone();
+            let configure = configure.clone();
             Zkd::start(&base.join(format!("s{}", i + 1)), move |c| {
                 c.servers = servers;
                 c.server_id = i as u8 + 1;
                 c.tick_time_ms = 200;
+                configure(c);
             })
         })
         .collect()

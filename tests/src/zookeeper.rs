@@ -27,6 +27,8 @@ pub struct ZooKeeper {
     child: Child,
     pub addr: SocketAddr,
     dir: PathBuf,
+    /// Ensemble members: (quorum, election, client) ports; zeros for a standalone server.
+    pub ports: (u16, u16, u16),
 }
 
 /// Sends a four-letter word and returns the answer.
@@ -71,7 +73,12 @@ impl ZooKeeper {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if four_letter(addr, "srvr").is_some_and(|s| s.contains("Zookeeper version")) {
-                return ZooKeeper { child, addr, dir };
+                return ZooKeeper {
+                    child,
+                    addr,
+                    dir,
+                    ports: (0, 0, 0),
+                };
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -90,6 +97,17 @@ fn free_port() -> u16 {
 
 /// Starts an `n`-server ensemble on loopback and waits until every server serves clients.
 pub fn start_ensemble(name: &str, n: usize) -> Vec<ZooKeeper> {
+    start_ensemble_with(name, n, "", "")
+}
+
+/// The ports of each server of an ensemble started by [`start_ensemble_with`]:
+/// (quorum, election, client).
+pub fn ensemble_ports(servers: &[ZooKeeper]) -> Vec<(u16, u16, u16)> {
+    servers.iter().map(|s| s.ports).collect()
+}
+
+/// [`start_ensemble`] with `extra` zoo.cfg lines and `jvm_flags` (SERVER_JVMFLAGS).
+pub fn start_ensemble_with(name: &str, n: usize, extra: &str, jvm_flags: &str) -> Vec<ZooKeeper> {
     let ports: Vec<(u16, u16, u16)> = (0..n)
         .map(|_| (free_port(), free_port(), free_port()))
         .collect();
@@ -114,7 +132,7 @@ pub fn start_ensemble(name: &str, n: usize) -> Vec<ZooKeeper> {
         std::fs::write(
             &cfg,
             format!(
-                "tickTime=500\ninitLimit=20\nsyncLimit=10\ndataDir={}\nadmin.enableServer=false\n4lw.commands.whitelist=*\npreAllocSize=64\nstandaloneEnabled=false\n{servers}",
+                "tickTime=500\ninitLimit=20\nsyncLimit=10\ndataDir={}\nadmin.enableServer=false\n4lw.commands.whitelist=*\npreAllocSize=64\nstandaloneEnabled=false\n{extra}\n{servers}",
                 dir.join("data").display()
             ),
         )
@@ -123,7 +141,7 @@ pub fn start_ensemble(name: &str, n: usize) -> Vec<ZooKeeper> {
             .arg("start-foreground")
             .arg(&cfg)
             .env("ZOO_LOG_DIR", &dir)
-            .env("SERVER_JVMFLAGS", "-Xmx256m")
+            .env("SERVER_JVMFLAGS", format!("-Xmx256m {jvm_flags}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -132,6 +150,7 @@ pub fn start_ensemble(name: &str, n: usize) -> Vec<ZooKeeper> {
             child,
             addr: ([127, 0, 0, 1], *client).into(),
             dir,
+            ports: ports[i],
         });
     }
     let deadline = Instant::now() + Duration::from_secs(90);

@@ -4,7 +4,9 @@
 //!   resumes its session and re-arms its watches, which fire for changes made meanwhile;
 //! - session expiry while cut off: `Expired`, ephemerals gone, requests fail;
 //! - a 3-server ensemble, of ZooKeeper and of zkd: the client's server is stopped, it moves
-//!   to another server with the same session, its ephemeral node and its watches.
+//!   to another server with the same session, its ephemeral node and its watches;
+//! - a read-only client of a zkd server that lost its quorum reads, and its writes get
+//!   NOTREADONLY.
 
 #![allow(clippy::unwrap_used)]
 
@@ -584,4 +586,58 @@ fn the_session_moves_to_another_server_of_a_zkd_ensemble() {
     rt().block_on(session_moves(hosts, |i| {
         drop(servers.lock().unwrap().remove(i));
     }));
+}
+
+#[test]
+fn a_read_only_client_reads_from_a_server_without_quorum() {
+    let mut servers = zk_tests::zkd::start_ensemble_with("zk-client-ro", 3, |c| {
+        c.read_only_enabled = true;
+    });
+    let survivor = servers[0].addr.to_string();
+    rt().block_on(async {
+        let zk = Client::connect(&survivor).await.unwrap();
+        zk.create(
+            "/ro",
+            "data",
+            well_known::open_acl_unsafe(),
+            CreateMode::Persistent,
+        )
+        .await
+        .unwrap();
+        zk.close().await;
+    });
+    // Two of three servers stop: the survivor has no quorum and goes read-only.
+    drop(servers.split_off(1));
+    rt().block_on(async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let zk = loop {
+            let attempt = Client::builder(&survivor)
+                .read_only(true)
+                .session_timeout(Duration::from_secs(6))
+                .connect()
+                .await;
+            if let Ok(zk) = attempt {
+                if zk.wait_connected(Duration::from_secs(5)).await.is_ok()
+                    && zk.state() == State::ConnectedReadOnly
+                {
+                    break zk;
+                }
+            }
+            assert!(std::time::Instant::now() < deadline, "no read-only session");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let (data, _) = zk.get_data("/ro").await.unwrap();
+        assert_eq!(data.as_deref(), Some(&b"data"[..]));
+        let e = zk
+            .create(
+                "/ro/no",
+                "",
+                well_known::open_acl_unsafe(),
+                CreateMode::Persistent,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::NotReadOnly);
+        zk.close().await;
+    });
 }

@@ -744,7 +744,8 @@ impl Shell {
         let (data, stat) = zk
             .reconfig(p.value('a'), p.value('r'), members.as_deref(), version)
             .await
-            .map_err(|e| CliError::new(keeper_message(&e, None)))?;
+            // ZooKeeper's client raises reconfig errors with an empty path.
+            .map_err(|e| CliError::new(keeper_message(&e, Some(""))))?;
         let mut s = format!("Committed new configuration:\n{}\n", data_string(&data));
         if p.has('s') {
             s.push_str(&stat_text(&stat));

@@ -912,9 +912,9 @@ impl Client {
         from_config: i64,
     ) -> Result<(Option<Bytes>, Stat)> {
         let request = Request::Reconfig(ReconfigRequest {
-            joining_servers: joining.unwrap_or_default().to_string(),
-            leaving_servers: leaving.unwrap_or_default().to_string(),
-            new_members: new_members.unwrap_or_default().to_string(),
+            joining_servers: joining.map(str::to_string),
+            leaving_servers: leaving.map(str::to_string),
+            new_members: new_members.map(str::to_string),
             cur_config_id: from_config,
         });
         match self.call(request, After::Nothing).await? {

@@ -32,6 +32,12 @@ impl Arb for String {
     }
 }
 
+impl Arb for Option<String> {
+    fn arb() -> BoxedStrategy<Self> {
+        proptest::option::of(".{0,24}").boxed()
+    }
+}
+
 impl Arb for Option<Bytes> {
     fn arb() -> BoxedStrategy<Self> {
         proptest::option::of(proptest::collection::vec(any::<u8>(), 0..64).prop_map(Bytes::from))

@@ -262,6 +262,32 @@ impl Jute for String {
     }
 }
 
+/// A `ustring` that may be null (length -1), where the difference matters on the wire:
+/// ReconfigRequest's absent lists are null in ZooKeeper's client, and its server parses an
+/// empty string as a (bad) member list.
+impl Jute for Option<String> {
+    const LEN_MIN: usize = 4;
+    fn write<B: BufMut>(&self, out: &mut B) {
+        match self {
+            None => out.put_i32(-1),
+            Some(s) => s.write(out),
+        }
+    }
+    fn read(r: &mut Reader) -> Result<Self> {
+        match r.read_len("string")? {
+            None => Ok(None),
+            Some(len) => {
+                r.need(len, "string")?;
+                let raw = r.buf.split_to(len);
+                Ok(Some(decode_string(&raw)))
+            }
+        }
+    }
+    fn encoded_len(&self) -> usize {
+        4 + self.as_ref().map_or(0, String::len)
+    }
+}
+
 impl Jute for Option<Bytes> {
     const LEN_MIN: usize = 4;
     fn write<B: BufMut>(&self, out: &mut B) {

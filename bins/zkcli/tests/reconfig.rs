@@ -1,0 +1,120 @@
+//! `reconfig` and `config` through zkcli against a real Apache ZooKeeper 3.8 ensemble with
+//! `reconfigEnabled=true`, next to zkCli.sh on the same ensemble: an incremental remove and
+//! add, a bulk (`-members`) change and a conditional one with a stale version (`-v`) print
+//! the same as zkCli.sh does, and every committed configuration is what `config` then shows.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+
+use zk_tests::zookeeper;
+
+const ZKCLI_SH: &str = "/usr/share/zookeeper/bin/zkCli.sh";
+const ZKCLI: &str = env!("CARGO_BIN_EXE_zkcli");
+
+/// stdout and stderr of `program -server addr` reading `script`, without the JVM's log
+/// noise, connection chatter and blank lines.
+fn run(program: &str, addr: SocketAddr, script: &str) -> Vec<String> {
+    let mut child = Command::new(program)
+        .arg("-server")
+        .arg(addr.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.lines()
+        .filter(|l| {
+            !l.is_empty()
+                && !l.starts_with("SLF4J")
+                && !l.starts_with("log4j")
+                && !l.starts_with("Connecting to")
+                && !l.starts_with("WATCHER::")
+                && !l.starts_with("WatchedEvent")
+                && !l.starts_with("Welcome to ZooKeeper")
+                && !l.starts_with("JLine support")
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+fn committed(config: &[String]) -> Vec<String> {
+    let mut v = vec!["Committed new configuration:".to_owned()];
+    v.extend(config.iter().cloned());
+    v
+}
+
+#[test]
+fn reconfig_prints_what_zkcli_sh_prints() {
+    if !zookeeper::available() {
+        return;
+    }
+    let servers = zookeeper::start_ensemble_with(
+        "zkcli-reconfig",
+        3,
+        "reconfigEnabled=true",
+        "-Dzookeeper.skipACL=yes",
+    );
+    let ports = zookeeper::ensemble_ports(&servers);
+    let line = |i: usize| {
+        let (q, e, c) = ports[i];
+        format!(
+            "server.{}=127.0.0.1:{q}:{e}:participant;127.0.0.1:{c}",
+            i + 1
+        )
+    };
+    // Change a follower's membership, through the other follower: removing the leader (or
+    // the client's own server) would drop connections, for zkCli.sh as for zkcli.
+    let leader = servers
+        .iter()
+        .position(|s| {
+            zookeeper::four_letter(s.addr, "srvr").is_some_and(|t| t.contains("Mode: leader"))
+        })
+        .unwrap();
+    let victim = (leader + 1) % 3;
+    let addr = servers[(leader + 2) % 3].addr;
+    let id = victim + 1;
+
+    let theirs = run(ZKCLI_SH, addr, "config\n");
+    let ours = run(ZKCLI, addr, "config\n");
+    assert_eq!(ours, theirs, "config");
+    assert!(ours.iter().any(|l| *l == line(victim)), "{ours:?}");
+
+    // Incremental: zkcli removes server 3, zkCli.sh adds it back; each prints the
+    // committed configuration that `config` shows afterwards.
+    let ours = run(ZKCLI, addr, &format!("reconfig -remove {id}\n"));
+    let after = run(ZKCLI_SH, addr, "config\n");
+    assert_eq!(ours, committed(&after), "zkcli reconfig -remove");
+    let prefix = format!("server.{id}=");
+    assert!(!after.iter().any(|l| l.starts_with(&prefix)), "{after:?}");
+    let theirs = run(ZKCLI_SH, addr, &format!("reconfig -add {}\n", line(victim)));
+    let after = run(ZKCLI, addr, "config\n");
+    assert_eq!(theirs, committed(&after), "zkCli.sh reconfig -add");
+    assert!(after.iter().any(|l| *l == line(victim)), "{after:?}");
+
+    // Conditional with a stale version: the same refusal from both.
+    let stale = format!("reconfig -remove {id} -v 1\n");
+    let theirs = run(ZKCLI_SH, addr, &stale);
+    let ours = run(ZKCLI, addr, &stale);
+    assert_eq!(ours, theirs, "reconfig with a stale -v");
+
+    // Bulk: the whole membership at once, through zkcli.
+    let members = format!("{},{},{}", line(0), line(1), line(2));
+    let ours = run(ZKCLI, addr, &format!("reconfig -members {members}\n"));
+    let after = run(ZKCLI_SH, addr, "config\n");
+    assert_eq!(ours, committed(&after), "zkcli reconfig -members");
+}
