@@ -78,8 +78,9 @@ fn assert_same(what: &str, theirs: &[String], ours: &[String]) {
         assert_eq!(
             b,
             a,
-            "{what}: line {i} differs\nzkcli:\n{}",
-            ours.join("\n")
+            "{what}: line {i} differs\nzkcli:\n{}\n\nzkCli.sh:\n{}",
+            ours.join("\n"),
+            theirs.join("\n")
         );
     }
     assert_eq!(

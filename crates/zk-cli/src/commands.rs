@@ -154,9 +154,10 @@ pub(crate) fn keeper_message(e: &Error, path: Option<&str>) -> String {
         }
         ErrorCode::NewConfigNoQuorum => "No quorum of new config is connected and up-to-date with the leader of last committed config - try invoking reconfiguration after new servers are connected and synced".into(),
         ErrorCode::QuotaExceeded => format!("Quota has exceeded : {p}"),
+        // Java leaves out " for path" when the path is null or empty.
         c => match path {
-            Some(p) => format!("KeeperErrorCode = {} for {p}", c.message()),
-            None => format!("KeeperErrorCode = {}", c.message()),
+            Some(p) if !p.is_empty() => format!("KeeperErrorCode = {} for {p}", c.message()),
+            _ => format!("KeeperErrorCode = {}", c.message()),
         },
     }
 }
