@@ -51,9 +51,28 @@ fn events(text: &str) -> Vec<String> {
     e
 }
 
+/// Removes zkCli.sh's watch-event blocks ("\nWATCHER::\n" then "\nWatchedEvent ...\n",
+/// printed from its event thread) wherever they landed: a block that landed in the middle
+/// of a line the main thread was printing in pieces (`ls` prints "[" first) would split it.
+fn without_event_blocks(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("\nWATCHER::\n") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + "\nWATCHER::\n".len()..];
+        rest = match after.strip_prefix("\nWatchedEvent ") {
+            Some(event) => event.find('\n').map_or("", |e| &event[e + 1..]),
+            None => after,
+        };
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Clocks, the version line, session ids (ephemeral owners) and the JVM's log noise are
 /// what may differ; everything else must be byte for byte the same.
 fn normalise(text: &str) -> Vec<String> {
+    let text = without_event_blocks(text);
     text.lines()
         .filter(|l| !l.starts_with("SLF4J") && !l.starts_with("log4j"))
         .filter(|l| !l.is_empty() && *l != "WATCHER::" && !l.starts_with("WatchedEvent "))
@@ -89,6 +108,12 @@ fn assert_same(what: &str, theirs: &[String], ours: &[String]) {
         "{what}: zkcli:\n{}",
         ours.join("\n")
     );
+}
+
+#[test]
+fn event_blocks_are_removed_even_inside_a_line() {
+    let text = "a\n[\nWATCHER::\n\nWatchedEvent state:SyncConnected type:NodeCreated path:/x\nb, c]\nd\n\nWATCHER::\n\nWatchedEvent state:SyncConnected type:None path:null\ne\n";
+    assert_eq!(without_event_blocks(text), "a\n[b, c]\nd\ne\n");
 }
 
 #[test]
