@@ -7,6 +7,8 @@
 //! - `kill -9` of the leader: a new leader is elected, writes succeed again (the time is
 //!   printed), nothing acknowledged is lost, the old leader restarts and catches up;
 //! - the same with a follower;
+//! - an observer follows (Mode: observer), takes writes and reads, and does not make a
+//!   quorum;
 //! - two servers down: no quorum, writes fail; a read-only client still reads from the
 //!   survivor (`readonlymode.enabled`) and its writes get NOTREADONLY; healed, writes
 //!   succeed again.
@@ -122,7 +124,16 @@ impl Drop for Server {
 }
 
 fn ensemble(n: usize) -> Vec<Server> {
-    let base = std::env::temp_dir().join(format!("zkd-ensemble-{}", std::process::id()));
+    ensemble_with(n, 0)
+}
+
+/// `voters` participants and `observers` observers (the last ids).
+fn ensemble_with(voters: usize, observers: usize) -> Vec<Server> {
+    let n = voters + observers;
+    let base = std::env::temp_dir().join(format!(
+        "zkd-ensemble-{}-{voters}-{observers}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&base);
     let ports: Vec<(u16, u16, u16)> = (0..n)
         .map(|_| (free_port(), free_port(), free_port()))
@@ -138,7 +149,10 @@ fn ensemble(n: usize) -> Vec<Server> {
     let lines: String = ports
         .iter()
         .enumerate()
-        .map(|(i, (q, e, c))| format!("server.{}=127.0.0.1:{q}:{e};{c}\n", i + 1))
+        .map(|(i, (q, e, c))| {
+            let role = if i >= voters { ":observer" } else { "" };
+            format!("server.{}=127.0.0.1:{q}:{e}{role};{c}\n", i + 1)
+        })
         .collect();
     let mut servers = Vec::new();
     for (i, (_, _, client)) in ports.iter().enumerate() {
@@ -478,4 +492,41 @@ fn three_zkd_processes_fail_over_and_catch_up() {
             s.id
         );
     }
+}
+
+#[test]
+fn an_observer_follows_without_voting() {
+    let mut servers = ensemble_with(3, 1);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while servers[3].srvr().map(|(m, _)| m) != Some("observer".into()) {
+        assert!(Instant::now() < deadline, "server 4 never observed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let leader = settled(&servers, &[0, 1, 2]);
+    let mntr = servers[leader].four("mntr");
+    assert!(mntr.contains("zk_synced_followers\t2"), "{mntr}");
+    assert!(mntr.contains("zk_synced_non_voting_followers\t1"), "{mntr}");
+    let rt = zk_tests::runtime();
+    // Writes through the observer reach everyone; it reads its own writes.
+    rt.block_on(async {
+        let c = client(&servers[3].addr()).await;
+        create(&c, "/o").await.unwrap();
+        assert!(c.exists("/o").await.unwrap().is_some());
+    });
+    // Two voters down: the observer does not make a quorum.
+    let down: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    for &i in &down {
+        servers[i].kill9();
+    }
+    rt.block_on(async {
+        let attempt = async {
+            let c = Client::builder(&servers[3].addr())
+                .session_timeout(Duration::from_secs(4))
+                .connect()
+                .await?;
+            create(&c, "/o/no-quorum").await
+        };
+        let r = tokio::time::timeout(Duration::from_secs(8), attempt).await;
+        assert!(!matches!(r, Ok(Ok(_))), "no quorum without voters: {r:?}");
+    });
 }

@@ -138,7 +138,8 @@ pub(crate) async fn join(
     };
     let mut out = Vec::new();
     let peer = Peer::new(peer_config, durable, 0, &mut out);
-    let replica = Replica::new(peer, net, dirs.snap_dir.clone(), tree_config(config));
+    let mut replica = Replica::new(peer, net, dirs.snap_dir.clone(), tree_config(config));
+    replica.observer = spec.observer;
     core.set_replica(replica, out);
     Ok(())
 }

@@ -40,6 +40,8 @@ pub(crate) struct Replica {
     pub(crate) role: Role,
     started: Instant,
     tree_config: zk_tree::TreeConfig,
+    /// This server is an observer (`:observer`): it follows and never votes.
+    pub(crate) observer: bool,
 }
 
 impl std::fmt::Debug for Replica {
@@ -68,6 +70,7 @@ impl Replica {
             role: Role::Looking,
             started: Instant::now(),
             tree_config,
+            observer: false,
         }
     }
 
@@ -105,6 +108,7 @@ impl Replica {
     pub(crate) fn mode(&self) -> &'static str {
         match self.role {
             Role::Leading { .. } => "leader",
+            Role::Following { .. } if self.observer => "observer",
             Role::Following { .. } => "follower",
             Role::Looking | Role::Joining { .. } => "looking",
         }
