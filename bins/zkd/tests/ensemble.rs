@@ -98,6 +98,18 @@ impl Server {
         text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned()
     }
 
+    /// The HTTP status of an AdminServer path.
+    fn http_status(&self, path: &str) -> u16 {
+        let mut s = TcpStream::connect(("127.0.0.1", self.admin_port)).unwrap();
+        write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text.split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0)
+    }
+
     /// `srvr`'s Mode and Zxid, or `None` when the server does not answer.
     fn srvr(&self) -> Option<(String, i64)> {
         let mut s = TcpStream::connect(self.addr()).ok()?;
@@ -470,6 +482,12 @@ fn three_zkd_processes_fail_over_and_catch_up() {
     }
     let out = kazoo(READ_ONLY, &servers[survivor].addr());
     assert_eq!(out.trim(), format!("ro {acked} refused"));
+    assert_eq!(
+        servers[survivor].http_status("/readyz"),
+        503,
+        "not ready without a quorum"
+    );
+    assert_eq!(servers[survivor].http_status("/healthz"), 200, "but alive");
     // Healed: all three again, writes succeed, nothing acknowledged is lost.
     for (i, s) in servers.iter_mut().enumerate() {
         if i != survivor {
@@ -478,6 +496,7 @@ fn three_zkd_processes_fail_over_and_catch_up() {
     }
     let _ = settled(&servers, &[0, 1, 2]);
     assert_eq!(servers[survivor].four("isro"), "rw");
+    assert_eq!(servers[survivor].http_status("/readyz"), 200);
     rt.block_on(async {
         let c = client(&connect_string(&servers)).await;
         create_retrying(&c, "/e/healed", Instant::now() + Duration::from_secs(30)).await;

@@ -87,11 +87,17 @@ async fn command(State(state): State<AppState>, Path(name): Path<String>) -> Res
 }
 
 /// `/commands/handoff?to=N` (zkd's own, GET or POST): the leader hands leadership to
-/// server N before maintenance, without an election.
+/// server N before maintenance, without an election. It changes the ensemble, so it is only
+/// taken from the server's own host (loopback), as an operator on that host runs it.
 async fn handoff(
     State(state): State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     Query(params): Query<std::collections::HashMap<String, String>>,
 ) -> Response {
+    if !peer.ip().is_loopback() {
+        let body = json!({"command": "handoff", "error": "only from the server's own host"});
+        return (StatusCode::FORBIDDEN, Json(body)).into_response();
+    }
     let Some(to) = params.get("to").and_then(|v| v.parse::<u64>().ok()) else {
         let body = json!({"command": "handoff", "error": "give the server id: handoff?to=N"});
         return (StatusCode::BAD_REQUEST, Json(body)).into_response();
@@ -144,10 +150,11 @@ async fn metrics(State(state): State<AppState>) -> Response {
     }
 }
 
+/// Ready when the server serves clients: standalone, or an ensemble member with a leader.
 async fn readyz(State(state): State<AppState>) -> Response {
-    match ask(&state, "ruok").await {
-        Some(_) => (StatusCode::OK, "ready\n").into_response(),
-        None => (StatusCode::SERVICE_UNAVAILABLE, "not serving\n").into_response(),
+    match ask(&state, "__ready").await {
+        Some(v) if v["ready"] == json!(true) => (StatusCode::OK, "ready\n").into_response(),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "not serving\n").into_response(),
     }
 }
 
@@ -166,9 +173,12 @@ pub async fn serve(
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .with_state(AppState { to_core });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// The JSON answer to a command, built from the core's state (runs on the core task).
@@ -178,6 +188,7 @@ pub(crate) fn answer(core: &mut crate::core::Core, command: &str) -> Value {
     let (min, max) = c.session_timeout_bounds();
     match command {
         "ruok" => json!({}),
+        "__ready" => json!({"ready": core.serving()}),
         "is_read_only" => json!({"read_only": core.read_only()}),
         "configuration" | "initial_configuration" => json!({
             "client_port": c.client_addr.port(),
