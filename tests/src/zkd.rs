@@ -117,6 +117,7 @@ pub fn start_ensemble_with(
             election_port: free_port(),
             observer: false,
             client_port: None,
+            client_host: None,
         })
         .collect();
     (0..n)

@@ -370,6 +370,27 @@ fn three_zkd_processes_fail_over_and_catch_up() {
             s.id
         );
     }
+    // /zookeeper/config shows the ensemble as ZooKeeper's does.
+    let expected: String = servers
+        .iter()
+        .map(|s| {
+            let cfg = std::fs::read_to_string(s.dir.join("zoo.cfg")).unwrap();
+            let line = cfg
+                .lines()
+                .find(|l| l.starts_with(&format!("server.{}=", s.id)))
+                .unwrap()
+                .to_owned();
+            let (addrs, client) = line.split_once(';').unwrap();
+            format!("{addrs}:participant;0.0.0.0:{client}\n")
+        })
+        .collect::<String>()
+        + "version=0";
+    rt.block_on(async {
+        let c = client(&servers[leader].addr()).await;
+        let (data, stat) = c.get_data("/zookeeper/config").await.unwrap();
+        assert_eq!(String::from_utf8_lossy(&data.unwrap()), expected);
+        assert_eq!((stat.version, stat.aversion), (-1, -1));
+    });
     let zab = servers[(leader + 1) % 3].admin("zabstate");
     assert!(
         zab.contains("broadcast") && zab.contains("\"is_leader\""),

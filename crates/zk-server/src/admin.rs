@@ -303,17 +303,9 @@ pub(crate) fn answer(core: &mut crate::core::Core, command: &str) -> Value {
                 .iter()
                 .filter(|s| !s.observer)
                 .map(|s| {
-                    let client = s
-                        .client_port
-                        .map(|p| format!(";0.0.0.0:{p}"))
-                        .unwrap_or_default();
-                    (
-                        s.id.to_string(),
-                        json!(format!(
-                            "{}:{}:{}:participant{client}",
-                            s.host, s.quorum_port, s.election_port
-                        )),
-                    )
+                    let line = s.config_line();
+                    let value = line.split_once('=').map_or("", |(_, v)| v).to_owned();
+                    (s.id.to_string(), json!(value))
                 })
                 .collect();
             json!({ "current_config": view })

@@ -113,6 +113,8 @@ pub struct ServerSpec {
     pub election_port: u16,
     pub observer: bool,
     pub client_port: Option<u16>,
+    /// The client address of the line (`0.0.0.0` when only a port is given).
+    pub client_host: Option<String>,
 }
 
 impl ServerSpec {
@@ -150,6 +152,13 @@ impl ServerSpec {
             None | Some("") => None,
             Some(c) => Some(port(c.rsplit(':').next().unwrap_or(c))?),
         };
+        let client_host = match client {
+            None | Some("") => None,
+            Some(c) => Some(match c.rsplit_once(':') {
+                Some((host, _)) => host.trim().to_owned(),
+                None => "0.0.0.0".to_owned(),
+            }),
+        };
         Ok(ServerSpec {
             id,
             host: parts[0].trim().to_owned(),
@@ -157,7 +166,26 @@ impl ServerSpec {
             election_port: port(parts[2])?,
             observer,
             client_port,
+            client_host,
         })
+    }
+
+    /// The line as ZooKeeper prints it in `/zookeeper/config` and `voting_view`:
+    /// `server.N=host:quorumPort:electionPort:role[;clientHost:clientPort]`.
+    pub fn config_line(&self) -> String {
+        let role = if self.observer {
+            "observer"
+        } else {
+            "participant"
+        };
+        let client = match (&self.client_host, self.client_port) {
+            (Some(h), Some(p)) => format!(";{h}:{p}"),
+            _ => String::new(),
+        };
+        format!(
+            "server.{}={}:{}:{}:{role}{client}",
+            self.id, self.host, self.quorum_port, self.election_port
+        )
     }
 }
 
@@ -746,6 +774,18 @@ struct TomlConfig {
 }
 
 impl Config {
+    /// `/zookeeper/config` of an ensemble: its server lines and the configuration version
+    /// (0 until a reconfiguration).
+    pub fn ensemble_config_text(&self) -> String {
+        let mut s: String = self
+            .servers
+            .iter()
+            .map(|sv| sv.config_line() + "\n")
+            .collect();
+        s.push_str("version=0");
+        s
+    }
+
     /// Whether the `server.N` lines make this an ensemble member (more than one server).
     pub fn is_ensemble(&self) -> bool {
         self.servers.len() > 1

@@ -136,6 +136,11 @@ pub(crate) async fn join(
         election: Timing::default(),
         zxid_counter_max: u32::MAX,
     };
+    // Every member shows the ensemble in /zookeeper/config, as ZooKeeper does.
+    core.tree.set_config(
+        config.ensemble_config_text().as_bytes(),
+        crate::core::wall_ms(),
+    );
     let mut out = Vec::new();
     let peer = Peer::new(peer_config, durable, 0, &mut out);
     let mut replica = Replica::new(peer, net, dirs.snap_dir.clone(), tree_config(config));

@@ -183,6 +183,19 @@ impl DataTree {
         }
     }
 
+    /// Sets `/zookeeper/config` locally, as each ZooKeeper ensemble member does from its
+    /// configuration at startup (not a txn: every member computes the same text). Data
+    /// version stays -1 like ZooKeeper's; `/zookeeper` is outside the digest.
+    pub fn set_config(&mut self, data: &[u8], mtime: i64) {
+        if let Some(id) = self.nodes.find(CONFIG) {
+            if let Some(node) = self.nodes.get_mut(id) {
+                node.set_data(Some(data));
+                node.stat.mtime = mtime;
+                node.stat.version = -1;
+            }
+        }
+    }
+
     /// A frozen copy to write a snapshot from while this tree keeps changing: node storage
     /// is shared copy-on-write (cheap to take), watches are left out (snapshots have none).
     pub fn snapshot_copy(&self) -> DataTree {
