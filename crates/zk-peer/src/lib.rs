@@ -23,7 +23,8 @@ use tonic::{Request, Response, Status, Streaming};
 use zk_zab::broadcast::{self, Proposal};
 use zk_zab::discovery;
 use zk_zab::election::{Notification, PeerState, Vote};
-use zk_zab::peer::Msg;
+use zk_zab::peer::{Membership, Msg};
+use zk_zab::quorum::Quorum;
 use zk_zab::ServerId;
 
 /// The generated protobuf types and gRPC service.
@@ -34,7 +35,7 @@ pub mod pb {
 
 use pb::frame::Kind;
 use pb::quorum_client::QuorumClient;
-use pb::quorum_server::{Quorum, QuorumServer};
+use pb::quorum_server::{Quorum as QuorumService, QuorumServer};
 
 /// What the network tells the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -391,7 +392,7 @@ struct Service {
 type FrameStream = Pin<Box<dyn Stream<Item = Result<pb::Frame, Status>> + Send>>;
 
 #[tonic::async_trait]
-impl Quorum for Service {
+impl QuorumService for Service {
     type LinkStream = FrameStream;
 
     async fn link(
@@ -509,6 +510,53 @@ fn proposal(t: pb::Txn) -> Proposal {
     }
 }
 
+fn membership_to_pb(m: &Membership) -> pb::Membership {
+    let mut out = pb::Membership {
+        version: m.version,
+        members: m.members.clone(),
+        ..Default::default()
+    };
+    let mut q = &m.quorum;
+    // Only settled configurations travel; of a joint one, the new part is the one that rules.
+    while let Quorum::Joint(_, new) = q {
+        q = new;
+    }
+    match q {
+        Quorum::Majority(v) => out.voters = v.iter().copied().collect(),
+        Quorum::Hierarchical { groups, weights } => {
+            out.groups = groups
+                .iter()
+                .map(|g| pb::Group {
+                    ids: g.iter().copied().collect(),
+                })
+                .collect();
+            out.weights = weights.iter().map(|(k, v)| (*k, *v)).collect();
+        }
+        Quorum::Joint(..) => {}
+    }
+    out
+}
+
+fn membership_from_pb(m: pb::Membership) -> Membership {
+    let quorum = if m.groups.is_empty() {
+        Quorum::majority(m.voters)
+    } else {
+        Quorum::Hierarchical {
+            groups: m
+                .groups
+                .into_iter()
+                .map(|g| g.ids.into_iter().collect())
+                .collect(),
+            weights: m.weights.into_iter().collect(),
+        }
+    };
+    Membership {
+        version: m.version,
+        quorum,
+        members: m.members,
+    }
+}
+
 /// A message as a frame.
 pub fn to_frame(msg: &Msg) -> pb::Frame {
     let kind = match msg {
@@ -555,6 +603,7 @@ pub fn to_frame(msg: &Msg) -> pb::Frame {
         Msg::Request(data) => Kind::Request(data.clone()),
         Msg::Ping(data) => Kind::Ping(data.clone()),
         Msg::SyncDone(token) => Kind::SyncDone(token.clone()),
+        Msg::Config(m) => Kind::Config(membership_to_pb(m)),
         Msg::Handoff { to, zxid, epoch } => Kind::Handoff(pb::Handoff {
             to: *to,
             zxid: *zxid,
@@ -601,6 +650,7 @@ pub fn from_frame(frame: pb::Frame) -> Option<Msg> {
         Kind::Request(data) => Msg::Request(data),
         Kind::Ping(data) => Msg::Ping(data),
         Kind::SyncDone(token) => Msg::SyncDone(token),
+        Kind::Config(m) => Msg::Config(membership_from_pb(m)),
         Kind::Handoff(h) => Msg::Handoff {
             to: h.to,
             zxid: h.zxid,
@@ -658,6 +708,19 @@ mod tests {
                 zxid: 3 << 32,
                 epoch: 3,
             },
+            Msg::Config(Membership {
+                version: 5 << 32,
+                quorum: Quorum::majority([1, 2, 4]),
+                members: vec![1, 2, 3, 4],
+            }),
+            Msg::Config(Membership {
+                version: 6 << 32,
+                quorum: Quorum::Hierarchical {
+                    groups: vec![[1, 2].into_iter().collect(), [3].into_iter().collect()],
+                    weights: [(1, 1), (2, 1), (3, 0)].into_iter().collect(),
+                },
+                members: vec![1, 2, 3],
+            }),
         ];
         for m in msgs {
             assert_eq!(from_frame(to_frame(&m)), Some(m.clone()));

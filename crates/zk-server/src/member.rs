@@ -62,6 +62,7 @@ pub(crate) fn recover(
             current_epoch: current,
             snapshot_zxid,
             log,
+            proposed_configs: Vec::new(),
         },
     ))
 }
@@ -135,6 +136,7 @@ pub(crate) async fn join(
         sync_limit: config.sync_limit,
         election: Timing::default(),
         zxid_counter_max: u32::MAX,
+        config_version: 0,
     };
     // Every member shows the ensemble in /zookeeper/config, as ZooKeeper does.
     core.tree.set_config(

@@ -14,7 +14,7 @@ use zk_tree::snapshot::{read_snapshot, write_snapshot};
 use zk_tree::{DataTree, TreeConfig, TxnResult};
 use zk_zab::broadcast::Proposal;
 use zk_zab::election::Timing;
-use zk_zab::peer::{Config, Durable, Input, Msg, Output, Peer, Role, SyncKind, Write};
+use zk_zab::peer::{Config, Durable, Input, Membership, Msg, Output, Peer, Role, SyncKind, Write};
 use zk_zab::quorum::Quorum;
 use zk_zab::{Millis, ServerId, Zxid};
 
@@ -72,6 +72,7 @@ pub struct Coverage {
     pub handoffs: u64,
     pub epoch_renewals: u64,
     pub syncs: u64,
+    pub reconfigs: u64,
 }
 
 impl Coverage {
@@ -97,6 +98,7 @@ impl Coverage {
         self.handoffs += o.handoffs;
         self.epoch_renewals += o.epoch_renewals;
         self.syncs += o.syncs;
+        self.reconfigs += o.reconfigs;
     }
 }
 
@@ -104,7 +106,7 @@ impl fmt::Display for Coverage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "syncs diff={} trunc={} trunc+diff={} snap={}; leader changes={}; crashes={} power losses={} partitions={} pauses={}; writes acked={} failed={}; reads={}; snapshots={}; sessions created={} expired={}; ephemerals={}; watches set={} fired={}; handoffs={} epoch renewals={}; syncs={}",
+            "syncs diff={} trunc={} trunc+diff={} snap={}; leader changes={}; crashes={} power losses={} partitions={} pauses={}; writes acked={} failed={}; reads={}; snapshots={}; sessions created={} expired={}; ephemerals={}; watches set={} fired={}; handoffs={} epoch renewals={}; syncs={}; reconfigs={}",
             self.diff_syncs,
             self.trunc_syncs,
             self.trunc_diff_syncs,
@@ -125,7 +127,8 @@ impl fmt::Display for Coverage {
             self.watches_fired,
             self.handoffs,
             self.epoch_renewals,
-            self.syncs
+            self.syncs,
+            self.reconfigs
         )
     }
 }
@@ -152,6 +155,9 @@ enum DiskOp {
 
 #[derive(Debug, Default)]
 struct Disk {
+    /// The last configuration this server had in force (written when it changes, as
+    /// ZooKeeper writes its dynamic configuration file).
+    config: Option<Membership>,
     accepted: u32,
     current: u32,
     snap_zxid: Zxid,
@@ -334,6 +340,27 @@ fn decode_forward(data: &[u8]) -> Option<(i64, i32, Forward)> {
     Some((session, cxid, Forward::Write(body.ok()?)))
 }
 
+/// The configuration a reconfiguration txn sets (`voters=1,2,3;version=Z`), if it is one.
+fn reconfig_of(p: &Proposal, members: usize) -> Option<Membership> {
+    let entry = TxnEntry::decode(Bytes::from(p.data.clone())).ok()?;
+    let TxnBody::Reconfig(t) = &entry.body else {
+        return None;
+    };
+    config_of(t.data.as_deref()?, members as u64)
+}
+
+/// Parses the simulator's `/zookeeper/config` text; every server is a member.
+fn config_of(text: &[u8], members: u64) -> Option<Membership> {
+    let text = String::from_utf8_lossy(text);
+    let (voters, version) = text.strip_prefix("voters=")?.split_once(";version=")?;
+    let voters: Vec<ServerId> = voters.split(',').filter_map(|v| v.parse().ok()).collect();
+    Some(Membership {
+        version: version.parse().ok()?,
+        quorum: Quorum::majority(voters),
+        members: (1..=members).collect(),
+    })
+}
+
 /// A sync's token: the session and cxid it answers.
 fn sync_token(session: i64, cxid: i32) -> Vec<u8> {
     let mut t = session.to_be_bytes().to_vec();
@@ -381,6 +408,7 @@ impl World {
                 resend_max: 2_000,
             },
             // A quarter of the runs use up epochs quickly, so leaders renew them.
+            config_version: 0,
             zxid_counter_max: if rng.below(4) == 0 {
                 rng.between(40, 400) as u32
             } else {
@@ -534,6 +562,7 @@ impl World {
             85..=89 => {
                 self.slow_until = self.now + self.rng.between(500, 4_000);
             }
+            93..=95 => self.reconfigure(i),
             90..=92 => {
                 // An operator hands leadership to another server before maintenance.
                 if !self.responsive(i) {
@@ -610,6 +639,11 @@ impl World {
                 current_epoch: d.current,
                 snapshot_zxid: d.snap_zxid,
                 log: d.log.clone(),
+                proposed_configs: d
+                    .log
+                    .iter()
+                    .filter_map(|p| reconfig_of(p, self.nodes.len()))
+                    .collect(),
             }
         };
         let tree = match decode_tree(self.nodes[i].disk.snap_zxid, &self.nodes[i].disk.snap) {
@@ -623,6 +657,11 @@ impl World {
         let now = self.local_now(i);
         let mut cfg = self.cfg.clone();
         cfg.me = (i + 1) as u64;
+        if let Some(m) = &self.nodes[i].disk.config {
+            cfg.quorum = m.quorum.clone();
+            cfg.members = m.members.clone();
+            cfg.config_version = m.version;
+        }
         let node = &mut self.nodes[i];
         node.tree = tree;
         node.prep = PendingChanges::default();
@@ -867,7 +906,20 @@ impl World {
             }
             match o {
                 Output::Send { to, msg } => self.send(i, (to as usize).wrapping_sub(1), msg),
-                Output::Write(w) => self.disk_write(i, DiskOp::Write(w)),
+                Output::Write(w) => {
+                    if let Write::Append(p) = &w {
+                        if let Some(m) = reconfig_of(p, self.nodes.len()) {
+                            if let Some(peer) = self.nodes[i].peer.as_mut() {
+                                peer.proposed_config(m);
+                            }
+                        }
+                    }
+                    self.disk_write(i, DiskOp::Write(w))
+                }
+                Output::ConfigChanged(m) => {
+                    self.trace(|| format!("server {}: config {:#x} in force", i + 1, m.version));
+                    self.nodes[i].disk.config = Some(m);
+                }
                 Output::SendSnapshot { to } => {
                     let tree = &self.nodes[i].tree;
                     let zxid = tree.last_processed_zxid();
@@ -878,8 +930,20 @@ impl World {
                     match decode_tree(zxid, &state) {
                         Ok(tree) => {
                             self.history.installs.push((i + 1, zxid, tree.digest()));
+                            // The leader's state may hold a newer configuration.
+                            let config = tree
+                                .data("/zookeeper/config")
+                                .flatten()
+                                .and_then(|d| config_of(d, self.nodes.len() as u64));
                             self.nodes[i].tree = tree;
                             self.nodes[i].prep = PendingChanges::default();
+                            if let Some(m) = config {
+                                let mut out = Vec::new();
+                                if let Some(peer) = self.nodes[i].peer.as_mut() {
+                                    peer.apply_config(m, &mut out);
+                                }
+                                self.outputs(i, out);
+                            }
                         }
                         Err(e) => self
                             .violations
@@ -1065,6 +1129,60 @@ impl World {
         self.outputs(i, out);
     }
 
+    /// An operator changes who votes (ZooKeeper's reconfig): the leader proposes it; every
+    /// server switches when it commits.
+    fn reconfigure(&mut self, _picked: usize) {
+        let Some(i) = (0..self.nodes.len())
+            .find(|&i| self.responsive(i) && matches!(self.nodes[i].role, Role::Leading { .. }))
+        else {
+            return;
+        };
+        let n = self.nodes.len() as u64;
+        let mut voters: Vec<ServerId> = (1..=n).filter(|_| self.rng.below(4) != 0).collect();
+        if voters.len() < 2 {
+            voters = (1..=n).collect();
+        }
+        let now = self.now as i64;
+        let Some(peer) = self.nodes[i].peer.as_mut() else {
+            return;
+        };
+        let Ok(zxid) = peer.next_zxid() else {
+            return;
+        };
+        let text = format!(
+            "voters={};version={zxid}",
+            voters
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let entry = TxnEntry {
+            header: zk_proto::TxnHeader {
+                client_id: 0,
+                cxid: 0,
+                zxid,
+                time: now,
+                r#type: zk_proto::OpCode::Reconfig.code(),
+            },
+            body: TxnBody::Reconfig(zk_proto::SetDataTxn {
+                path: "/zookeeper/config".into(),
+                data: Some(Bytes::from(text.clone())),
+                version: -1,
+            }),
+            digest: None,
+        };
+        let mut out = Vec::new();
+        let quorum = Quorum::majority(voters.iter().copied());
+        if peer
+            .propose_reconfig(entry.encode().to_vec(), quorum, &mut out)
+            .is_ok()
+        {
+            self.trace(|| format!("server {}: proposes {text}", i + 1));
+        }
+        self.outputs(i, out);
+    }
+
     fn commit(&mut self, i: usize, p: Proposal) {
         let entry = match TxnEntry::decode(Bytes::from(p.data.clone())) {
             Ok(e) => e,
@@ -1138,8 +1256,18 @@ impl World {
                 }
             }
         }
+        let mut reconfig_out = Vec::new();
+        if let Some(m) = reconfig_of(&p, self.nodes.len()) {
+            self.trace(|| format!("server {}: commits config {:#x}", i + 1, m.version));
+            if let Some(peer) = self.nodes[i].peer.as_mut() {
+                peer.apply_config(m, &mut reconfig_out);
+            }
+        }
         let new_globally = self.history.commits.len() > commits_before;
         if new_globally {
+            if let TxnBody::Reconfig(_) = &entry.body {
+                self.coverage.reconfigs += 1;
+            }
             match &entry.body {
                 TxnBody::CreateSession(_) => self.coverage.sessions_created += 1,
                 TxnBody::CloseSession(_) => self.coverage.session_expiries += 1,
@@ -1198,6 +1326,11 @@ impl World {
                 peer.compact(zxid);
             }
             self.coverage.snapshots += 1;
+        }
+        // The peer's answer to a committed reconfiguration (a leader that no longer votes
+        // hands leadership over) comes after the commit itself.
+        if !reconfig_out.is_empty() {
+            self.outputs(i, reconfig_out);
         }
     }
 

@@ -46,6 +46,8 @@ pub enum Output {
 pub enum ProposeError {
     /// The 32-bit counter of this epoch is used up: a new epoch is needed.
     CounterExhausted,
+    /// Another reconfiguration is not committed yet.
+    ReconfigInProgress,
 }
 
 /// The leader's side.
@@ -61,6 +63,9 @@ pub struct Leader {
     /// Proposed, not yet committed: who holds each durably.
     outstanding: BTreeMap<Zxid, BTreeSet<ServerId>>,
     last_committed: Zxid,
+    /// A reconfiguration in flight: its zxid and the new quorum. It, and every proposal
+    /// after it, commits only with a quorum of the old configuration and one of the new.
+    joint: Option<(Zxid, Quorum)>,
 }
 
 impl Leader {
@@ -75,7 +80,38 @@ impl Leader {
             followers: BTreeSet::new(),
             outstanding: BTreeMap::new(),
             last_committed,
+            joint: None,
         }
+    }
+
+    /// The configuration `quorum` (committed at `version`) replaces the current one; a
+    /// reconfiguration in flight at or before it is settled.
+    pub fn set_quorum(&mut self, quorum: Quorum, version: Zxid) {
+        if self.joint.as_ref().is_some_and(|(z, _)| *z <= version) {
+            self.joint = None;
+        }
+        self.quorum = quorum;
+    }
+
+    /// Whether a reconfiguration is proposed and not yet committed.
+    pub fn reconfig_in_flight(&self) -> bool {
+        self.joint.is_some()
+    }
+
+    /// Proposes a reconfiguration to `quorum` (ZooKeeper's reconfig txn): from it on, commits
+    /// need both quorums; once it commits, only the new one. One at a time.
+    pub fn propose_reconfig(
+        &mut self,
+        data: Vec<u8>,
+        quorum: Quorum,
+        out: &mut Vec<Output>,
+    ) -> Result<Zxid, ProposeError> {
+        if self.joint.is_some() {
+            return Err(ProposeError::ReconfigInProgress);
+        }
+        let zxid = self.propose(data, out)?;
+        self.joint = Some((zxid, quorum));
+        Ok(zxid)
     }
 
     pub fn last_committed(&self) -> Zxid {
@@ -151,11 +187,20 @@ impl Leader {
         }
         // Commit in order: only the oldest outstanding proposal can go, then the next.
         while let Some((&zxid, acks)) = self.outstanding.iter().next() {
-            if !self.quorum.contains_quorum(acks) {
+            let new_quorum_too = match &self.joint {
+                Some((from, q)) if zxid >= *from => q.contains_quorum(acks),
+                _ => true,
+            };
+            if !self.quorum.contains_quorum(acks) || !new_quorum_too {
                 break;
             }
             self.outstanding.remove(&zxid);
             self.last_committed = zxid;
+            if self.joint.as_ref().is_some_and(|(from, _)| *from == zxid) {
+                if let Some((_, q)) = self.joint.take() {
+                    self.quorum = q;
+                }
+            }
             out.push(Output::Commit(zxid));
             for &to in &self.followers {
                 out.push(Output::Send {

@@ -205,6 +205,28 @@ impl Election {
         }
     }
 
+    /// A newer configuration: who votes and whom to talk to (a decided election keeps its
+    /// decision; a running one counts with the new quorum from now on).
+    pub fn set_quorum(&mut self, quorum: Quorum, peers: &[ServerId]) {
+        self.quorum = quorum;
+        // A decided server that gained or lost its vote answers with its new standing
+        // (an observer that became a voter now counts as following).
+        if let Phase::Decided { leader, state } = self.phase {
+            let state = if leader == self.me {
+                state
+            } else if self.quorum.weight(self.me) > 0 {
+                PeerState::Following
+            } else {
+                PeerState::Observing
+            };
+            self.phase = Phase::Decided { leader, state };
+        }
+        let mut peers: Vec<ServerId> = peers.iter().copied().filter(|p| *p != self.me).collect();
+        peers.sort_unstable();
+        peers.dedup();
+        self.peers = peers;
+    }
+
     /// Decides for `leader` without a vote (a handoff: the old leader designated it, with
     /// every proposal committed). A new round, so the decision is answered as current.
     pub fn designate(

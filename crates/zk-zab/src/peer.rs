@@ -40,6 +40,18 @@ pub struct Config {
     /// The highest zxid counter of an epoch (`u32::MAX`; tests lower it). When it is used
     /// up the leader hands leadership to itself in a new epoch, without an election.
     pub zxid_counter_max: u32,
+    /// The zxid of the reconfiguration that made `quorum` and `members` (0: the static
+    /// configuration).
+    pub config_version: Zxid,
+}
+
+/// One configuration of the ensemble: who votes, who takes part, and the zxid of the
+/// reconfiguration txn that made it (its version, as in `/zookeeper/config`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    pub version: Zxid,
+    pub quorum: Quorum,
+    pub members: Vec<ServerId>,
 }
 
 impl Config {
@@ -61,6 +73,8 @@ pub struct Durable {
     pub snapshot_zxid: Zxid,
     /// The logged txns after the snapshot, ascending.
     pub log: Vec<Proposal>,
+    /// The reconfigurations among those logged txns (the host decodes them).
+    pub proposed_configs: Vec<Membership>,
 }
 
 /// Everything peers say to each other, on one FIFO link per pair.
@@ -83,6 +97,10 @@ pub enum Msg {
     /// Leader to follower: everything proposed before the follower's `sync` (this token)
     /// has been committed, and its commits precede this on the link.
     SyncDone(Vec<u8>),
+    /// The sender's configuration, sent ahead of its votes once the ensemble was
+    /// reconfigured: a server that missed the reconfiguration adopts it (ZooKeeper carries
+    /// it in its notifications).
+    Config(Membership),
     /// Leader to followers, after its last commit: follow `to` (with the history up to
     /// `zxid` in `epoch`), without an election.
     Handoff {
@@ -199,6 +217,9 @@ pub enum Output {
     },
     /// Why this server went back to looking (for the log).
     Abandoned(&'static str),
+    /// The configuration changed (a reconfiguration committed, or one learnt from a peer):
+    /// persist it (ZooKeeper's dynamic configuration file) and update the links.
+    ConfigChanged(Membership),
     /// Something only a broken protocol could produce (e.g. truncating a committed txn).
     Violation(&'static str),
 }
@@ -210,6 +231,8 @@ pub enum NotReady {
     NotLeader,
     /// The zxid counter of this epoch is used up (a new epoch is on its way).
     CounterExhausted,
+    /// Another reconfiguration is not committed yet.
+    ReconfigInProgress,
 }
 
 /// Why leadership cannot be handed to a server.
@@ -286,6 +309,8 @@ pub struct Peer {
     generation: u64,
     election: Election,
     state: State,
+    /// Reconfigurations in the log not yet committed here, by zxid.
+    proposed: BTreeMap<Zxid, Membership>,
 }
 
 impl Peer {
@@ -304,6 +329,11 @@ impl Peer {
         // snapshot, so records it already covers are dropped.
         let mut durable = durable;
         durable.log.retain(|p| p.zxid > durable.snapshot_zxid);
+        let proposed = std::mem::take(&mut durable.proposed_configs)
+            .into_iter()
+            .filter(|m| m.version > cfg.config_version)
+            .map(|m| (m.version, m))
+            .collect();
         let last = durable
             .log
             .last()
@@ -323,6 +353,7 @@ impl Peer {
             generation: 0,
             election,
             state: State::Looking,
+            proposed,
         };
         peer.look("starting", out);
         peer
@@ -398,7 +429,7 @@ impl Peer {
         let voter = self.cfg.quorum.weight(to) > 0;
         match &mut self.state {
             State::Leading(l) if l.broadcast.is_some() => {
-                if to != me && (!voter || !l.synced.contains(&to)) {
+                if (to != me && !l.synced.contains(&to)) || !voter {
                     return Err(HandoffError::NotAFollower);
                 }
                 l.handoff = Some(to);
@@ -458,6 +489,104 @@ impl Peer {
         let mut e_out = Vec::new();
         self.election.designate(leader, zxid, epoch, &mut e_out);
         self.election_outputs(e_out, out);
+    }
+
+    /// Leader: proposes a reconfiguration txn (host-encoded) to `quorum` over `members`.
+    /// It commits only with a quorum of both configurations (as does everything proposed
+    /// after it until then); each server switches when it commits it ([`Peer::apply_config`]).
+    pub fn propose_reconfig(
+        &mut self,
+        data: Vec<u8>,
+        quorum: Quorum,
+        out: &mut Vec<Output>,
+    ) -> Result<Zxid, NotReady> {
+        if self.reconfig_in_flight() {
+            return Err(NotReady::ReconfigInProgress);
+        }
+        let mut b_out = Vec::new();
+        let zxid = match &mut self.state {
+            State::Leading(l) if l.handoff.is_some() => return Err(NotReady::NotLeader),
+            State::Leading(l) => match &mut l.broadcast {
+                Some(b) => b
+                    .propose_reconfig(data, quorum, &mut b_out)
+                    .map_err(|e| match e {
+                        broadcast::ProposeError::ReconfigInProgress => NotReady::ReconfigInProgress,
+                        broadcast::ProposeError::CounterExhausted => NotReady::CounterExhausted,
+                    })?,
+                None => return Err(NotReady::NotLeader),
+            },
+            _ => return Err(NotReady::NotLeader),
+        };
+        self.broadcast_outputs(b_out, out);
+        Ok(zxid)
+    }
+
+    /// Whether a reconfiguration is proposed and not committed (ZooKeeper answers another
+    /// with RECONFIGINPROGRESS).
+    pub fn reconfig_in_flight(&self) -> bool {
+        match &self.state {
+            State::Leading(l) => l.broadcast.as_ref().is_some_and(|b| b.reconfig_in_flight()),
+            _ => false,
+        }
+    }
+
+    /// The voters and members now (the last committed configuration).
+    pub fn quorum(&self) -> &Quorum {
+        &self.cfg.quorum
+    }
+
+    /// The configuration in force (the last committed one).
+    pub fn membership(&self) -> Membership {
+        Membership {
+            version: self.cfg.config_version,
+            quorum: self.cfg.quorum.clone(),
+            members: self.cfg.members.clone(),
+        }
+    }
+
+    /// A reconfiguration txn was appended to this server's log (the host decodes txns):
+    /// until it commits, a leader elected with it in its log needs both quorums.
+    pub fn proposed_config(&mut self, m: Membership) {
+        if m.version > self.cfg.config_version {
+            self.proposed.insert(m.version, m);
+        }
+    }
+
+    /// A configuration is in force: every server calls this when it applies a committed
+    /// reconfiguration txn (the leader included), and a peer's newer configuration is
+    /// adopted the same way. Elections, handshakes and liveness checks use it from now on; a
+    /// leader that no longer votes hands leadership to a voter of the new configuration.
+    pub fn apply_config(&mut self, m: Membership, out: &mut Vec<Output>) {
+        if m.version <= self.cfg.config_version {
+            return;
+        }
+        self.cfg.quorum = m.quorum.clone();
+        self.cfg.members = m.members.clone();
+        self.cfg.config_version = m.version;
+        self.proposed.retain(|z, _| *z > m.version);
+        self.election.set_quorum(m.quorum.clone(), &m.members);
+        if let State::Leading(l) = &mut self.state {
+            if let Some(b) = &mut l.broadcast {
+                b.set_quorum(m.quorum.clone(), m.version);
+            }
+        }
+        out.push(Output::ConfigChanged(m));
+        let me = self.cfg.me;
+        if self.cfg.quorum.weight(me) > 0 {
+            return;
+        }
+        let next = match &self.state {
+            State::Leading(l) if l.broadcast.is_some() && l.handoff.is_none() => l
+                .synced
+                .iter()
+                .copied()
+                .filter(|id| self.cfg.quorum.weight(*id) > 0)
+                .max(),
+            _ => None,
+        };
+        if let Some(to) = next {
+            let _ = self.hand_off(to, out);
+        }
     }
 
     /// Leader: numbers, logs and broadcasts a prepared txn.
@@ -616,9 +745,18 @@ impl Peer {
 
     fn lead(&mut self, out: &mut Vec<Output>) {
         self.generation += 1;
+        // A reconfiguration logged but not known committed: establishing this epoch commits
+        // it, so a quorum of the new configuration must take part as well as one of the old.
+        let quorum = match self.proposed.values().next_back() {
+            Some(m) => Quorum::Joint(
+                Box::new(self.cfg.quorum.clone()),
+                Box::new(m.quorum.clone()),
+            ),
+            None => self.cfg.quorum.clone(),
+        };
         let handshake = LeaderHandshake::new(
             self.cfg.me,
-            self.cfg.quorum.clone(),
+            quorum,
             self.accepted_epoch,
             self.current_epoch,
             self.last_logged(),
@@ -811,6 +949,11 @@ impl Peer {
     }
 
     fn message(&mut self, from: ServerId, msg: Msg, out: &mut Vec<Output>) {
+        if let Msg::Config(m) = msg {
+            // Only committed configurations are sent: a newer one is adopted.
+            self.apply_config(m, out);
+            return;
+        }
         if let Msg::Vote(n) = msg {
             let mut e_out = Vec::new();
             self.election
@@ -889,6 +1032,7 @@ impl Peer {
                             return;
                         }
                         self.log.retain(|p| p.zxid <= to);
+                        self.proposed.retain(|z, _| *z <= to);
                         self.write(Write::Truncate(to), Pending::Other, out);
                     }
                     Msg::Snap { zxid, state } if f.handshake.awaiting_sync() => {
@@ -897,6 +1041,7 @@ impl Peer {
                         }
                         self.base = zxid;
                         self.log.clear();
+                        self.proposed.clear();
                         self.committed = zxid;
                         self.writes_issued += 1;
                         self.pending.push_back((
@@ -956,10 +1101,18 @@ impl Peer {
     fn election_outputs(&mut self, e_out: Vec<election::Output>, out: &mut Vec<Output>) {
         for o in e_out {
             match o {
-                election::Output::Send { to, n } => out.push(Output::Send {
-                    to,
-                    msg: Msg::Vote(n),
-                }),
+                election::Output::Send { to, n } => {
+                    if self.cfg.config_version > 0 {
+                        out.push(Output::Send {
+                            to,
+                            msg: Msg::Config(self.membership()),
+                        });
+                    }
+                    out.push(Output::Send {
+                        to,
+                        msg: Msg::Vote(n),
+                    })
+                }
                 election::Output::Decided { leader, state, .. } => {
                     if !matches!(self.state, State::Looking) {
                         continue;

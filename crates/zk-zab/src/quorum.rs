@@ -17,6 +17,9 @@ pub enum Quorum {
         groups: Vec<BTreeSet<ServerId>>,
         weights: BTreeMap<ServerId, u64>,
     },
+    /// Both configurations at once, while a reconfiguration is not settled: a set decides
+    /// only if it is a quorum of each.
+    Joint(Box<Quorum>, Box<Quorum>),
 }
 
 impl Quorum {
@@ -30,6 +33,7 @@ impl Quorum {
         match self {
             Quorum::Majority(v) => v.contains(&id),
             Quorum::Hierarchical { groups, .. } => groups.iter().any(|g| g.contains(&id)),
+            Quorum::Joint(a, b) => a.is_voter(id) || b.is_voter(id),
         }
     }
 
@@ -44,6 +48,7 @@ impl Quorum {
                     0
                 }
             }
+            Quorum::Joint(a, b) => a.weight(id).max(b.weight(id)),
         }
     }
 
@@ -52,6 +57,7 @@ impl Quorum {
         match self {
             Quorum::Majority(v) => v.clone(),
             Quorum::Hierarchical { groups, .. } => groups.iter().flatten().copied().collect(),
+            Quorum::Joint(a, b) => a.voters().union(&b.voters()).copied().collect(),
         }
     }
 
@@ -78,6 +84,7 @@ impl Quorum {
                     .count();
                 winning * 2 > live_groups.len()
             }
+            Quorum::Joint(a, b) => a.contains_quorum(ids) && b.contains_quorum(ids),
         }
     }
 }
@@ -88,6 +95,19 @@ mod tests {
 
     fn set(ids: &[ServerId]) -> BTreeSet<ServerId> {
         ids.iter().copied().collect()
+    }
+
+    #[test]
+    fn joint_quorums_need_both() {
+        let q = Quorum::Joint(
+            Box::new(Quorum::majority([1, 2, 3])),
+            Box::new(Quorum::majority([3, 4, 5])),
+        );
+        assert!(!q.contains_quorum(&set(&[1, 2])));
+        assert!(!q.contains_quorum(&set(&[4, 5])));
+        assert!(q.contains_quorum(&set(&[1, 3, 4])));
+        assert!(q.is_voter(5) && q.is_voter(1) && !q.is_voter(6));
+        assert_eq!(q.voters().len(), 5);
     }
 
     #[test]

@@ -441,6 +441,14 @@ impl Core {
                     tracing::info!(follower = to, sync = ?kind, "syncing a follower");
                 }
                 Output::Abandoned(why) => tracing::info!(reason = why, "looking for a leader"),
+                // zkd does not propose reconfigurations yet, so none commits and no peer has
+                // a newer configuration to send.
+                Output::ConfigChanged(m) => {
+                    tracing::warn!(
+                        version = format_args!("{:#x}", m.version),
+                        "configuration changed"
+                    )
+                }
                 Output::Violation(what) => {
                     tracing::error!(problem = what, "replication protocol violation")
                 }
