@@ -9,6 +9,9 @@
 //! - the same with a follower;
 //! - an observer follows (Mode: observer), takes writes and reads, and does not make a
 //!   quorum;
+//! - reconfiguration (reconfigEnabled): a server started outside the ensemble is added,
+//!   a follower removed, a stale conditional refused; the configuration survives a kill -9
+//!   of the leader and is reloaded at restart;
 //! - two servers down: no quorum, writes fail; a read-only client still reads from the
 //!   survivor (`readonlymode.enabled`) and its writes get NOTREADONLY; healed, writes
 //!   succeed again.
@@ -141,9 +144,15 @@ fn ensemble(n: usize) -> Vec<Server> {
 
 /// `voters` participants and `observers` observers (the last ids).
 fn ensemble_with(voters: usize, observers: usize) -> Vec<Server> {
+    ensemble_opts(voters, observers, "", 0)
+}
+
+/// Like [`ensemble_with`], with `extra` zoo.cfg lines; the last `joiners` servers are not in
+/// the others' `server.N` lines (their own lists everyone: they join by reconfiguration).
+fn ensemble_opts(voters: usize, observers: usize, extra: &str, joiners: usize) -> Vec<Server> {
     let n = voters + observers;
     let base = std::env::temp_dir().join(format!(
-        "zkd-ensemble-{}-{voters}-{observers}",
+        "zkd-ensemble-{}-{voters}-{observers}-{joiners}",
         std::process::id()
     ));
     let _ = std::fs::remove_dir_all(&base);
@@ -158,23 +167,23 @@ fn ensemble_with(voters: usize, observers: usize) -> Vec<Server> {
         "QuorumServer {\n  org.apache.zookeeper.server.auth.DigestLoginModule required\n  user_zkpeer=\"s3cret\";\n};\nQuorumLearner {\n  org.apache.zookeeper.server.auth.DigestLoginModule required\n  username=\"zkpeer\"\n  password=\"s3cret\";\n};\n",
     )
     .unwrap();
-    let lines: String = ports
-        .iter()
-        .enumerate()
-        .map(|(i, (q, e, c))| {
-            let role = if i >= voters { ":observer" } else { "" };
-            format!("server.{}=127.0.0.1:{q}:{e}{role};{c}\n", i + 1)
-        })
-        .collect();
+    let line = |i: usize| {
+        let (q, e, c) = ports[i];
+        let role = if i >= voters { ":observer" } else { "" };
+        format!("server.{}=127.0.0.1:{q}:{e}{role};{c}\n", i + 1)
+    };
+    let all: String = (0..n).map(line).collect();
+    let founders: String = (0..n - joiners).map(line).collect();
     let mut servers = Vec::new();
     for (i, (_, _, client)) in ports.iter().enumerate() {
+        let lines = if i < n - joiners { &founders } else { &all };
         let dir = base.join(format!("s{}", i + 1));
         std::fs::create_dir_all(dir.join("data")).unwrap();
         std::fs::write(dir.join("data/myid"), format!("{}\n", i + 1)).unwrap();
         std::fs::write(
             dir.join("zoo.cfg"),
             format!(
-                "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={client}\nclientPortAddress=127.0.0.1\nadmin.serverAddress=127.0.0.1\nadmin.serverPort={}\n4lw.commands.whitelist=*\npreAllocSize=64\nreadonlymode.enabled=true\nquorum.auth.enableSasl=true\nquorum.auth.learnerRequireSasl=true\nquorum.auth.serverRequireSasl=true\n{lines}",
+                "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={client}\nclientPortAddress=127.0.0.1\nadmin.serverAddress=127.0.0.1\nadmin.serverPort={}\n4lw.commands.whitelist=*\npreAllocSize=64\nreadonlymode.enabled=true\nquorum.auth.enableSasl=true\nquorum.auth.learnerRequireSasl=true\nquorum.auth.serverRequireSasl=true\n{extra}\n{lines}",
                 dir.join("data").display(),
                 admin_ports[i]
             ),
@@ -569,4 +578,70 @@ fn an_observer_follows_without_voting() {
         let r = tokio::time::timeout(Duration::from_secs(8), attempt).await;
         assert!(!matches!(r, Ok(Ok(_))), "no quorum without voters: {r:?}");
     });
+}
+
+#[test]
+fn reconfiguration_adds_and_removes_servers() {
+    let mut servers = ensemble_opts(4, 0, "reconfigEnabled=true\nskipACL=yes", 1);
+    let leader = settled(&servers, &[0, 1, 2, 3]);
+    let rt = zk_tests::runtime();
+    let line4 = {
+        let cfg = std::fs::read_to_string(servers[3].dir.join("zoo.cfg")).unwrap();
+        cfg.lines()
+            .find(|l| l.starts_with("server.4="))
+            .unwrap()
+            .to_owned()
+    };
+    rt.block_on(async {
+        let c = client(&servers[leader].addr()).await;
+        // Server 4 is connected but does not vote yet: add it (incremental).
+        let (data, _) = c.reconfig(Some(&line4), None, None, -1).await.unwrap();
+        let text = String::from_utf8(data.unwrap().to_vec()).unwrap();
+        assert!(text.contains("server.4=127.0.0.1:"), "{text}");
+        let version = i64::from_str_radix(text.rsplit("version=").next().unwrap(), 16).unwrap();
+        assert!(version > 0, "{text}");
+        // Conditional on a stale version: BADVERSION.
+        let e = c.reconfig(None, Some("4"), None, 1).await.unwrap_err();
+        assert_eq!(e.code(), ErrorCode::BadVersion);
+        // Every server shows the new configuration.
+        for s in &servers {
+            let o = client(&s.addr()).await;
+            o.sync("/").await.unwrap();
+            let (d, _) = o.get_data("/zookeeper/config").await.unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&d.unwrap()),
+                text,
+                "server {}",
+                s.id
+            );
+        }
+        // Remove a follower (conditional on the current version).
+        let victim = (0..3).find(|i| *i != leader).unwrap() + 1;
+        let (data, _) = c
+            .reconfig(None, Some(&victim.to_string()), None, version)
+            .await
+            .unwrap();
+        let text = String::from_utf8(data.unwrap().to_vec()).unwrap();
+        assert!(!text.contains(&format!("server.{victim}=")), "{text}");
+        create(&c, "/after-reconfig").await.unwrap();
+    });
+    let mntr = servers[leader].four("mntr");
+    assert!(mntr.contains("zk_synced_followers\t2"), "{mntr}");
+    // The new configuration survives a kill -9 of its leader: the other voters elect one,
+    // and the old leader restarts from its saved configuration.
+    servers[leader].kill9();
+    let rest: Vec<String> = servers
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != leader)
+        .map(|(_, s)| s.addr())
+        .collect();
+    rt.block_on(async {
+        let c = client(&rest.join(",")).await;
+        create_retrying(&c, "/after-kill", Instant::now() + Duration::from_secs(30)).await;
+    });
+    servers[leader].start();
+    let _ = settled(&servers, &[0, 1, 2, 3]);
+    let saved = std::fs::read_to_string(servers[leader].dir.join("data/zkd.dynamic.cfg")).unwrap();
+    assert!(saved.contains("server.4="), "{saved}");
 }

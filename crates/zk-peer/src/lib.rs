@@ -72,6 +72,9 @@ pub struct NetConfig {
     pub ensemble: String,
     /// Quorum authentication; `None`: links are not authenticated.
     pub auth: Option<QuorumAuth>,
+    /// Accept links from servers outside `members` (a server about to be added by a
+    /// reconfiguration connects first, as a learner).
+    pub accept_unknown: bool,
 }
 
 /// Quorum authentication from ZooKeeper's JAAS sections: this server dials as `user` with
@@ -163,6 +166,11 @@ pub struct Network {
     me: ServerId,
     links: Arc<Mutex<Links>>,
     events: mpsc::UnboundedSender<Event>,
+    /// The other members now (a reconfiguration changes them) and those being dialled.
+    members: Arc<Mutex<Vec<Member>>>,
+    dialing: Arc<Mutex<std::collections::HashSet<ServerId>>>,
+    ensemble: String,
+    auth: Option<QuorumAuth>,
 }
 
 impl std::fmt::Debug for Network {
@@ -183,6 +191,10 @@ impl Network {
             me: config.me,
             links: Arc::default(),
             events,
+            members: Arc::new(Mutex::new(config.members.clone())),
+            dialing: Arc::default(),
+            ensemble: config.ensemble.clone(),
+            auth: config.auth.clone(),
         };
         if config.auth.is_none() {
             tracing::warn!("quorum links are not authenticated (quorum.auth.enableSasl=false)");
@@ -190,7 +202,7 @@ impl Network {
         let service = Service {
             net: net.clone(),
             ensemble: config.ensemble.clone(),
-            members: config.members.iter().map(|m| m.id).collect(),
+            accept_unknown: config.accept_unknown,
             auth: config.auth.clone(),
         };
         tokio::spawn(async move {
@@ -205,14 +217,42 @@ impl Network {
                 tracing::error!(error = %e, "quorum port stopped");
             }
         });
-        for m in config.members.iter().filter(|m| m.id < config.me) {
-            let net = net.clone();
-            let member = m.clone();
-            let ensemble = config.ensemble.clone();
-            let auth = config.auth.clone();
-            tokio::spawn(async move { net.dial_forever(member, ensemble, auth).await });
-        }
+        net.dial_new();
         net
+    }
+
+    /// The other members after a reconfiguration: new ones with a lower id are dialled,
+    /// removed ones are no longer redialled.
+    pub fn set_members(&self, members: Vec<Member>) {
+        *self.members.lock().unwrap_or_else(|e| e.into_inner()) = members;
+        self.dial_new();
+    }
+
+    fn is_member(&self, id: ServerId) -> bool {
+        self.members
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|m| m.id == id)
+    }
+
+    /// Starts a dialler for each member with a lower id that has none.
+    fn dial_new(&self) {
+        let members = self
+            .members
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut dialing = self.dialing.lock().unwrap_or_else(|e| e.into_inner());
+        for m in members.into_iter().filter(|m| m.id < self.me) {
+            if !dialing.insert(m.id) {
+                continue;
+            }
+            let net = self.clone();
+            let ensemble = self.ensemble.clone();
+            let auth = self.auth.clone();
+            tokio::spawn(async move { net.dial_forever(m, ensemble, auth).await });
+        }
     }
 
     /// Sends `msg` to `to` if a link is up; otherwise it is lost.
@@ -286,7 +326,11 @@ impl Network {
     async fn dial_forever(&self, member: Member, ensemble: String, auth: Option<QuorumAuth>) {
         let mut backoff = Duration::from_millis(100);
         loop {
-            if self.events.is_closed() {
+            if self.events.is_closed() || !self.is_member(member.id) {
+                self.dialing
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&member.id);
                 return;
             }
             match self.dial(&member, &ensemble, auth.as_ref()).await {
@@ -385,7 +429,7 @@ fn hello(me: ServerId, ensemble: &str) -> pb::Frame {
 struct Service {
     net: Network,
     ensemble: String,
-    members: Vec<ServerId>,
+    accept_unknown: bool,
     auth: Option<QuorumAuth>,
 }
 
@@ -407,7 +451,7 @@ impl QuorumService for Service {
                 if h.ensemble != self.ensemble {
                     return Err(Status::permission_denied("another ensemble"));
                 }
-                if !self.members.contains(&h.server_id) {
+                if !self.accept_unknown && !self.net.is_member(h.server_id) {
                     return Err(Status::permission_denied("not a member of this ensemble"));
                 }
                 if h.server_id <= self.net.me {

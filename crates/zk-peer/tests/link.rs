@@ -39,6 +39,7 @@ async fn a_link_is_fifo_both_ways_and_strangers_are_refused() {
         members: members.clone(),
         ensemble: "test".into(),
         auth: None,
+        accept_unknown: false,
     };
     let n1 = Network::start(cfg(1), l1, tx1);
     let n2 = Network::start(cfg(2), l2, tx2);
@@ -77,6 +78,7 @@ async fn a_link_is_fifo_both_ways_and_strangers_are_refused() {
             }],
             ensemble: "another".into(),
             auth: None,
+            accept_unknown: false,
         },
         l3,
         tx3,
@@ -121,6 +123,7 @@ async fn link_comes_up(me: u64, credentials: Option<QuorumAuth>) -> bool {
             members: members.clone(),
             ensemble: "e".into(),
             auth: auth("zk", "secret"),
+            accept_unknown: false,
         },
         l1,
         tx1,
@@ -131,6 +134,7 @@ async fn link_comes_up(me: u64, credentials: Option<QuorumAuth>) -> bool {
             members,
             ensemble: "e".into(),
             auth: credentials,
+            accept_unknown: false,
         },
         l2,
         tx2,

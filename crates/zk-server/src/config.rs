@@ -100,6 +100,8 @@ pub struct Config {
     /// `readonlymode.enabled`: a member cut off from its quorum serves reads to clients that
     /// allow read-only connections (and refuses their writes with NOTREADONLY).
     pub read_only_enabled: bool,
+    /// `reconfigEnabled`: dynamic reconfiguration (`reconfig`) is allowed.
+    pub reconfig_enabled: bool,
 }
 
 /// One `server.N=host:quorumPort:electionPort[:participant|:observer][;[addr:]clientPort]`
@@ -115,6 +117,37 @@ pub struct ServerSpec {
     pub client_port: Option<u16>,
     /// The client address of the line (`0.0.0.0` when only a port is given).
     pub client_host: Option<String>,
+}
+
+/// Reads `/zookeeper/config` text (`server.N=...` lines and `version=<hex>`): the servers
+/// and the version.
+pub fn parse_config_text(text: &str) -> Result<(Vec<ServerSpec>, i64), ConfigError> {
+    let mut servers = Vec::new();
+    let mut version = 0;
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let (k, v) = line.split_once('=').ok_or_else(|| ConfigError {
+            key: line.to_owned(),
+            problem: "expected key=value".into(),
+        })?;
+        if k == "version" {
+            version = i64::from_str_radix(v.trim(), 16).map_err(|_| ConfigError {
+                key: "version".into(),
+                problem: format!("{v:?} is not a hex version"),
+            })?;
+        } else if let Some(id) = k.strip_prefix("server.") {
+            let id = id
+                .parse::<u64>()
+                .ok()
+                .filter(|id| (1..=255).contains(id))
+                .ok_or_else(|| ConfigError {
+                    key: k.to_owned(),
+                    problem: "the server id must be a number from 1 to 255".into(),
+                })?;
+            servers.push(ServerSpec::parse(id, v)?);
+        }
+    }
+    servers.sort_by_key(|s| s.id);
+    Ok((servers, version))
 }
 
 impl ServerSpec {
@@ -233,6 +266,7 @@ impl Default for Config {
             sync_limit: 5,
             quorum_auth: None,
             read_only_enabled: false,
+            reconfig_enabled: false,
         }
     }
 }
@@ -245,7 +279,6 @@ const KNOWN_UNUSED: &[&str] = &[
     "metricsProvider.className",
     "metricsProvider.httpPort",
     "standaloneEnabled",
-    "reconfigEnabled",
     "quorumListenOnAllIPs",
     "leaderServes",
     "clientPortListenBacklog",
@@ -491,6 +524,7 @@ impl Config {
                 other if apply_tls_key(&mut c, &mut secure_port, &mut secure_addr, other, v)? => {}
                 "initLimit" => c.init_limit = number(k, v)?,
                 "readonlymode.enabled" => c.read_only_enabled = boolean(k, v)?,
+                "reconfigEnabled" => c.reconfig_enabled = boolean(k, v)?,
                 // Read below with the JAAS file.
                 "quorum.auth.enableSasl"
                 | "quorum.auth.learnerRequireSasl"

@@ -175,6 +175,8 @@ pub struct Core {
     pub(crate) replica: Option<Replica>,
     /// Sessions opened while read-only: local to this server, dropped when it rejoins.
     read_only_sessions: std::collections::HashSet<i64>,
+    /// The quorum of the reconfiguration just prepared, for the proposal that follows.
+    pending_reconfig: Option<zk_zab::quorum::Quorum>,
 }
 
 impl std::fmt::Debug for Core {
@@ -185,6 +187,9 @@ impl std::fmt::Debug for Core {
             .finish_non_exhaustive()
     }
 }
+
+/// The node that holds the ensemble's configuration.
+pub(crate) const CONFIG_NODE: &str = "/zookeeper/config";
 
 /// Wall-clock milliseconds, for txn times and session ids.
 pub fn wall_ms() -> i64 {
@@ -245,6 +250,7 @@ impl Core {
             last_container_check_ms: 0,
             replica: None,
             read_only_sessions: Default::default(),
+            pending_reconfig: None,
         }
     }
 
@@ -642,9 +648,7 @@ impl Core {
         let time = wall_ms();
         let op = request.op_code();
         let prepared = match &request {
-            Request::Reconfig(_) => {
-                error_txn(session, header.xid, zxid, time, ErrorCode::ReconfigDisabled)
-            }
+            Request::Reconfig(r) => self.prep_reconfig(session, header.xid, &auth, r, zxid, time),
             Request::DeleteContainer(_) => {
                 // Only the server's own container manager deletes containers.
                 error_txn(session, header.xid, zxid, time, ErrorCode::BadArguments)
@@ -750,7 +754,21 @@ impl Core {
                 }
             }
             Purpose::Write { conn, xid, op } => {
-                let (err, body) = write_response(op, body, &applied.result);
+                let (err, body) = if op == OpCode::Reconfig && applied.result.err() == 0 {
+                    // The new configuration and the Stat of /zookeeper/config.
+                    let data = self
+                        .tree
+                        .data(CONFIG_NODE)
+                        .flatten()
+                        .map(Bytes::copy_from_slice);
+                    let stat = self.tree.stat(CONFIG_NODE).unwrap_or_default();
+                    (
+                        0,
+                        Response::Reconfig(zk_proto::GetDataResponse { data, stat }),
+                    )
+                } else {
+                    write_response(op, body, &applied.result)
+                };
                 let f = reply_frame(xid, zxid, err, &body);
                 self.finish_write(session, cxid);
                 self.send(conn, Out::Frame(f));

@@ -156,6 +156,12 @@ pub async fn run_with_listeners(
     let dirs = DataDirs::new(&config.data_dir, config.data_log_dir.as_deref());
     let storage = Arc::new(FsStorage);
     let replicated = config.is_ensemble();
+    let mut config = config;
+    let config_version = if replicated {
+        member::load_dynamic(&mut config)?
+    } else {
+        0
+    };
     let (tree, log_last, member) = if replicated {
         let (tree, member) = member::recover(&config, storage.as_ref(), &dirs)?;
         let last = member
@@ -194,7 +200,15 @@ pub async fn run_with_listeners(
     let (to_core, mut from_conns) = mpsc::unbounded_channel::<CoreMsg>();
     let mut core = Core::new(config.clone(), tree, writer, to_core.clone());
     if let Some(durable) = member {
-        member::join(&config, &mut core, durable, &dirs, to_core.clone()).await?;
+        member::join(
+            &config,
+            config_version,
+            &mut core,
+            durable,
+            &dirs,
+            to_core.clone(),
+        )
+        .await?;
     }
     let tick = Duration::from_millis(u64::from(config.tick_time_ms.max(2) / 2));
     let snap_dir = dirs.snap_dir.clone();

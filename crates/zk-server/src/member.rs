@@ -67,8 +67,38 @@ pub(crate) fn recover(
     ))
 }
 
-/// A digest of the membership, so servers of different ensembles refuse each other.
+/// Where a member keeps the configuration a reconfiguration put in force (ZooKeeper's
+/// dynamic configuration file): `/zookeeper/config` text in the data directory.
+pub(crate) fn dynamic_file(config: &Config) -> std::path::PathBuf {
+    config.data_dir.join("zkd.dynamic.cfg")
+}
+
+/// After a reconfiguration, a restarting member starts from the configuration it last had
+/// in force, not from its `server.N` lines; returns its version (0: none saved).
+pub(crate) fn load_dynamic(config: &mut Config) -> Result<i64, ServerError> {
+    let path = dynamic_file(config);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(0);
+    };
+    let (servers, version) = crate::config::parse_config_text(&text)
+        .map_err(|e| ServerError::Io(std::io::Error::other(format!("{}: {e}", path.display()))))?;
+    if !servers.is_empty() {
+        tracing::info!(
+            file = %path.display(),
+            version = format_args!("{version:#x}"),
+            "configuration from the last reconfiguration"
+        );
+        config.servers = servers;
+    }
+    Ok(version)
+}
+
+/// A digest of the membership, so servers of different ensembles refuse each other (not
+/// with reconfiguration, where members change: quorum authentication keeps strangers out).
 fn ensemble_digest(config: &Config) -> String {
+    if config.reconfig_enabled {
+        return "reconfigurable".into();
+    }
     let mut h = DefaultHasher::new();
     for s in &config.servers {
         (s.id, &s.host, s.quorum_port, s.observer).hash(&mut h);
@@ -79,6 +109,7 @@ fn ensemble_digest(config: &Config) -> String {
 /// Binds the quorum port, starts the peer network and makes the core a member.
 pub(crate) async fn join(
     config: &Config,
+    config_version: i64,
     core: &mut Core,
     durable: Durable,
     dirs: &DataDirs,
@@ -115,6 +146,7 @@ pub(crate) async fn join(
             members,
             ensemble: ensemble_digest(config),
             auth: config.quorum_auth.clone(),
+            accept_unknown: config.reconfig_enabled,
         },
         listener,
         events_tx,
@@ -136,13 +168,15 @@ pub(crate) async fn join(
         sync_limit: config.sync_limit,
         election: Timing::default(),
         zxid_counter_max: u32::MAX,
-        config_version: 0,
+        config_version,
     };
     // Every member shows the ensemble in /zookeeper/config, as ZooKeeper does.
-    core.tree.set_config(
-        config.ensemble_config_text().as_bytes(),
-        crate::core::wall_ms(),
-    );
+    let text = match std::fs::read_to_string(dynamic_file(config)) {
+        Ok(t) if config_version > 0 => t,
+        _ => config.ensemble_config_text(),
+    };
+    core.tree
+        .set_config(text.as_bytes(), crate::core::wall_ms());
     let mut out = Vec::new();
     let peer = Peer::new(peer_config, durable, 0, &mut out);
     let mut replica = Replica::new(peer, net, dirs.snap_dir.clone(), tree_config(config));

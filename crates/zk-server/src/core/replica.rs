@@ -285,11 +285,18 @@ impl Core {
             body: prepared.body.clone(),
             digest: None,
         };
+        let reconfig = self.pending_reconfig.take();
         let Some(r) = self.replica.as_mut() else {
             return;
         };
         let mut out = Vec::new();
-        match r.peer.propose(entry.encode().to_vec(), &mut out) {
+        let proposed = match reconfig {
+            Some(q) => r
+                .peer
+                .propose_reconfig(entry.encode().to_vec(), q, &mut out),
+            None => r.peer.propose(entry.encode().to_vec(), &mut out),
+        };
+        match proposed {
             Ok(z) if z == zxid => {}
             Ok(z) => {
                 tracing::error!(
@@ -443,12 +450,7 @@ impl Core {
                 Output::Abandoned(why) => tracing::info!(reason = why, "looking for a leader"),
                 // zkd does not propose reconfigurations yet, so none commits and no peer has
                 // a newer configuration to send.
-                Output::ConfigChanged(m) => {
-                    tracing::warn!(
-                        version = format_args!("{:#x}", m.version),
-                        "configuration changed"
-                    )
-                }
+                Output::ConfigChanged(m) => self.config_changed(&m),
                 Output::Violation(what) => {
                     tracing::error!(problem = what, "replication protocol violation")
                 }
@@ -499,6 +501,178 @@ impl Core {
         }
     }
 
+    /// Prepares a reconfiguration (ZooKeeper's PrepRequestProcessor rules): enabled,
+    /// WRITE on /zookeeper/config (superusers, or skipACL), no other one in flight, the
+    /// expected version if one is given, and a quorum of the new voters synced now. The txn
+    /// sets /zookeeper/config to the new servers and `version=<its zxid>`.
+    pub(super) fn prep_reconfig(
+        &mut self,
+        session: i64,
+        cxid: i32,
+        auth: &[Id],
+        r: &zk_proto::ReconfigRequest,
+        zxid: i64,
+        time: i64,
+    ) -> super::Prepared {
+        let err = |code| error_txn(session, cxid, zxid, time, code);
+        if !self.config.reconfig_enabled {
+            return err(ErrorCode::ReconfigDisabled);
+        }
+        let acl = self.tree.acl(super::CONFIG_NODE).unwrap_or_default();
+        if !zk_tree::acl::check_acl(&self.tree.config().auth, &acl, zk_proto::perms::WRITE, auth) {
+            return err(ErrorCode::NoAuth);
+        }
+        let Some(rep) = self.replica.as_ref() else {
+            return err(ErrorCode::ReconfigDisabled);
+        };
+        if rep.peer.reconfig_in_flight() {
+            return err(ErrorCode::ReconfigInProgress);
+        }
+        let version = rep.peer.membership().version;
+        if r.cur_config_id != -1 && r.cur_config_id != version {
+            return err(ErrorCode::BadVersion);
+        }
+        let specs = |list: &str| -> Option<Vec<crate::config::ServerSpec>> {
+            list.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    let (k, v) = s.split_once('=')?;
+                    let id = k.trim().strip_prefix("server.")?.parse().ok()?;
+                    crate::config::ServerSpec::parse(id, v).ok()
+                })
+                .collect()
+        };
+        let mut servers = self.config.servers.clone();
+        match r.new_members.as_deref().filter(|m| !m.is_empty()) {
+            Some(members) => match specs(members) {
+                Some(s) => servers = s,
+                None => return err(ErrorCode::BadArguments),
+            },
+            None => {
+                if let Some(leaving) = r.leaving_servers.as_deref() {
+                    for id in leaving.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                        let Ok(id) = id.parse::<u64>() else {
+                            return err(ErrorCode::BadArguments);
+                        };
+                        servers.retain(|s| s.id != id);
+                    }
+                }
+                if let Some(joining) = r.joining_servers.as_deref() {
+                    let Some(new) = specs(joining) else {
+                        return err(ErrorCode::BadArguments);
+                    };
+                    for n in new {
+                        servers.retain(|s| s.id != n.id);
+                        servers.push(n);
+                    }
+                }
+            }
+        }
+        servers.sort_by_key(|s| s.id);
+        let voters: Vec<u64> = servers
+            .iter()
+            .filter(|s| !s.observer)
+            .map(|s| s.id)
+            .collect();
+        if voters.is_empty() {
+            return err(ErrorCode::BadArguments);
+        }
+        let quorum = zk_zab::quorum::Quorum::majority(voters);
+        let mut synced: std::collections::BTreeSet<u64> =
+            rep.peer.synced_followers().into_iter().collect();
+        synced.insert(rep.peer.id());
+        if !quorum.contains_quorum(&synced) {
+            return err(ErrorCode::NewConfigNoQuorum);
+        }
+        let mut text: String = servers.iter().map(|s| s.config_line() + "\n").collect();
+        text.push_str(&format!("version={zxid:x}"));
+        self.pending_reconfig = Some(quorum);
+        super::Prepared {
+            header: zk_proto::TxnHeader {
+                client_id: session,
+                cxid,
+                zxid,
+                time,
+                r#type: zk_proto::OpCode::Reconfig.code(),
+            },
+            body: zk_proto::TxnBody::Reconfig(zk_proto::SetDataTxn {
+                path: super::CONFIG_NODE.to_owned(),
+                data: Some(Bytes::from(text)),
+                version: -1,
+            }),
+            error: None,
+        }
+    }
+
+    /// The configuration in /zookeeper/config now: servers and version.
+    fn tree_config(&self) -> Option<(Vec<crate::config::ServerSpec>, i64)> {
+        let data = self.tree.data(super::CONFIG_NODE).flatten()?;
+        crate::config::parse_config_text(&String::from_utf8_lossy(data)).ok()
+    }
+
+    /// A reconfiguration was applied to the tree: it is in force here from now on.
+    fn reconfigured(&mut self) {
+        let Some((servers, version)) = self.tree_config() else {
+            tracing::error!("a committed reconfiguration does not parse");
+            return;
+        };
+        let m = zk_zab::peer::Membership {
+            version,
+            quorum: zk_zab::quorum::Quorum::majority(
+                servers.iter().filter(|s| !s.observer).map(|s| s.id),
+            ),
+            members: servers.iter().map(|s| s.id).collect(),
+        };
+        let mut out = Vec::new();
+        if let Some(r) = self.replica.as_mut() {
+            r.peer.apply_config(m, &mut out);
+        }
+        self.replica_outputs(out);
+    }
+
+    /// The configuration in force changed: when /zookeeper/config holds it (with the
+    /// servers' addresses), it becomes this server's view, is written to the data
+    /// directory for restarts, and the links follow it.
+    fn config_changed(&mut self, m: &zk_zab::peer::Membership) {
+        match self.tree_config() {
+            Some((servers, version)) if version == m.version => {
+                tracing::info!(
+                    version = format_args!("{version:#x}"),
+                    servers = servers.len(),
+                    "new ensemble configuration in force"
+                );
+                let me = u64::from(self.config.server_id);
+                let members = servers
+                    .iter()
+                    .filter(|s| s.id != me)
+                    .map(|s| zk_peer::Member {
+                        id: s.id,
+                        addr: format!("{}:{}", s.host, s.quorum_port),
+                    })
+                    .collect();
+                if let Some(r) = &self.replica {
+                    r.net.set_members(members);
+                }
+                self.config.servers = servers;
+                let path = crate::member::dynamic_file(&self.config);
+                let text = self
+                    .tree
+                    .data(super::CONFIG_NODE)
+                    .flatten()
+                    .map(|d| d.to_vec())
+                    .unwrap_or_default();
+                if let Err(e) = std::fs::write(&path, text) {
+                    tracing::error!(file = %path.display(), error = %e, "cannot save the configuration");
+                }
+            }
+            _ => tracing::info!(
+                version = format_args!("{:#x}", m.version),
+                "adopted a newer configuration from a peer"
+            ),
+        }
+    }
+
     /// A txn the quorum committed: apply it and answer its client if it is ours.
     fn commit(&mut self, zxid: i64, data: Vec<u8>) {
         let entry = match TxnEntry::decode(Bytes::from(data)) {
@@ -518,6 +692,9 @@ impl Core {
         };
         let purpose = purpose.filter(|p| !matches!(p, Purpose::Remote));
         self.apply_committed(session, &entry.header, &entry.body, purpose);
+        if let zk_proto::TxnBody::Reconfig(_) = &entry.body {
+            self.reconfigured();
+        }
     }
 
     /// Leader: a follower's client's write or new session.
@@ -550,8 +727,9 @@ impl Core {
                     error_txn(session, cxid, zxid, time, ErrorCode::SessionExpired)
                 } else {
                     match &request {
-                        Request::Reconfig(_) => {
-                            error_txn(session, cxid, zxid, time, ErrorCode::ReconfigDisabled)
+                        Request::Reconfig(r) => {
+                            let r = r.clone();
+                            self.prep_reconfig(session, cxid, &auth, &r, zxid, time)
                         }
                         Request::DeleteContainer(_) => {
                             error_txn(session, cxid, zxid, time, ErrorCode::BadArguments)
