@@ -1,7 +1,8 @@
 //! `reconfig` and `config` through zkcli against a real Apache ZooKeeper 3.8 ensemble with
 //! `reconfigEnabled=true`, next to zkCli.sh on the same ensemble: an incremental remove and
 //! add, a bulk (`-members`) change and a conditional one with a stale version (`-v`) print
-//! the same as zkCli.sh does, and every committed configuration is what `config` then shows.
+//! the same as zkCli.sh does, and every committed configuration is what `config` then shows;
+//! the same commands against a zkd ensemble commit and show its configuration.
 
 #![allow(clippy::unwrap_used)]
 
@@ -117,4 +118,49 @@ fn reconfig_prints_what_zkcli_sh_prints() {
     let ours = run(ZKCLI, addr, &format!("reconfig -members {members}\n"));
     let after = run(ZKCLI_SH, addr, "config\n");
     assert_eq!(ours, committed(&after), "zkcli reconfig -members");
+}
+
+#[test]
+fn reconfig_against_a_zkd_ensemble() {
+    let servers = zk_tests::zkd::start_ensemble_with("zkcli-reconfig", 3, |c| {
+        c.reconfig_enabled = true;
+        c.skip_acl = true;
+    });
+    // Ask the leader (a removal of the leader itself would move leadership mid-command).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let leader = loop {
+        let found = servers.iter().position(|s| {
+            zookeeper::four_letter(s.addr, "srvr").is_some_and(|t| t.contains("Mode: leader"))
+        });
+        if let Some(l) = found {
+            break l;
+        }
+        assert!(std::time::Instant::now() < deadline, "no leader");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let addr = servers[leader].addr;
+    let before = run(ZKCLI, addr, "config\n");
+    assert_eq!(before.len(), 4, "{before:?}");
+    assert_eq!(before[3], "version=0");
+    let victim = (leader + 1) % 3 + 1;
+    let ours = run(ZKCLI, addr, &format!("reconfig -remove {victim}\n"));
+    let after = run(ZKCLI, addr, "config\n");
+    assert_eq!(ours, committed(&after));
+    assert_eq!(after.len(), 3, "{after:?}");
+    let removed = before
+        .iter()
+        .find(|l| l.starts_with(&format!("server.{victim}=")))
+        .unwrap()
+        .clone();
+    let version = after[2].trim_start_matches("version=").to_owned();
+    // Stale and current conditional versions.
+    let stale = run(ZKCLI, addr, &format!("reconfig -add {removed} -v 1\n"));
+    assert_eq!(stale, vec!["version No is not valid : ".to_owned()]);
+    let back = run(
+        ZKCLI,
+        addr,
+        &format!("reconfig -add {removed} -v {version}\n"),
+    );
+    assert!(back.contains(&removed), "{back:?}");
+    assert_eq!(back, committed(&run(ZKCLI, addr, "config\n")));
 }
