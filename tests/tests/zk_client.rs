@@ -641,3 +641,46 @@ fn a_read_only_client_reads_from_a_server_without_quorum() {
         zk.close().await;
     });
 }
+
+#[test]
+fn a_hierarchical_quorum_needs_a_majority_of_groups() {
+    // group.1=1:2, group.2=3: servers 1 and 2 are a majority of servers but one group.
+    let mut servers = zk_tests::zkd::start_ensemble_with("zk-client-groups", 3, |c| {
+        c.groups = vec![vec![1, 2], vec![3]];
+    });
+    let all: Vec<String> = servers.iter().map(|s| s.addr.to_string()).collect();
+    rt().block_on(async {
+        let zk = Client::connect(&all.join(",")).await.unwrap();
+        zk.create(
+            "/g",
+            "",
+            well_known::open_acl_unsafe(),
+            CreateMode::Persistent,
+        )
+        .await
+        .unwrap();
+        zk.close().await;
+    });
+    drop(servers.pop());
+    let rest = all[..2].join(",");
+    rt().block_on(async {
+        let attempt = async {
+            let zk = Client::builder(&rest)
+                .session_timeout(Duration::from_secs(4))
+                .connect()
+                .await?;
+            zk.create(
+                "/g/x",
+                "",
+                well_known::open_acl_unsafe(),
+                CreateMode::Persistent,
+            )
+            .await
+        };
+        let r = tokio::time::timeout(Duration::from_secs(8), attempt).await;
+        assert!(
+            !matches!(r, Ok(Ok(_))),
+            "one group of two is no quorum: {r:?}"
+        );
+    });
+}

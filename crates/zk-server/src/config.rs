@@ -102,6 +102,11 @@ pub struct Config {
     pub read_only_enabled: bool,
     /// `reconfigEnabled`: dynamic reconfiguration (`reconfig`) is allowed.
     pub reconfig_enabled: bool,
+    /// `group.N=id:id:...` lines: hierarchical quorums (a majority of groups, each by a
+    /// majority of its weight); empty for a plain majority.
+    pub groups: Vec<Vec<u64>>,
+    /// `weight.N=w` lines (default 1; 0: never counts, never leads).
+    pub weights: BTreeMap<u64, u64>,
 }
 
 /// One `server.N=host:quorumPort:electionPort[:participant|:observer][;[addr:]clientPort]`
@@ -267,6 +272,8 @@ impl Default for Config {
             quorum_auth: None,
             read_only_enabled: false,
             reconfig_enabled: false,
+            groups: Vec::new(),
+            weights: BTreeMap::new(),
         }
     }
 }
@@ -532,6 +539,23 @@ impl Config {
                 | "quorum.auth.learner.saslLoginContext"
                 | "quorum.auth.server.saslLoginContext" => {}
                 "syncLimit" => c.sync_limit = number(k, v)?,
+                other if other.starts_with("group.") => {
+                    let ids: Result<Vec<u64>, _> =
+                        v.split(':').map(|id| id.trim().parse::<u64>()).collect();
+                    c.groups.push(ids.map_err(|_| ConfigError {
+                        key: k.clone(),
+                        problem: format!("{v:?} is not a list of server ids (1:2:3)"),
+                    })?);
+                }
+                other if other.starts_with("weight.") => {
+                    let id = other["weight.".len()..]
+                        .parse::<u64>()
+                        .map_err(|_| ConfigError {
+                            key: k.clone(),
+                            problem: "expected weight.<server id>".into(),
+                        })?;
+                    c.weights.insert(id, number(k, v)?);
+                }
                 other if other.starts_with("server.") => {
                     let id = other["server.".len()..]
                         .parse::<u64>()
@@ -552,6 +576,23 @@ impl Config {
             port,
         );
         c.servers.sort_by_key(|s| s.id);
+        let mut grouped = std::collections::BTreeSet::new();
+        for g in &c.groups {
+            for id in g {
+                if !c.servers.iter().any(|s| s.id == *id) {
+                    return Err(ConfigError {
+                        key: "group".into(),
+                        problem: format!("server {id} of a group has no server.{id} line"),
+                    });
+                }
+                if !grouped.insert(*id) {
+                    return Err(ConfigError {
+                        key: "group".into(),
+                        problem: format!("server {id} is in two groups"),
+                    });
+                }
+            }
+        }
         if c.init_limit == 0 || c.sync_limit == 0 {
             return Err(ConfigError {
                 key: if c.init_limit == 0 {
@@ -724,6 +765,25 @@ mod tests {
     }
 
     #[test]
+    fn groups_and_weights_make_a_hierarchical_quorum() {
+        let text = "server.1=a:1:2\nserver.2=b:1:2\nserver.3=c:1:2\ngroup.1=1:2\ngroup.2=3\nweight.1=1\nweight.2=1\nweight.3=1\n";
+        let c = Config::from_properties(&parse_properties(text), &BTreeMap::new()).unwrap();
+        let q = c.quorum();
+        let set = |ids: &[u64]| ids.iter().copied().collect();
+        // Two of three servers are not enough when they are one group of two: both groups
+        // must have a majority of their weight.
+        assert!(!q.contains_quorum(&set(&[1, 2])));
+        assert!(!q.contains_quorum(&set(&[1, 3])));
+        assert!(q.contains_quorum(&set(&[1, 2, 3])));
+        let e = Config::from_properties(
+            &parse_properties("server.1=a:1:2\nserver.2=b:1:2\ngroup.1=1:9\n"),
+            &BTreeMap::new(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("server 9"), "{e}");
+    }
+
+    #[test]
     fn server_lines_parse_as_zookeeper_writes_them() {
         let text = "server.2=zk2:2888:3888;2182\nserver.1=10.0.0.1:2888:3888:participant;0.0.0.0:2181\nserver.3=zk3:2888:3888:observer\n";
         let c = Config::from_properties(&parse_properties(text), &BTreeMap::new()).unwrap();
@@ -818,6 +878,24 @@ impl Config {
             .collect();
         s.push_str("version=0");
         s
+    }
+
+    /// Who decides: a majority of the participants, or hierarchical groups and weights
+    /// when `group.N` lines are given.
+    pub fn quorum(&self) -> zk_zab::quorum::Quorum {
+        if self.groups.is_empty() {
+            return zk_zab::quorum::Quorum::majority(
+                self.servers.iter().filter(|s| !s.observer).map(|s| s.id),
+            );
+        }
+        zk_zab::quorum::Quorum::Hierarchical {
+            groups: self
+                .groups
+                .iter()
+                .map(|g| g.iter().copied().collect())
+                .collect(),
+            weights: self.weights.clone(),
+        }
     }
 
     /// Whether the `server.N` lines make this an ensemble member (more than one server).

@@ -16,7 +16,6 @@ use zk_tree::DataTree;
 use zk_zab::broadcast::Proposal;
 use zk_zab::election::Timing;
 use zk_zab::peer::{Config as PeerConfig, Durable, Peer};
-use zk_zab::quorum::Quorum;
 
 use crate::core::{Core, CoreMsg, Replica};
 use crate::{tree_config, Config, ServerError};
@@ -158,10 +157,9 @@ pub(crate) async fn join(
             }
         }
     });
-    let voters = config.servers.iter().filter(|s| !s.observer).map(|s| s.id);
     let peer_config = PeerConfig {
         me,
-        quorum: Quorum::majority(voters),
+        quorum: config.quorum(),
         members: config.servers.iter().map(|s| s.id).collect(),
         tick_ms: u64::from(config.tick_time_ms),
         init_limit: config.init_limit,

@@ -73,6 +73,7 @@ pub struct Coverage {
     pub epoch_renewals: u64,
     pub syncs: u64,
     pub reconfigs: u64,
+    pub leader_isolations: u64,
 }
 
 impl Coverage {
@@ -99,6 +100,7 @@ impl Coverage {
         self.epoch_renewals += o.epoch_renewals;
         self.syncs += o.syncs;
         self.reconfigs += o.reconfigs;
+        self.leader_isolations += o.leader_isolations;
     }
 }
 
@@ -106,7 +108,7 @@ impl fmt::Display for Coverage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "syncs diff={} trunc={} trunc+diff={} snap={}; leader changes={}; crashes={} power losses={} partitions={} pauses={}; writes acked={} failed={}; reads={}; snapshots={}; sessions created={} expired={}; ephemerals={}; watches set={} fired={}; handoffs={} epoch renewals={}; syncs={}; reconfigs={}",
+            "syncs diff={} trunc={} trunc+diff={} snap={}; leader changes={}; crashes={} power losses={} partitions={} pauses={}; writes acked={} failed={}; reads={}; snapshots={}; sessions created={} expired={}; ephemerals={}; watches set={} fired={}; handoffs={} epoch renewals={}; syncs={}; reconfigs={}; leader isolations={}",
             self.diff_syncs,
             self.trunc_syncs,
             self.trunc_diff_syncs,
@@ -128,7 +130,8 @@ impl fmt::Display for Coverage {
             self.handoffs,
             self.epoch_renewals,
             self.syncs,
-            self.reconfigs
+            self.reconfigs,
+            self.leader_isolations
         )
     }
 }
@@ -686,7 +689,15 @@ impl World {
 
     fn partition(&mut self) {
         let n = self.nodes.len();
-        let side: Vec<bool> = (0..n).map(|_| self.rng.below(2) == 0).collect();
+        let leader = (0..n).find(|&i| matches!(self.nodes[i].role, Role::Leading { .. }));
+        let side: Vec<bool> = match leader {
+            // A third of the partitions isolate the leader from everyone else.
+            Some(l) if self.rng.below(3) == 0 => {
+                self.coverage.leader_isolations += 1;
+                (0..n).map(|i| i == l).collect()
+            }
+            _ => (0..n).map(|_| self.rng.below(2) == 0).collect(),
+        };
         let one_way = self.rng.below(3) == 0;
         let silent = one_way || self.rng.below(2) == 0;
         let mut cut = Vec::new();
@@ -1312,7 +1323,7 @@ impl World {
             .waiting
             .remove(&(entry.header.client_id, entry.header.cxid))
         {
-            self.acked(c, i, p.zxid, applied.result);
+            self.acked(c, i, entry.header.cxid, p.zxid, applied.result);
         }
         let node = &mut self.nodes[i];
         node.commits_since_snapshot += 1;
@@ -1334,14 +1345,20 @@ impl World {
         }
     }
 
-    fn acked(&mut self, c: usize, server: usize, zxid: Zxid, result: TxnResult) {
+    fn acked(&mut self, c: usize, server: usize, cxid: i32, zxid: Zxid, result: TxnResult) {
         let client = &mut self.clients[c];
+        // Only the request the client still waits for: an older one that timed out may
+        // commit later and must not answer the current one.
+        if !client
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.cxid == cxid && p.server == server)
+        {
+            return;
+        }
         let Some(p) = client.pending.take() else {
             return;
         };
-        if p.server != server {
-            return;
-        }
         if p.create_session {
             client.session_live = true;
         }
