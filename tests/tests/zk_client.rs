@@ -557,35 +557,29 @@ async fn session_moves(hosts: Vec<String>, stop: impl FnOnce(usize)) {
     other.close().await;
 }
 
-#[test]
-fn the_session_moves_to_another_server_of_a_zookeeper_ensemble() {
-    if !zookeeper::available() {
-        return;
-    }
-    let servers = std::sync::Mutex::new(zookeeper::start_ensemble("zk-client-ensemble", 3));
-    let hosts: Vec<String> = servers
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|s| s.addr.to_string())
-        .collect();
+/// Runs [`session_moves`] on `servers` (their client addresses from `addr`), stopping one
+/// by dropping it.
+fn session_moves_on<S>(servers: Vec<S>, addr: impl Fn(&S) -> String) {
+    let hosts: Vec<String> = servers.iter().map(addr).collect();
+    let servers = std::sync::Mutex::new(servers);
     rt().block_on(session_moves(hosts, |i| {
         drop(servers.lock().unwrap().remove(i));
     }));
 }
 
 #[test]
+fn the_session_moves_to_another_server_of_a_zookeeper_ensemble() {
+    if !zookeeper::available() {
+        return;
+    }
+    let servers = zookeeper::start_ensemble("zk-client-ensemble", 3);
+    session_moves_on(servers, |s| s.addr.to_string());
+}
+
+#[test]
 fn the_session_moves_to_another_server_of_a_zkd_ensemble() {
-    let servers = std::sync::Mutex::new(zk_tests::zkd::start_ensemble("zk-client", 3));
-    let hosts: Vec<String> = servers
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|s| s.addr.to_string())
-        .collect();
-    rt().block_on(session_moves(hosts, |i| {
-        drop(servers.lock().unwrap().remove(i));
-    }));
+    let servers = zk_tests::zkd::start_ensemble("zk-client", 3);
+    session_moves_on(servers, |s| s.addr.to_string());
 }
 
 #[test]

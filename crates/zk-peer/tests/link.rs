@@ -17,21 +17,27 @@ async fn next(rx: &mut mpsc::UnboundedReceiver<Event>) -> Event {
         .expect("the network is running")
 }
 
-#[tokio::test]
-async fn a_link_is_fifo_both_ways_and_strangers_are_refused() {
+/// Two bound listeners and the member list naming them as servers 1 and 2.
+async fn two_listeners() -> (TcpListener, TcpListener, Vec<Member>) {
     let l1 = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let a1 = l1.local_addr().unwrap();
     let l2 = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let members = vec![
         Member {
             id: 1,
-            addr: a1.to_string(),
+            addr: l1.local_addr().unwrap().to_string(),
         },
         Member {
             id: 2,
             addr: l2.local_addr().unwrap().to_string(),
         },
     ];
+    (l1, l2, members)
+}
+
+#[tokio::test]
+async fn a_link_is_fifo_both_ways_and_strangers_are_refused() {
+    let (l1, l2, members) = two_listeners().await;
+    let a1 = members[0].addr.clone();
     let (tx1, mut rx1) = mpsc::unbounded_channel();
     let (tx2, mut rx2) = mpsc::unbounded_channel();
     let cfg = |me| NetConfig {
@@ -74,7 +80,7 @@ async fn a_link_is_fifo_both_ways_and_strangers_are_refused() {
             me: 3,
             members: vec![Member {
                 id: 1,
-                addr: a1.to_string(),
+                addr: a1.clone(),
             }],
             ensemble: "another".into(),
             auth: None,
@@ -102,19 +108,7 @@ fn auth(user: &str, password: &str) -> Option<QuorumAuth> {
 /// Server 1 with quorum authentication, and a dialer as `me` with `credentials`: whether a
 /// link comes up.
 async fn link_comes_up(me: u64, credentials: Option<QuorumAuth>) -> bool {
-    let l1 = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let a1 = l1.local_addr().unwrap();
-    let l2 = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let members = vec![
-        Member {
-            id: 1,
-            addr: a1.to_string(),
-        },
-        Member {
-            id: 2,
-            addr: l2.local_addr().unwrap().to_string(),
-        },
-    ];
+    let (l1, l2, members) = two_listeners().await;
     let (tx1, mut rx1) = mpsc::unbounded_channel();
     let (tx2, _rx2) = mpsc::unbounded_channel();
     let _n1 = Network::start(

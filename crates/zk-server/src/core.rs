@@ -617,22 +617,7 @@ impl Core {
             .map(|c| c.auth.clone())
             .unwrap_or_default();
         if self.replica.as_ref().is_some_and(|r| r.following()) {
-            let op = request.op_code();
-            let purpose = match request {
-                Request::CloseSession => Purpose::Close {
-                    conn,
-                    xid: header.xid,
-                },
-                _ => Purpose::Write {
-                    conn,
-                    xid: header.xid,
-                    op,
-                },
-            };
-            self.queues
-                .entry(session)
-                .or_default()
-                .push_back(Queued::Write { cxid: header.xid });
+            let purpose = self.write_purpose(conn, session, header.xid, &request);
             self.forward(
                 session,
                 header.xid,
@@ -646,7 +631,6 @@ impl Core {
             return;
         };
         let time = wall_ms();
-        let op = request.op_code();
         let prepared = match &request {
             Request::Reconfig(r) => self.prep_reconfig(session, header.xid, &auth, r, zxid, time),
             Request::DeleteContainer(_) => {
@@ -671,25 +655,34 @@ impl Core {
                 )
             }
         };
-        let purpose = match request {
-            Request::CloseSession => {
-                self.sessions.set_closing(session);
-                Purpose::Close {
-                    conn,
-                    xid: header.xid,
-                }
-            }
-            _ => Purpose::Write {
-                conn,
-                xid: header.xid,
-                op,
-            },
-        };
+        let purpose = self.write_purpose(conn, session, header.xid, &request);
+        self.log(zxid, session, prepared, purpose);
+    }
+
+    /// What to do when a client's write commits, and its place in the session's order (its
+    /// later reads wait for it). A closeSession marks the session closing at once.
+    fn write_purpose(
+        &mut self,
+        conn: ConnId,
+        session: i64,
+        xid: i32,
+        request: &Request,
+    ) -> Purpose {
         self.queues
             .entry(session)
             .or_default()
-            .push_back(Queued::Write { cxid: header.xid });
-        self.log(zxid, session, prepared, purpose);
+            .push_back(Queued::Write { cxid: xid });
+        match request {
+            Request::CloseSession => {
+                self.sessions.set_closing(session);
+                Purpose::Close { conn, xid }
+            }
+            _ => Purpose::Write {
+                conn,
+                xid,
+                op: request.op_code(),
+            },
+        }
     }
 
     /// A txn is durable: apply it, fire its watches, answer, then serve what waited for it.

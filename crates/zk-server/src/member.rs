@@ -92,6 +92,18 @@ pub(crate) fn load_dynamic(config: &mut Config) -> Result<i64, ServerError> {
     Ok(version)
 }
 
+/// The other members and where their quorum ports listen.
+pub(crate) fn peer_members(servers: &[crate::config::ServerSpec], me: u64) -> Vec<zk_peer::Member> {
+    servers
+        .iter()
+        .filter(|s| s.id != me)
+        .map(|s| zk_peer::Member {
+            id: s.id,
+            addr: format!("{}:{}", s.host, s.quorum_port),
+        })
+        .collect()
+}
+
 /// A digest of the membership, so servers of different ensembles refuse each other (not
 /// with reconfiguration, where members change: quorum authentication keeps strangers out).
 fn ensemble_digest(config: &Config) -> String {
@@ -129,15 +141,7 @@ pub(crate) async fn join(
     if config.quorum_auth.is_some() {
         tracing::info!("quorum links are authenticated (quorum.auth.enableSasl)");
     }
-    let members: Vec<zk_peer::Member> = config
-        .servers
-        .iter()
-        .filter(|s| s.id != me)
-        .map(|s| zk_peer::Member {
-            id: s.id,
-            addr: format!("{}:{}", s.host, s.quorum_port),
-        })
-        .collect();
+    let members = peer_members(&config.servers, me);
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
     let net = zk_peer::Network::start(
         zk_peer::NetConfig {

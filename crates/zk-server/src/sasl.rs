@@ -37,48 +37,17 @@ impl SaslUsers {
     /// Users from a JAAS configuration's `section` (`Server` unless
     /// `zookeeper.sasl.serverconfig` says otherwise).
     pub fn from_jaas(text: &str, section: &str) -> Result<SaslUsers, String> {
-        let tokens = jaas_tokens(text)?;
-        let mut i = 0;
-        while i < tokens.len() {
-            let name = &tokens[i];
-            if tokens.get(i + 1).map(String::as_str) != Some("{") {
-                return Err(format!("expected `{{` after {name}"));
-            }
-            let end = tokens[i + 2..]
-                .iter()
-                .position(|t| t == "}")
-                .map(|p| p + i + 2)
-                .ok_or_else(|| format!("section {name} is not closed"))?;
-            if name == section {
-                let mut users = BTreeMap::new();
-                let body = &tokens[i + 2..end];
-                let mut j = 0;
-                while j < body.len() {
-                    if body.get(j + 1).map(String::as_str) == Some("=") {
-                        let (k, v) = (&body[j], body.get(j + 2).cloned().unwrap_or_default());
-                        if let Some(user) = k.strip_prefix("user_") {
-                            users.insert(user.to_string(), v);
-                        }
-                        j += 3;
-                    } else {
-                        if body[j].contains("Krb5LoginModule") {
-                            return Err(
-                                "Kerberos (Krb5LoginModule, GSSAPI) is not supported yet; \
-                                 use DigestLoginModule"
-                                    .into(),
-                            );
-                        }
-                        j += 1;
-                    }
-                }
-                return Ok(SaslUsers { users });
-            }
-            i = end + 1;
-            if tokens.get(i).map(String::as_str) == Some(";") {
-                i += 1;
-            }
+        let body = jaas_section(text, section)?;
+        if body.iter().any(|t| t.contains("Krb5LoginModule")) {
+            return Err("Kerberos (Krb5LoginModule, GSSAPI) is not supported yet; \
+                 use DigestLoginModule"
+                .into());
         }
-        Err(format!("no section {section} in the JAAS configuration"))
+        let users = options(&body)
+            .into_iter()
+            .filter_map(|(k, v)| k.strip_prefix("user_").map(|u| (u.to_string(), v)))
+            .collect();
+        Ok(SaslUsers { users })
     }
 
     /// The user name and password of a JAAS section (`username="..." password="..."`, as
@@ -109,8 +78,8 @@ impl SaslUsers {
     }
 }
 
-/// The `key="value"` options of a JAAS section.
-fn jaas_options(text: &str, section: &str) -> Result<BTreeMap<String, String>, String> {
+/// The words of a JAAS section's body (between its braces).
+fn jaas_section(text: &str, section: &str) -> Result<Vec<String>, String> {
     let tokens = jaas_tokens(text)?;
     let mut i = 0;
     while i < tokens.len() {
@@ -124,21 +93,7 @@ fn jaas_options(text: &str, section: &str) -> Result<BTreeMap<String, String>, S
             .map(|p| p + i + 2)
             .ok_or_else(|| format!("section {name} is not closed"))?;
         if name == section {
-            let body = &tokens[i + 2..end];
-            let mut out = BTreeMap::new();
-            let mut j = 0;
-            while j < body.len() {
-                if body.get(j + 1).map(String::as_str) == Some("=") {
-                    out.insert(
-                        body[j].clone(),
-                        body.get(j + 2).cloned().unwrap_or_default(),
-                    );
-                    j += 3;
-                } else {
-                    j += 1;
-                }
-            }
-            return Ok(out);
+            return Ok(tokens[i + 2..end].to_vec());
         }
         i = end + 1;
         if tokens.get(i).map(String::as_str) == Some(";") {
@@ -146,6 +101,29 @@ fn jaas_options(text: &str, section: &str) -> Result<BTreeMap<String, String>, S
         }
     }
     Err(format!("no section {section} in the JAAS configuration"))
+}
+
+/// The `key="value"` options among a section's words.
+fn options(body: &[String]) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut j = 0;
+    while j < body.len() {
+        if body.get(j + 1).map(String::as_str) == Some("=") {
+            out.insert(
+                body[j].clone(),
+                body.get(j + 2).cloned().unwrap_or_default(),
+            );
+            j += 3;
+        } else {
+            j += 1;
+        }
+    }
+    out
+}
+
+/// The `key="value"` options of a JAAS section.
+fn jaas_options(text: &str, section: &str) -> Result<BTreeMap<String, String>, String> {
+    Ok(options(&jaas_section(text, section)?))
 }
 
 /// Splits JAAS text into words, `{ } ; =` and quoted strings (quotes removed); comments

@@ -643,14 +643,7 @@ impl Core {
                     "new ensemble configuration in force"
                 );
                 let me = u64::from(self.config.server_id);
-                let members = servers
-                    .iter()
-                    .filter(|s| s.id != me)
-                    .map(|s| zk_peer::Member {
-                        id: s.id,
-                        addr: format!("{}:{}", s.host, s.quorum_port),
-                    })
-                    .collect();
+                let members = crate::member::peer_members(&servers, me);
                 if let Some(r) = &self.replica {
                     r.net.set_members(members);
                 }
