@@ -32,6 +32,12 @@ pub struct Pki {
     pub server_p12: PathBuf,
     /// The CA certificate as a PKCS#12 trust store, password [`P12_PASSWORD`].
     pub ca_p12: PathBuf,
+    /// An ensemble member's key and certificate (server and client use, localhost and
+    /// 127.0.0.1), for TLS between peers.
+    pub peer: PathBuf,
+    /// The same from a CA the ensemble does not trust, with that CA as its trust store.
+    pub other_peer: PathBuf,
+    pub other_ca: PathBuf,
 }
 
 impl Pki {
@@ -93,6 +99,15 @@ fn leaf_der(
     purpose: ExtendedKeyUsagePurpose,
     issuer: &(rcgen::Certificate, KeyPair),
 ) -> (rcgen::Certificate, KeyPair) {
+    leaf_with(cn, org, vec![purpose], issuer)
+}
+
+fn leaf_with(
+    cn: &str,
+    org: &str,
+    purposes: Vec<ExtendedKeyUsagePurpose>,
+    issuer: &(rcgen::Certificate, KeyPair),
+) -> (rcgen::Certificate, KeyPair) {
     let key = KeyPair::generate().expect("a key");
     let mut p = CertificateParams::new(vec!["localhost".to_string()]).expect("params");
     p.subject_alt_names
@@ -101,7 +116,7 @@ fn leaf_der(
     dn.push(DnType::OrganizationName, org);
     dn.push(DnType::CommonName, cn);
     p.distinguished_name = dn;
-    p.extended_key_usages = vec![purpose];
+    p.extended_key_usages = purposes;
     p.key_usages = vec![
         KeyUsagePurpose::DigitalSignature,
         KeyUsagePurpose::KeyEncipherment,
@@ -173,7 +188,24 @@ pub fn generate(dir: &Path) -> Pki {
         ExtendedKeyUsagePurpose::ClientAuth,
         &other,
     );
+    let both = || {
+        vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ]
+    };
+    let (peer, peer_kp) = leaf_with("zkd-peer", "zk-tests", both(), &root);
+    let (other_peer, other_peer_kp) = leaf_with("zkd-peer", "elsewhere", both(), &other);
     Pki {
+        peer: write(
+            "peer.pem",
+            &format!("{}{}", peer_kp.serialize_pem(), peer.pem()),
+        ),
+        other_peer: write(
+            "other-peer.pem",
+            &format!("{}{}", other_peer_kp.serialize_pem(), other_peer.pem()),
+        ),
+        other_ca: write("other-ca.pem", &other.0.pem()),
         ca: write("ca.pem", &root.0.pem()),
         server: write("server.pem", &format!("{server_key}{server_cert}")),
         client_cert: write("client.crt.pem", &client_cert),

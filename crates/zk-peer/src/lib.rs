@@ -75,6 +75,93 @@ pub struct NetConfig {
     /// Accept links from servers outside `members` (a server about to be added by a
     /// reconfiguration connects first, as a learner).
     pub accept_unknown: bool,
+    /// TLS on every link, both sides presenting certificates; `None`: plain TCP.
+    pub tls: Option<PeerTls>,
+}
+
+/// TLS between members: the acceptor requires a client certificate from the trust store;
+/// the dialler verifies the acceptor's certificate for the host of its `server.N` line.
+#[derive(Clone)]
+pub struct PeerTls {
+    pub server: Arc<rustls::ServerConfig>,
+    pub client: Arc<rustls::ClientConfig>,
+}
+
+impl std::fmt::Debug for PeerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PeerTls")
+    }
+}
+
+/// An accepted TLS link, as tonic's server takes its connections.
+struct TlsIo(tokio_rustls::server::TlsStream<tokio::net::TcpStream>);
+
+impl tonic::transport::server::Connected for TlsIo {
+    type ConnectInfo = ();
+    fn connect_info(&self) -> Self::ConnectInfo {}
+}
+
+impl tokio::io::AsyncRead for TlsIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for TlsIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+/// TLS handshakes on accepted connections; the finished ones go to tonic.
+fn tls_incoming(
+    listener: TcpListener,
+    config: Arc<rustls::ServerConfig>,
+) -> tokio_stream::wrappers::ReceiverStream<Result<TlsIo, std::io::Error>> {
+    let (tx, rx) = mpsc::channel(16);
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, peer)) = listener.accept().await else {
+                continue;
+            };
+            let _ = tcp.set_nodelay(true);
+            if tx.is_closed() {
+                return;
+            }
+            let (acceptor, tx) = (acceptor.clone(), tx.clone());
+            tokio::spawn(async move {
+                match tokio::time::timeout(Duration::from_secs(5), acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => {
+                        let _ = tx.send(Ok(TlsIo(s))).await;
+                    }
+                    Ok(Err(e)) => tracing::warn!(%peer, error = %e, "quorum TLS handshake failed"),
+                    Err(_) => tracing::warn!(%peer, "quorum TLS handshake timed out"),
+                }
+            });
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
 /// Quorum authentication from ZooKeeper's JAAS sections: this server dials as `user` with
@@ -164,6 +251,7 @@ struct Links {
 #[derive(Clone)]
 pub struct Network {
     me: ServerId,
+    tls: Option<PeerTls>,
     links: Arc<Mutex<Links>>,
     events: mpsc::UnboundedSender<Event>,
     /// The other members now (a reconfiguration changes them) and those being dialled.
@@ -189,6 +277,7 @@ impl Network {
     ) -> Network {
         let net = Network {
             me: config.me,
+            tls: config.tls.clone(),
             links: Arc::default(),
             events,
             members: Arc::new(Mutex::new(config.members.clone())),
@@ -205,14 +294,24 @@ impl Network {
             accept_unknown: config.accept_unknown,
             auth: config.auth.clone(),
         };
+        let tls = config.tls.clone();
         tokio::spawn(async move {
-            let incoming = TcpListenerStream::new(listener);
-            let result = tonic::transport::Server::builder()
+            let server = tonic::transport::Server::builder()
                 .http2_keepalive_interval(Some(Duration::from_secs(1)))
                 .http2_keepalive_timeout(Some(Duration::from_secs(3)))
-                .add_service(QuorumServer::new(service))
-                .serve_with_incoming(incoming)
-                .await;
+                .add_service(QuorumServer::new(service));
+            let result = match tls {
+                Some(t) => {
+                    server
+                        .serve_with_incoming(tls_incoming(listener, t.server))
+                        .await
+                }
+                None => {
+                    server
+                        .serve_with_incoming(TcpListenerStream::new(listener))
+                        .await
+                }
+            };
             if let Err(e) = result {
                 tracing::error!(error = %e, "quorum port stopped");
             }
@@ -356,7 +455,33 @@ impl Network {
             .http2_keep_alive_interval(Duration::from_secs(1))
             .keep_alive_timeout(Duration::from_secs(3))
             .tcp_nodelay(true);
-        let channel = endpoint.connect().await?;
+        let channel = match &self.tls {
+            None => endpoint.connect().await?,
+            Some(t) => {
+                // TCP, then TLS verified for the host of the member's server.N line.
+                let connector = tokio_rustls::TlsConnector::from(t.client.clone());
+                let addr = member.addr.clone();
+                let host = addr
+                    .rsplit_once(':')
+                    .map_or(addr.as_str(), |(h, _)| h)
+                    .trim_matches(|c| c == '[' || c == ']')
+                    .to_owned();
+                endpoint
+                    .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+                        let (connector, addr, host) =
+                            (connector.clone(), addr.clone(), host.clone());
+                        async move {
+                            let tcp = tokio::net::TcpStream::connect(&addr).await?;
+                            tcp.set_nodelay(true)?;
+                            let name = rustls::pki_types::ServerName::try_from(host)
+                                .map_err(std::io::Error::other)?;
+                            let tls = connector.connect(name, tcp).await?;
+                            Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls))
+                        }
+                    }))
+                    .await?
+            }
+        };
         let mut client = QuorumClient::new(channel).max_decoding_message_size(usize::MAX);
         let (tx, rx) = mpsc::unbounded_channel::<pb::Frame>();
         let my_nonce = nonce();

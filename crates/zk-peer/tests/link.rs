@@ -46,6 +46,7 @@ async fn a_link_is_fifo_both_ways_and_strangers_are_refused() {
         ensemble: "test".into(),
         auth: None,
         accept_unknown: false,
+        tls: None,
     };
     let n1 = Network::start(cfg(1), l1, tx1);
     let n2 = Network::start(cfg(2), l2, tx2);
@@ -85,6 +86,7 @@ async fn a_link_is_fifo_both_ways_and_strangers_are_refused() {
             ensemble: "another".into(),
             auth: None,
             accept_unknown: false,
+            tls: None,
         },
         l3,
         tx3,
@@ -118,6 +120,7 @@ async fn link_comes_up(me: u64, credentials: Option<QuorumAuth>) -> bool {
             ensemble: "e".into(),
             auth: auth("zk", "secret"),
             accept_unknown: false,
+            tls: None,
         },
         l1,
         tx1,
@@ -129,6 +132,7 @@ async fn link_comes_up(me: u64, credentials: Option<QuorumAuth>) -> bool {
             ensemble: "e".into(),
             auth: credentials,
             accept_unknown: false,
+            tls: None,
         },
         l2,
         tx2,

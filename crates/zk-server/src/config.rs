@@ -107,6 +107,9 @@ pub struct Config {
     pub groups: Vec<Vec<u64>>,
     /// `weight.N=w` lines (default 1; 0: never counts, never leads).
     pub weights: BTreeMap<u64, u64>,
+    /// `sslQuorum=true` with the `ssl.quorum.*` stores: TLS between members, both sides
+    /// presenting certificates.
+    pub quorum_tls: Option<crate::tls::TlsSettings>,
 }
 
 /// One `server.N=host:quorumPort:electionPort[:participant|:observer][;[addr:]clientPort]`
@@ -274,6 +277,7 @@ impl Default for Config {
             reconfig_enabled: false,
             groups: Vec::new(),
             weights: BTreeMap::new(),
+            quorum_tls: None,
         }
     }
 }
@@ -448,6 +452,8 @@ impl Config {
         // which only names the file, is above them all).
         let mut secure_port: Option<u16> = None;
         let mut secure_addr: Option<std::net::IpAddr> = None;
+        let mut ssl_quorum = false;
+        let mut quorum_scratch = Config::default();
         for (k, v) in system {
             match k.as_str() {
                 "zookeeper.extendedTypesEnabled" => c.extended_types_enabled = boolean(k, v)?,
@@ -539,6 +545,15 @@ impl Config {
                 | "quorum.auth.learner.saslLoginContext"
                 | "quorum.auth.server.saslLoginContext" => {}
                 "syncLimit" => c.sync_limit = number(k, v)?,
+                "sslQuorum" => ssl_quorum = boolean(k, v)?,
+                other if other.starts_with("ssl.quorum.") => {
+                    // The same keys as the client port's, under ssl.quorum.
+                    let key = format!("ssl.{}", &other["ssl.quorum.".len()..]);
+                    let (mut p, mut a) = (None, None);
+                    if !apply_tls_key(&mut quorum_scratch, &mut p, &mut a, &key, v)? {
+                        c.ignored_keys.push(other.to_owned());
+                    }
+                }
                 other if other.starts_with("group.") => {
                     let ids: Result<Vec<u64>, _> =
                         v.split(':').map(|id| id.trim().parse::<u64>()).collect();
@@ -576,6 +591,9 @@ impl Config {
             port,
         );
         c.servers.sort_by_key(|s| s.id);
+        if ssl_quorum {
+            c.quorum_tls = Some(quorum_scratch.tls);
+        }
         let mut grouped = std::collections::BTreeSet::new();
         for g in &c.groups {
             for id in g {
@@ -762,6 +780,31 @@ mod tests {
         .unwrap_err();
         assert!(e.to_string().contains("JAAS"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn ssl_quorum_keys_configure_tls_between_members() {
+        let text = "sslQuorum=true\nssl.quorum.keyStore.location=/k.pem\nssl.quorum.trustStore.location=/ca.pem\nssl.quorum.hostnameVerification=false\n";
+        let c = Config::from_properties(&parse_properties(text), &BTreeMap::new()).unwrap();
+        let t = c.quorum_tls.unwrap();
+        assert_eq!(
+            t.key_store.unwrap().location,
+            std::path::PathBuf::from("/k.pem")
+        );
+        assert_eq!(
+            t.trust_store.unwrap().location,
+            std::path::PathBuf::from("/ca.pem")
+        );
+        assert!(
+            c.tls.key_store.is_none(),
+            "the client port's settings are apart"
+        );
+        let c = Config::from_properties(
+            &parse_properties("ssl.quorum.keyStore.location=/k.pem\n"),
+            &BTreeMap::new(),
+        )
+        .unwrap();
+        assert!(c.quorum_tls.is_none(), "only with sslQuorum=true");
     }
 
     #[test]

@@ -142,6 +142,14 @@ pub(crate) async fn join(
         tracing::info!("quorum links are authenticated (quorum.auth.enableSasl)");
     }
     let members = peer_members(&config.servers, me);
+    let tls = match &config.quorum_tls {
+        Some(settings) => {
+            let (server, client) = crate::tls::peer_configs(settings)?;
+            tracing::info!("quorum links use TLS (sslQuorum)");
+            Some(zk_peer::PeerTls { server, client })
+        }
+        None => None,
+    };
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
     let net = zk_peer::Network::start(
         zk_peer::NetConfig {
@@ -150,6 +158,7 @@ pub(crate) async fn join(
             ensemble: ensemble_digest(config),
             auth: config.quorum_auth.clone(),
             accept_unknown: config.reconfig_enabled,
+            tls,
         },
         listener,
         events_tx,

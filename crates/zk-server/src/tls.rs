@@ -12,7 +12,9 @@ use std::time::{Duration, SystemTime};
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig, SupportedCipherSuite, SupportedProtocolVersion};
+use rustls::{
+    ClientConfig, RootCertStore, ServerConfig, SupportedCipherSuite, SupportedProtocolVersion,
+};
 
 /// The format of a key or trust store file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -363,6 +365,48 @@ pub fn server_config(s: &TlsSettings) -> Result<Arc<ServerConfig>, TlsError> {
         .with_single_cert(keys.certs, key)
         .map_err(|e| err("ssl.keyStore.location", format!("key and certificate: {e}")))?;
     Ok(Arc::new(config))
+}
+
+/// TLS between ensemble members (`sslQuorum`, `ssl.quorum.*`): each side presents its key
+/// store's certificate and requires the other's, signed by the trust store; the dialler
+/// checks the certificate against the host of the member's `server.N` line.
+pub fn peer_configs(s: &TlsSettings) -> Result<(Arc<ServerConfig>, Arc<ClientConfig>), TlsError> {
+    let server = server_config(&TlsSettings {
+        client_auth: ClientAuth::Need,
+        ..s.clone()
+    })?;
+    let (Some(ks), Some(ts)) = (&s.key_store, &s.trust_store) else {
+        return Err(err(
+            "ssl.quorum.keyStore.location",
+            "sslQuorum needs ssl.quorum.keyStore.location and ssl.quorum.trustStore.location",
+        ));
+    };
+    let keys = load_store(ks, "ssl.quorum.keyStore")?;
+    let Some(key) = keys.key else {
+        return Err(err(
+            "ssl.quorum.keyStore.location",
+            format!("{} holds no private key", ks.location.display()),
+        ));
+    };
+    let mut roots = RootCertStore::empty();
+    for c in load_store(ts, "ssl.quorum.trustStore")?.certs {
+        roots
+            .add(c)
+            .map_err(|e| err("ssl.quorum.trustStore.location", e.to_string()))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let client = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&versions(s)?)
+        .map_err(|e| err("ssl.quorum.enabledProtocols", e.to_string()))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(keys.certs, key)
+        .map_err(|e| {
+            err(
+                "ssl.quorum.keyStore.location",
+                format!("key and certificate: {e}"),
+            )
+        })?;
+    Ok((server, Arc::new(client)))
 }
 
 /// The acceptor in use, swapped when the store files change.
