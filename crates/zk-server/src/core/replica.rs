@@ -525,6 +525,12 @@ impl Core {
         let Some(rep) = self.replica.as_ref() else {
             return err(ErrorCode::ReconfigDisabled);
         };
+        if !self.config.groups.is_empty() {
+            // The new configuration would be a plain majority: refuse rather than drop
+            // the groups silently.
+            tracing::warn!("reconfig of a hierarchical (group.N) ensemble is not supported yet");
+            return err(ErrorCode::BadArguments);
+        }
         if rep.peer.reconfig_in_flight() {
             return err(ErrorCode::ReconfigInProgress);
         }
