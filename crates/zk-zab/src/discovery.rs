@@ -399,8 +399,10 @@ impl FollowerHandshake {
             new_epoch: 0,
             phase: FollowerPhase::WaitingLeaderInfo,
             deadline: now + init_limit_ms,
-            next_resend: now + (init_limit_ms / 10).max(1),
-            resend_every: (init_limit_ms / 10).max(1),
+            // Often: a leader that decided a moment after us dropped the first one, and
+            // every round trip lost here is time without a leader.
+            next_resend: now + (init_limit_ms / 10).clamp(1, 100),
+            resend_every: (init_limit_ms / 10).clamp(1, 100),
         }
     }
 
