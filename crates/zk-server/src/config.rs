@@ -127,6 +127,13 @@ pub struct ServerSpec {
     pub client_host: Option<String>,
 }
 
+/// `/zookeeper/config` text: the server lines and `version=<hex>`.
+pub fn config_text(servers: &[ServerSpec], version: i64) -> String {
+    let mut s: String = servers.iter().map(|sv| sv.config_line() + "\n").collect();
+    s.push_str(&format!("version={version:x}"));
+    s
+}
+
 /// Reads `/zookeeper/config` text (`server.N=...` lines and `version=<hex>`): the servers
 /// and the version.
 pub fn parse_config_text(text: &str) -> Result<(Vec<ServerSpec>, i64), ConfigError> {
@@ -913,14 +920,8 @@ struct TomlConfig {
 impl Config {
     /// `/zookeeper/config` of an ensemble: its server lines and the configuration version
     /// (0 until a reconfiguration).
-    pub fn ensemble_config_text(&self) -> String {
-        let mut s: String = self
-            .servers
-            .iter()
-            .map(|sv| sv.config_line() + "\n")
-            .collect();
-        s.push_str("version=0");
-        s
+    pub fn ensemble_config_text(&self, version: i64) -> String {
+        config_text(&self.servers, version)
     }
 
     /// Who decides: a majority of the participants, or hierarchical groups and weights

@@ -188,8 +188,7 @@ impl std::fmt::Debug for Core {
     }
 }
 
-/// The node that holds the ensemble's configuration.
-pub(crate) const CONFIG_NODE: &str = "/zookeeper/config";
+pub(crate) use zk_tree::tree::CONFIG_NODE;
 
 /// Wall-clock milliseconds, for txn times and session ids.
 pub fn wall_ms() -> i64 {
@@ -630,17 +629,32 @@ impl Core {
             self.send(conn, Out::Close);
             return;
         };
-        let time = wall_ms();
-        let prepared = match &request {
-            Request::Reconfig(r) => self.prep_reconfig(session, header.xid, &auth, r, zxid, time),
+        let prepared = self.prep_write(session, header.xid, &auth, &request, zxid, wall_ms());
+        let purpose = self.write_purpose(conn, session, header.xid, &request);
+        self.log(zxid, session, prepared, purpose);
+    }
+
+    /// Turns a client's write into its txn at `zxid` (standalone, or the leader for any
+    /// member's client).
+    fn prep_write(
+        &mut self,
+        session: i64,
+        cxid: i32,
+        auth: &[Id],
+        request: &Request,
+        zxid: i64,
+        time: i64,
+    ) -> Prepared {
+        match request {
+            Request::Reconfig(r) => self.prep_reconfig(session, cxid, auth, r, zxid, time),
             Request::DeleteContainer(_) => {
                 // Only the server's own container manager deletes containers.
-                error_txn(session, header.xid, zxid, time, ErrorCode::BadArguments)
+                error_txn(session, cxid, zxid, time, ErrorCode::BadArguments)
             }
             _ => {
                 let ctx = PrepContext {
                     session,
-                    auth: &auth,
+                    auth,
                     enforce_quota: self.config.enforce_quota,
                     local_session: false,
                 };
@@ -648,15 +662,13 @@ impl Core {
                     &self.tree,
                     &mut self.pending,
                     &ctx,
-                    header.xid,
-                    &request,
+                    cxid,
+                    request,
                     zxid,
                     time,
                 )
             }
-        };
-        let purpose = self.write_purpose(conn, session, header.xid, &request);
-        self.log(zxid, session, prepared, purpose);
+        }
     }
 
     /// What to do when a client's write commits, and its place in the session's order (its

@@ -182,10 +182,8 @@ pub(crate) async fn join(
         config_version,
     };
     // Every member shows the ensemble in /zookeeper/config, as ZooKeeper does.
-    let text = match std::fs::read_to_string(dynamic_file(config)) {
-        Ok(t) if config_version > 0 => t,
-        _ => config.ensemble_config_text(),
-    };
+    // (After a reconfiguration, `config` already holds the saved servers.)
+    let text = config.ensemble_config_text(config_version);
     core.tree
         .set_config(text.as_bytes(), crate::core::wall_ms());
     let mut out = Vec::new();

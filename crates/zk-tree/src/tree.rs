@@ -131,7 +131,8 @@ impl Default for DataTree {
 
 /// The system nodes every tree starts with.
 const ZOOKEEPER: &str = "/zookeeper";
-const CONFIG: &str = "/zookeeper/config";
+/// The node that holds an ensemble's configuration (`reconfig` writes it).
+pub const CONFIG_NODE: &str = "/zookeeper/config";
 
 impl DataTree {
     /// A fresh tree: `/`, `/zookeeper`, `/zookeeper/quota` and `/zookeeper/config` (read-only
@@ -161,12 +162,12 @@ impl DataTree {
     /// Adds whichever system nodes are missing, linked without touching parents' cversion
     /// (a fresh ZooKeeper shows `/` with cversion -1 and one child).
     fn ensure_system_nodes(&mut self) {
-        for p in ["/", ZOOKEEPER, quota::QUOTA_ROOT, CONFIG] {
+        for p in ["/", ZOOKEEPER, quota::QUOTA_ROOT, CONFIG_NODE] {
             if self.nodes.exists(p) {
                 continue;
             }
             let mut node = Node::new(p, Some(b""), OPEN_ACL_REF, StatPersisted::default());
-            if p == CONFIG {
+            if p == CONFIG_NODE {
                 node.acl = self.acls.intern(&zk_proto::well_known::read_acl_unsafe());
                 node.stat.aversion = -1;
             }
@@ -187,7 +188,7 @@ impl DataTree {
     /// configuration at startup (not a txn: every member computes the same text). Data
     /// version stays -1 like ZooKeeper's; `/zookeeper` is outside the digest.
     pub fn set_config(&mut self, data: &[u8], mtime: i64) {
-        if let Some(id) = self.nodes.find(CONFIG) {
+        if let Some(id) = self.nodes.find(CONFIG_NODE) {
             if let Some(node) = self.nodes.get_mut(id) {
                 node.set_data(Some(data));
                 node.stat.mtime = mtime;

@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use zk_proto::{ErrorCode, Id, Request, TxnEntry};
-use zk_tree::prep::{prep_create_session, prep_request, PrepContext};
+use zk_tree::prep::prep_create_session;
 use zk_zab::peer::{Input, Msg, Output, Peer, Role, Write};
 
 use super::{error_txn, wall_ms, ConnId, Core, CoreMsg, Inflight, Out, Purpose};
@@ -591,8 +591,7 @@ impl Core {
         if !quorum.contains_quorum(&synced) {
             return err(ErrorCode::NewConfigNoQuorum);
         }
-        let mut text: String = servers.iter().map(|s| s.config_line() + "\n").collect();
-        text.push_str(&format!("version={zxid:x}"));
+        let text = crate::config::config_text(&servers, zxid);
         self.pending_reconfig = Some(quorum);
         super::Prepared {
             header: zk_proto::TxnHeader {
@@ -725,35 +724,10 @@ impl Core {
                 {
                     error_txn(session, cxid, zxid, time, ErrorCode::SessionExpired)
                 } else {
-                    match &request {
-                        Request::Reconfig(r) => {
-                            let r = r.clone();
-                            self.prep_reconfig(session, cxid, &auth, &r, zxid, time)
-                        }
-                        Request::DeleteContainer(_) => {
-                            error_txn(session, cxid, zxid, time, ErrorCode::BadArguments)
-                        }
-                        _ => {
-                            if matches!(request, Request::CloseSession) {
-                                self.sessions.set_closing(session);
-                            }
-                            let ctx = PrepContext {
-                                session,
-                                auth: &auth,
-                                enforce_quota: self.config.enforce_quota,
-                                local_session: false,
-                            };
-                            prep_request(
-                                &self.tree,
-                                &mut self.pending,
-                                &ctx,
-                                cxid,
-                                &request,
-                                zxid,
-                                time,
-                            )
-                        }
+                    if matches!(request, Request::CloseSession) {
+                        self.sessions.set_closing(session);
                     }
+                    self.prep_write(session, cxid, &auth, &request, zxid, time)
                 }
             }
         };
@@ -773,10 +747,7 @@ impl Core {
             // Back with a quorum: the read-only clients reconnect and get read-write
             // sessions; their local sessions end here.
             tracing::info!("leaving read-only mode");
-            let conns: Vec<ConnId> = self.conns.keys().copied().collect();
-            for conn in conns {
-                self.send(conn, Out::Close);
-            }
+            self.close_all_connections();
             for id in std::mem::take(&mut self.read_only_sessions) {
                 self.sessions.remove(id);
                 self.by_session.remove(&id);
@@ -800,13 +771,17 @@ impl Core {
         }
     }
 
-    /// Not serving any more: every client connection is closed (they reconnect elsewhere)
-    /// and what they waited for is forgotten.
-    fn stop_serving(&mut self) {
+    fn close_all_connections(&mut self) {
         let conns: Vec<ConnId> = self.conns.keys().copied().collect();
         for conn in conns {
             self.send(conn, Out::Close);
         }
+    }
+
+    /// Not serving any more: every client connection is closed (they reconnect elsewhere)
+    /// and what they waited for is forgotten.
+    fn stop_serving(&mut self) {
+        self.close_all_connections();
         self.inflight.clear();
         self.queues.clear();
         self.pending = Default::default();
