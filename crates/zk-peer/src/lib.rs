@@ -10,7 +10,6 @@
 //! I/O lives here and only here: zk-zab stays pure.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -362,12 +361,6 @@ impl Network {
         }
     }
 
-    /// Whether a link to `peer` is up.
-    pub fn connected(&self, peer: ServerId) -> bool {
-        let links = self.links.lock().unwrap_or_else(|e| e.into_inner());
-        links.by_peer.contains_key(&peer)
-    }
-
     /// Registers a new link to `peer`, replacing (and reporting down) an older one.
     fn register(&self, peer: ServerId, tx: mpsc::UnboundedSender<pb::Frame>) -> u64 {
         let mut links = self.links.lock().unwrap_or_else(|e| e.into_inner());
@@ -636,15 +629,6 @@ impl QuorumService for Service {
         let out = UnboundedReceiverStream::new(rx).map(Ok::<_, Status>);
         Ok(Response::new(Box::pin(out)))
     }
-}
-
-/// The address a member's quorum port listens on, for a listener.
-pub fn listen_addr(host: &str, port: u16) -> Result<SocketAddr, std::io::Error> {
-    use std::net::ToSocketAddrs;
-    (host, port)
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| std::io::Error::other(format!("{host} resolves to nothing")))
 }
 
 fn state_to_pb(s: PeerState) -> i32 {

@@ -530,11 +530,6 @@ impl Peer {
         }
     }
 
-    /// The voters and members now (the last committed configuration).
-    pub fn quorum(&self) -> &Quorum {
-        &self.cfg.quorum
-    }
-
     /// The configuration in force (the last committed one).
     pub fn membership(&self) -> Membership {
         Membership {
