@@ -1085,10 +1085,11 @@ impl Peer {
 
     /// Hands every logged txn up to `upto` to the tree.
     fn commit_through(&mut self, upto: Zxid, out: &mut Vec<Output>) {
-        for p in &self.log {
-            if p.zxid > self.committed && p.zxid <= upto {
-                out.push(Output::Commit(p.clone()));
-            }
+        // The log is in zxid order: find the first uncommitted entry rather than scanning
+        // the whole log at every commit.
+        let from = self.log.partition_point(|p| p.zxid <= self.committed);
+        for p in self.log[from..].iter().take_while(|p| p.zxid <= upto) {
+            out.push(Output::Commit(p.clone()));
         }
         self.committed = self.committed.max(upto);
     }

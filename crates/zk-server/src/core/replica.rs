@@ -673,24 +673,25 @@ impl Core {
 
     /// A txn the quorum committed: apply it and answer its client if it is ours.
     fn commit(&mut self, zxid: i64, data: Vec<u8>) {
-        let entry = match TxnEntry::decode(Bytes::from(data)) {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::error!(zxid = format_args!("{zxid:#x}"), error = %e, "committed txn does not decode");
-                return;
+        // The leader prepared its own proposals: no need to decode them again.
+        let (header, body, purpose) = match self.inflight.remove(&zxid) {
+            Some(i) => (i.prepared.header, i.prepared.body, Some(i.purpose)),
+            None => {
+                let entry = match TxnEntry::decode(Bytes::from(data)) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        tracing::error!(zxid = format_args!("{zxid:#x}"), error = %e, "committed txn does not decode");
+                        return;
+                    }
+                };
+                let key = (entry.header.client_id, entry.header.cxid);
+                let purpose = self.replica.as_mut().and_then(|r| r.awaiting.remove(&key));
+                (entry.header, entry.body, purpose)
             }
         };
-        let session = entry.header.client_id;
-        let purpose = match self.inflight.remove(&zxid) {
-            Some(i) => Some(i.purpose),
-            None => self
-                .replica
-                .as_mut()
-                .and_then(|r| r.awaiting.remove(&(session, entry.header.cxid))),
-        };
         let purpose = purpose.filter(|p| !matches!(p, Purpose::Remote));
-        self.apply_committed(session, &entry.header, &entry.body, purpose);
-        if let zk_proto::TxnBody::Reconfig(_) = &entry.body {
+        self.apply_committed(header.client_id, &header, &body, purpose);
+        if let zk_proto::TxnBody::Reconfig(_) = &body {
             self.reconfigured();
         }
     }
