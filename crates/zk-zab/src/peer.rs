@@ -816,9 +816,7 @@ impl Peer {
             }
             State::Leading(l) => {
                 if l.broadcast.is_none() {
-                    let mut d_out = Vec::new();
-                    l.handshake.step(discovery::Input::Tick { now }, &mut d_out);
-                    self.handshake_outputs(d_out, out);
+                    self.handshake_input(discovery::Input::Tick { now }, out);
                     return;
                 }
                 if now >= l.next_ping {
@@ -847,9 +845,7 @@ impl Peer {
             }
             State::Following(f) => {
                 if f.broadcast.is_none() {
-                    let mut d_out = Vec::new();
-                    f.handshake.step(discovery::Input::Tick { now }, &mut d_out);
-                    self.handshake_outputs(d_out, out);
+                    self.handshake_input(discovery::Input::Tick { now }, out);
                     return;
                 }
                 if now.saturating_sub(f.last_heard) > sync_limit {
@@ -899,48 +895,44 @@ impl Peer {
             if generation != self.generation {
                 continue;
             }
-            match (&mut self.state, what) {
-                (State::Leading(l), Pending::AcceptedEpoch(_)) => {
-                    let mut d_out = Vec::new();
-                    l.handshake
-                        .step(discovery::Input::AcceptedEpochPersisted, &mut d_out);
-                    self.handshake_outputs(d_out, out);
+            match what {
+                Pending::AcceptedEpoch(_) => {
+                    self.handshake_input(discovery::Input::AcceptedEpochPersisted, out)
                 }
-                (State::Following(f), Pending::AcceptedEpoch(_)) => {
-                    let mut d_out = Vec::new();
-                    f.handshake
-                        .step(discovery::Input::AcceptedEpochPersisted, &mut d_out);
-                    self.handshake_outputs(d_out, out);
+                Pending::CurrentEpoch(_) => {
+                    self.handshake_input(discovery::Input::CurrentEpochPersisted, out)
                 }
-                (State::Leading(l), Pending::CurrentEpoch(_)) => {
-                    let mut d_out = Vec::new();
-                    l.handshake
-                        .step(discovery::Input::CurrentEpochPersisted, &mut d_out);
-                    self.handshake_outputs(d_out, out);
-                }
-                (State::Following(f), Pending::CurrentEpoch(_)) => {
-                    let mut d_out = Vec::new();
-                    f.handshake
-                        .step(discovery::Input::CurrentEpochPersisted, &mut d_out);
-                    self.handshake_outputs(d_out, out);
-                }
-                (State::Leading(l), Pending::Append(zxid)) => {
-                    if let Some(b) = &mut l.broadcast {
-                        let mut b_out = Vec::new();
-                        b.persisted(zxid, &mut b_out);
-                        self.broadcast_outputs(b_out, out);
+                Pending::Append(zxid) => {
+                    let mut b_out = Vec::new();
+                    match &mut self.state {
+                        State::Leading(l) => {
+                            if let Some(b) = &mut l.broadcast {
+                                b.persisted(zxid, &mut b_out);
+                            }
+                        }
+                        State::Following(f) => {
+                            if let Some(b) = &mut f.broadcast {
+                                b.persisted(zxid, &mut b_out);
+                            }
+                        }
+                        State::Looking => {}
                     }
+                    self.broadcast_outputs(b_out, out);
                 }
-                (State::Following(f), Pending::Append(zxid)) => {
-                    if let Some(b) = &mut f.broadcast {
-                        let mut b_out = Vec::new();
-                        b.persisted(zxid, &mut b_out);
-                        self.broadcast_outputs(b_out, out);
-                    }
-                }
-                _ => {}
+                Pending::Other => {}
             }
         }
+    }
+
+    /// Feeds the handshake of whichever role this server is in.
+    fn handshake_input(&mut self, input: discovery::Input, out: &mut Vec<Output>) {
+        let mut d_out = Vec::new();
+        match &mut self.state {
+            State::Leading(l) => l.handshake.step(input, &mut d_out),
+            State::Following(f) => f.handshake.step(input, &mut d_out),
+            State::Looking => return,
+        }
+        self.handshake_outputs(d_out, out);
     }
 
     fn message(&mut self, from: ServerId, msg: Msg, out: &mut Vec<Output>) {
