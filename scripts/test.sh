@@ -13,3 +13,7 @@ cargo run --release --locked -q -p zk-sim -- \
   --regressions crates/zk-sim/regressions.txt \
   --start "${ZK_SIM_START:-1}" --seeds "${ZK_SIM_SEEDS:-100000000}" \
   --time-box "${ZK_SIM_SECONDS:-90}" --min-seeds 1000
+
+# Deploy: image, three-node compose ensemble on the Docker engine (stop the leader,
+# partition, heal, down -v), Kubernetes manifests and systemd unit (deploy/test/).
+bash deploy/test/run.sh

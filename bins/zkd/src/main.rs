@@ -20,6 +20,10 @@ struct Cli {
     /// Log as JSON lines instead of human-readable text.
     #[arg(long)]
     log_json: bool,
+    /// Take this member's id from the host name's StatefulSet ordinal plus OFFSET (default
+    /// 1: pod `zk-0` is server.1), so one configuration serves every pod.
+    #[arg(long, value_name = "OFFSET", num_args = 0..=1, default_missing_value = "1")]
+    myid_from_ordinal: Option<u64>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -57,13 +61,93 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         count: usize,
     },
+    /// Asks the local AdminServer whether this server is ready (`/readyz`: serving, in a
+    /// quorum) or alive (`/healthz`); exits 0 if so. For container health checks, where
+    /// there is no curl.
+    Probe {
+        #[arg(value_enum, default_value_t = ProbeKind::Ready)]
+        kind: ProbeKind,
+        /// The AdminServer's address; by default the configuration's, on loopback.
+        #[arg(long, value_name = "HOST:PORT")]
+        admin: Option<String>,
+        #[arg(long, default_value_t = 3000)]
+        timeout_ms: u64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ProbeKind {
+    Ready,
+    Live,
+}
+
+/// Runs `zkd probe`: one HTTP GET to the AdminServer; 0 when it answers 200.
+fn probe(
+    kind: ProbeKind,
+    admin: Option<&str>,
+    timeout_ms: u64,
+    config: Option<&PathBuf>,
+) -> ExitCode {
+    use std::io::{Read, Write};
+    use std::net::ToSocketAddrs;
+    let target = match admin {
+        Some(a) => a.to_owned(),
+        None => match load(config) {
+            Ok(c) => {
+                let mut addr = c.admin_addr;
+                if addr.ip().is_unspecified() {
+                    addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                addr.to_string()
+            }
+            Err(e) => {
+                eprintln!("zkd: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let path = match kind {
+        ProbeKind::Ready => "/readyz",
+        ProbeKind::Live => "/healthz",
+    };
+    let timeout = std::time::Duration::from_millis(timeout_ms.max(1));
+    let attempt = || -> std::io::Result<String> {
+        let addr = target
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| std::io::Error::other("no address"))?;
+        let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: {target}\r\n\r\n")?;
+        let mut reply = Vec::new();
+        stream.take(64 * 1024).read_to_end(&mut reply)?;
+        Ok(String::from_utf8_lossy(&reply).into_owned())
+    };
+    match attempt() {
+        Ok(reply) => {
+            let status = reply.lines().next().unwrap_or_default().to_owned();
+            let body = reply.split_once("\r\n\r\n").map_or("", |(_, b)| b).trim();
+            if status.split_whitespace().nth(1) == Some("200") {
+                println!("{body}");
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("zkd: {target}{path}: {status} {body}");
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("zkd: {target}{path}: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Runs an offline tool; the exit code says whether it found the input sound.
 fn tool(command: &Command, config: Option<&PathBuf>) -> ExitCode {
     let mut out = std::io::stdout().lock();
     let result: Result<bool, String> = match command {
-        Command::CheckConfig { .. } => unreachable!("handled before"),
+        Command::CheckConfig { .. } | Command::Probe { .. } => unreachable!("handled before"),
         Command::DumpLog { file } => zk_log::tools::dump_log(file, &mut out)
             .map(|d| matches!(d.end, zk_log::txnlog::LogEnd::Clean { .. }))
             .map_err(|e| e.to_string()),
@@ -107,8 +191,10 @@ fn tool(command: &Command, config: Option<&PathBuf>) -> ExitCode {
     }
 }
 
-/// The configuration: `--config FILE` (zoo.cfg, or TOML by extension), else the official
-/// Docker image's `ZOO_*` variables when any is set, else the embedded defaults.
+/// The configuration: `--config FILE` (zoo.cfg, or TOML by extension), else
+/// `$ZOO_CONF_DIR/zoo.cfg` (or `$ZOOCFGDIR/zoo.cfg`) when it exists, as the official
+/// Docker image and zkServer.sh find it, else the official image's `ZOO_*` variables when
+/// any is set, else the embedded defaults.
 fn load(path: Option<&PathBuf>) -> Result<Config, String> {
     // zkServer.sh passes "$SERVER_JVMFLAGS $JVMFLAGS" to the JVM: the later one wins.
     let jvm = format!(
@@ -117,9 +203,16 @@ fn load(path: Option<&PathBuf>) -> Result<Config, String> {
         std::env::var("JVMFLAGS").unwrap_or_default()
     );
     let system = Config::system_properties(&jvm);
-    match path {
+    let conf_dir_file = || {
+        ["ZOO_CONF_DIR", "ZOOCFGDIR"]
+            .iter()
+            .filter_map(std::env::var_os)
+            .map(|d| PathBuf::from(d).join("zoo.cfg"))
+            .find(|f| f.is_file())
+    };
+    match path.cloned().or_else(conf_dir_file) {
         Some(p) => {
-            let text = std::fs::read_to_string(p)
+            let text = std::fs::read_to_string(&p)
                 .map_err(|e| format!("cannot read config {}: {e}", p.display()))?;
             Config::from_file_text(&p.to_string_lossy(), &text, &system)
                 .map_err(|e| format!("{}: {e}", p.display()))
@@ -142,7 +235,11 @@ fn main() -> ExitCode {
             .with_env_filter(filter)
             .init();
     } else {
-        tracing_subscriber::fmt().with_env_filter(filter).init();
+        // Colours only on a terminal: not in `docker logs`, the journal or a log file.
+        tracing_subscriber::fmt()
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .with_env_filter(filter)
+            .init();
     }
     if let Some(Command::CheckConfig { file }) = &cli.command {
         // The TLS stores are read too: a bad store is a configuration error.
@@ -167,6 +264,14 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let Some(Command::Probe {
+        kind,
+        admin,
+        timeout_ms,
+    }) = &cli.command
+    {
+        return probe(*kind, admin.as_deref(), *timeout_ms, cli.config.as_ref());
+    }
     if let Some(command) = &cli.command {
         return tool(command, cli.config.as_ref());
     }
@@ -177,6 +282,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(offset) = cli.myid_from_ordinal {
+        let hostname = std::env::var("HOSTNAME")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+            .unwrap_or_default();
+        if let Err(e) = config.set_my_id_from_ordinal(&hostname, offset) {
+            eprintln!("zkd: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     if let Err(e) = config.load_my_id(std::env::var("ZOO_MY_ID").ok().as_deref()) {
         eprintln!("zkd: {e}");
         return ExitCode::FAILURE;

@@ -589,6 +589,9 @@ impl Config {
                         })?;
                     c.servers.push(ServerSpec::parse(id, v)?);
                 }
+                // What zkd does anyway (one server line runs standalone; the quorum port
+                // listens on every address): the official image writes these on every start.
+                "standaloneEnabled" | "quorumListenOnAllIPs" if v.trim() == "true" => {}
                 other if KNOWN_UNUSED.contains(&other) => c.ignored_keys.push(other.to_owned()),
                 other => c.ignored_keys.push(other.to_owned()),
             }
@@ -982,6 +985,41 @@ impl Config {
         }
     }
 
+    /// Sets this member's id from its host name's StatefulSet ordinal, for Kubernetes,
+    /// where every pod of a StatefulSet shares one configuration: pod `zk-2` is member
+    /// `2 + offset`. A `myid` file already in the data directory must agree, so a volume
+    /// that moved to another pod is refused instead of joining under two identities.
+    pub fn set_my_id_from_ordinal(
+        &mut self,
+        hostname: &str,
+        offset: u64,
+    ) -> Result<(), ConfigError> {
+        let id = my_id_from_ordinal(hostname, offset)?;
+        if !self.servers.iter().any(|s| s.id == u64::from(id)) {
+            return Err(ConfigError {
+                key: "myid".into(),
+                problem: format!(
+                    "{id} (from host name {hostname:?}) does not name a server.N line"
+                ),
+            });
+        }
+        let path = self.data_dir.join("myid");
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            if text.trim() != id.to_string() {
+                return Err(ConfigError {
+                    key: "myid".into(),
+                    problem: format!(
+                        "{} says {:?} but host name {hostname:?} means {id}",
+                        path.display(),
+                        text.trim()
+                    ),
+                });
+            }
+        }
+        self.server_id = id;
+        Ok(())
+    }
+
     /// Reads zkd's native TOML configuration.
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
         let t: TomlConfig = toml::from_str(text).map_err(|e| ConfigError {
@@ -1113,9 +1151,84 @@ impl Config {
     }
 }
 
+/// A member id from a StatefulSet pod's host name (`NAME-ORDINAL`, possibly followed by
+/// a domain): the ordinal plus `offset`, since ordinals start at 0 and ids at 1.
+pub fn my_id_from_ordinal(hostname: &str, offset: u64) -> Result<u8, ConfigError> {
+    let bad = |problem: String| ConfigError {
+        key: "myid".into(),
+        problem,
+    };
+    let short = hostname.trim().split('.').next().unwrap_or_default();
+    let ordinal = short
+        .rsplit_once('-')
+        .map(|(_, n)| n)
+        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        .ok_or_else(|| bad(format!("host name {hostname:?} does not end in -ORDINAL")))?;
+    let id = ordinal
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_add(offset))
+        .filter(|id| (1..=255).contains(id))
+        .ok_or_else(|| {
+            bad(format!(
+                "host name {hostname:?} with offset {offset} gives no id in 1..=255"
+            ))
+        })?;
+    u8::try_from(id).map_err(|_| bad(format!("id {id} is out of range")))
+}
+
 #[cfg(test)]
 mod more_tests {
     use super::*;
+
+    #[test]
+    fn my_id_comes_from_the_statefulset_ordinal() {
+        assert_eq!(my_id_from_ordinal("zk-0", 1).unwrap(), 1);
+        assert_eq!(my_id_from_ordinal("zk-2", 1).unwrap(), 3);
+        assert_eq!(my_id_from_ordinal("my-zk-ensemble-12", 1).unwrap(), 13);
+        assert_eq!(
+            my_id_from_ordinal("zk-4.zk-hs.default.svc.cluster.local", 1).unwrap(),
+            5
+        );
+        assert_eq!(my_id_from_ordinal("zk-3", 0).unwrap(), 3);
+        assert_eq!(my_id_from_ordinal(" zk-1\n", 1).unwrap(), 2);
+        for bad in ["zk", "zk-", "zk-a", "zk-1a", "", "-", "zk-254x"] {
+            assert!(my_id_from_ordinal(bad, 1).is_err(), "{bad:?}");
+        }
+        // Ids are 1..=255: ordinal 0 with offset 0 and ordinal 255 with offset 1 are refused.
+        assert!(my_id_from_ordinal("zk-0", 0).is_err());
+        assert!(my_id_from_ordinal("zk-255", 1).is_err());
+        assert!(my_id_from_ordinal("zk-99999999999999999999", 1).is_err());
+        assert_eq!(my_id_from_ordinal("zk-254", 1).unwrap(), 255);
+    }
+
+    #[test]
+    fn ordinal_id_must_name_a_server_and_agree_with_myid() {
+        let dir = std::env::temp_dir().join(format!("zkd-ordinal-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let text = format!(
+            "dataDir={}\nserver.1=zk-0.zk-hs:2888:3888;2181\nserver.2=zk-1.zk-hs:2888:3888;2181\nserver.3=zk-2.zk-hs:2888:3888;2181\n",
+            dir.display()
+        );
+        let base = Config::from_properties(&parse_properties(&text), &BTreeMap::new()).unwrap();
+        let mut c = base.clone();
+        c.set_my_id_from_ordinal("zk-2", 1).unwrap();
+        assert_eq!(c.server_id, 3);
+        let mut c = base.clone();
+        let e = c.set_my_id_from_ordinal("zk-3", 1).unwrap_err();
+        assert!(
+            e.to_string().contains("does not name a server.N line"),
+            "{e}"
+        );
+        std::fs::write(dir.join("myid"), "1\n").unwrap();
+        let mut c = base.clone();
+        let e = c.set_my_id_from_ordinal("zk-1", 1).unwrap_err();
+        assert!(e.to_string().contains("means 2"), "{e}");
+        let mut c = base;
+        c.set_my_id_from_ordinal("zk-0", 1).unwrap();
+        assert_eq!(c.server_id, 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn toml_config_reads_and_reports_unknown_keys() {
