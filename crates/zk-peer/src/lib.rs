@@ -26,6 +26,8 @@ use zk_zab::peer::{Membership, Msg};
 use zk_zab::quorum::Quorum;
 use zk_zab::ServerId;
 
+pub mod fuzzing;
+
 /// The generated protobuf types and gRPC service.
 #[allow(missing_debug_implementations, clippy::all)]
 pub mod pb {

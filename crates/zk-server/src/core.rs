@@ -525,9 +525,23 @@ impl Core {
         }
         self.touched(session);
         let last = self.tree.last_processed_zxid();
-        if self.sessions.touch(session, self.now_ms()).is_err() {
-            self.fail_and_close(conn, header.xid, last, ErrorCode::SessionExpired);
-            return;
+        match self.sessions.touch(session, self.now_ms()) {
+            Ok(()) => {}
+            // As ZooKeeper ("Dropping request"): a request behind the session's closeSession
+            // (or its expiry) gets no answer; the close answers and ends the connection
+            // after every earlier reply, so replies stay in request order.
+            Err(zk_session::SessionError::Closing(_)) => {
+                tracing::debug!(
+                    conn,
+                    xid = header.xid,
+                    "dropping a request of a closing session"
+                );
+                return;
+            }
+            Err(_) => {
+                self.fail_and_close(conn, header.xid, last, ErrorCode::SessionExpired);
+                return;
+            }
         }
         let request = match request {
             Ok(r) => r,

@@ -17,6 +17,7 @@ pub mod config;
 pub mod conn;
 pub mod core;
 pub mod fourlw;
+pub mod fuzzing;
 mod member;
 pub mod sasl;
 pub mod tls;
