@@ -2,6 +2,14 @@
 //! The connection owns no state of its own: every decoded message goes to the core, and
 //! whatever the core answers (replies, notifications, a close) comes back on a bounded
 //! queue that a writer task drains in order.
+//!
+//! Flow control, so a client that stops reading costs bounded memory and nobody else's
+//! service: the writer takes the core's answers off the queue at once (they then no longer
+//! count against `globalOutstandingLimit`, which is about the core's backlog) into a
+//! buffer of unwritten bytes; the reader stops taking requests while this connection has
+//! [`CONN_PENDING_MAX`] requests unanswered or [`CONN_UNWRITTEN_BYTES_MAX`] bytes
+//! unwritten; and past [`CONN_UNWRITTEN_BYTES_HARD_MAX`] (notifications are not requests,
+//! so only this bounds them) the connection is closed.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,6 +24,13 @@ use crate::core::{ConnId, CoreMsg, Out};
 
 /// Frames queued for one client before it counts as a slow consumer and is dropped.
 pub const OUT_QUEUE_MAX: usize = 8192;
+/// Requests of one connection the core has not answered yet, past which the connection
+/// stops reading (TCP pushes back on the client).
+pub const CONN_PENDING_MAX: usize = 128;
+/// Answer bytes waiting for a slow client, past which its connection stops reading.
+pub const CONN_UNWRITTEN_BYTES_MAX: usize = 8 << 20;
+/// Answer bytes waiting for a client that does not read at all, past which it is dropped.
+pub const CONN_UNWRITTEN_BYTES_HARD_MAX: usize = 64 << 20;
 
 /// Requests in flight across all connections (`globalOutstandingLimit`): past the limit,
 /// connections stop reading until replies go out, as ZooKeeper stops selecting for reads.
@@ -90,36 +105,78 @@ pub async fn serve<S>(
     let (out_tx, mut out_rx) = mpsc::channel::<Out>(OUT_QUEUE_MAX);
     // Tells the reader to stop once the writer has closed the connection.
     let (closed_tx, mut closed_rx) = watch::channel(false);
-    // Requests of this connection not answered yet (to give back to the throttle).
+    // Requests of this connection the core has not answered yet (to give back to the
+    // throttle), and answer bytes not yet written to the client.
     let pending = Arc::new(AtomicUsize::new(0));
+    let unwritten = Arc::new(AtomicUsize::new(0));
+    // The writer made room: the reader may take requests again.
+    let room = Arc::new(Notify::new());
     let (writer_pending, writer_throttle) = (pending.clone(), throttle.clone());
+    let (writer_unwritten, writer_room) = (unwritten.clone(), room.clone());
     let writer = tokio::spawn(async move {
         let mut first = true;
-        while let Some(out) = out_rx.recv().await {
-            match out {
-                Out::Frame(f) => {
-                    // Every frame after the handshake answer except a notification answers
-                    // one request.
-                    let is_reply = !first && frame_xid(&f) != Some(zk_proto::xid::NOTIFICATION);
-                    first = false;
-                    if is_reply
-                        && writer_pending
-                            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                                n.checked_sub(1)
-                            })
-                            .is_ok()
-                    {
-                        writer_throttle.done(1);
+        let mut queue: std::collections::VecDeque<bytes::Bytes> = Default::default();
+        // Bytes of the queue's first frame already written.
+        let mut offset = 0;
+        let mut closing = false;
+        loop {
+            if closing && queue.is_empty() {
+                break;
+            }
+            let front = queue.front().cloned();
+            tokio::select! {
+                biased;
+                out = out_rx.recv(), if !closing => match out {
+                    Some(Out::Frame(f)) => {
+                        // Every frame after the handshake answer except a notification
+                        // answers one request.
+                        let is_reply =
+                            !first && frame_xid(&f) != Some(zk_proto::xid::NOTIFICATION);
+                        first = false;
+                        if is_reply
+                            && writer_pending
+                                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                                    n.checked_sub(1)
+                                })
+                                .is_ok()
+                        {
+                            writer_throttle.done(1);
+                            writer_room.notify_one();
+                        }
+                        let total = writer_unwritten.fetch_add(f.len(), Ordering::Relaxed) + f.len();
+                        if total > CONN_UNWRITTEN_BYTES_HARD_MAX {
+                            tracing::warn!(
+                                conn,
+                                bytes = total,
+                                "closing connection: the client does not read its answers"
+                            );
+                            break;
+                        }
+                        queue.push_back(f);
                     }
-                    if wr.write_all(&f).await.is_err() {
-                        break;
+                    Some(Out::Close) | None => closing = true,
+                },
+                written = async {
+                    match &front {
+                        Some(f) => wr.write(&f[offset..]).await,
+                        None => std::future::pending().await,
                     }
-                    // TLS buffers records until flushed; flush once the queue is drained.
-                    if out_rx.is_empty() && wr.flush().await.is_err() {
-                        break;
+                } => match written {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        offset += n;
+                        if let Some(f) = front.filter(|f| offset >= f.len()) {
+                            queue.pop_front();
+                            offset = 0;
+                            writer_unwritten.fetch_sub(f.len(), Ordering::Relaxed);
+                            writer_room.notify_one();
+                            // TLS buffers records until flushed; flush once all is written.
+                            if queue.is_empty() && wr.flush().await.is_err() {
+                                break;
+                            }
+                        }
                     }
-                }
-                Out::Close => break,
+                },
             }
         }
         let _ = wr.shutdown().await;
@@ -178,6 +235,20 @@ pub async fn serve<S>(
                     }
                 }
                 continue;
+            }
+            // This connection's share: stop taking requests while too many are unanswered
+            // or too many answer bytes wait for the client.
+            loop {
+                let room_made = room.notified();
+                if pending.load(Ordering::Relaxed) < CONN_PENDING_MAX
+                    && unwritten.load(Ordering::Relaxed) < CONN_UNWRITTEN_BYTES_MAX
+                {
+                    break;
+                }
+                tokio::select! {
+                    _ = room_made => {}
+                    _ = closed_rx.changed() => break 'read,
+                }
             }
             let mut r = Reader::with_len_max(payload, frame_bytes_max);
             match decode_request(&mut r) {
