@@ -100,9 +100,15 @@ fn persistent_recursive_watches_never_reveal_unreadable_nodes() {
         }),
     );
     // A round trip on the watcher's connection: every event before it has arrived.
-    call_ok(&mut watcher, Request::Sync(SyncRequest { path: "/w".into() }));
+    call_ok(
+        &mut watcher,
+        Request::Sync(SyncRequest { path: "/w".into() }),
+    );
     std::thread::sleep(Duration::from_millis(100));
-    call_ok(&mut watcher, Request::Sync(SyncRequest { path: "/w".into() }));
+    call_ok(
+        &mut watcher,
+        Request::Sync(SyncRequest { path: "/w".into() }),
+    );
     let events: Vec<(String, i32)> = watcher
         .take_events()
         .into_iter()
@@ -112,7 +118,10 @@ fn persistent_recursive_watches_never_reveal_unreadable_nodes() {
         .iter()
         .filter(|(p, _)| p.starts_with("/w/secret"))
         .collect();
-    assert!(leaked.is_empty(), "events about unreadable nodes: {leaked:?}");
+    assert!(
+        leaked.is_empty(),
+        "events about unreadable nodes: {leaked:?}"
+    );
     assert_eq!(
         events,
         vec![
