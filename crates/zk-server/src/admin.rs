@@ -58,6 +58,42 @@ pub fn primary_name(name: &str) -> Option<&'static str> {
 #[derive(Clone)]
 struct AppState {
     to_core: mpsc::UnboundedSender<CoreMsg>,
+    /// `superDigest` (`user:base64(sha1(user:password))`), which mutating commands need.
+    super_digest: Option<String>,
+}
+
+/// Commands that change the server; the others only read.
+const MUTATING: &[&str] = &[
+    "handoff",
+    "stat_reset",
+    "connection_stat_reset",
+    "observer_connection_stat_reset",
+];
+
+/// Whether a mutating command may run: authenticated as the super user
+/// (`Authorization: digest super:PASSWORD`, checked against `superDigest`) when one is
+/// configured; otherwise only from the server's own host. Only the socket's address
+/// counts: `X-Forwarded-For` and the like are never trusted (CVE-2024-51504).
+fn may_mutate(
+    state: &AppState,
+    peer: std::net::SocketAddr,
+    headers: &axum::http::HeaderMap,
+) -> Result<(), &'static str> {
+    match &state.super_digest {
+        Some(expected) => {
+            let credential = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("digest "))
+                .map(str::trim);
+            match credential {
+                Some(c) if zk_tree::acl::digest_id(c) == *expected => Ok(()),
+                _ => Err("needs the super user: Authorization: digest super:PASSWORD"),
+            }
+        }
+        None if peer.ip().is_loopback() => Ok(()),
+        None => Err("only from the server's own host (or as the super user, once a superDigest is configured)"),
+    }
 }
 
 async fn ask(state: &AppState, command: &'static str) -> Option<Value> {
@@ -69,11 +105,22 @@ async fn ask(state: &AppState, command: &'static str) -> Option<Value> {
     rx.await.ok()
 }
 
-async fn command(State(state): State<AppState>, Path(name): Path<String>) -> Response {
+async fn command(
+    State(state): State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    headers: axum::http::HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
     let Some(primary) = primary_name(&name) else {
         let body = json!({"command": name, "error": "Unknown command: ".to_owned() + &name});
         return (StatusCode::NOT_FOUND, Json(body)).into_response();
     };
+    if MUTATING.contains(&primary) {
+        if let Err(e) = may_mutate(&state, peer, &headers) {
+            let body = json!({"command": primary, "error": e});
+            return (StatusCode::FORBIDDEN, Json(body)).into_response();
+        }
+    }
     match ask(&state, primary).await {
         Some(mut v) => {
             if let Some(o) = v.as_object_mut() {
@@ -87,15 +134,16 @@ async fn command(State(state): State<AppState>, Path(name): Path<String>) -> Res
 }
 
 /// `/commands/handoff?to=N` (zkd's own, GET or POST): the leader hands leadership to
-/// server N before maintenance, without an election. It changes the ensemble, so it is only
-/// taken from the server's own host (loopback), as an operator on that host runs it.
+/// server N before maintenance, without an election. It changes the ensemble, so it is a
+/// mutating command ([`may_mutate`]).
 async fn handoff(
     State(state): State<AppState>,
     axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    headers: axum::http::HeaderMap,
     Query(params): Query<std::collections::HashMap<String, String>>,
 ) -> Response {
-    if !peer.ip().is_loopback() {
-        let body = json!({"command": "handoff", "error": "only from the server's own host"});
+    if let Err(e) = may_mutate(&state, peer, &headers) {
+        let body = json!({"command": "handoff", "error": e});
         return (StatusCode::FORBIDDEN, Json(body)).into_response();
     }
     let Some(to) = params.get("to").and_then(|v| v.parse::<u64>().ok()) else {
@@ -158,10 +206,12 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// Serves the AdminServer on `listener` until `shutdown` completes.
+/// Serves the AdminServer on `listener` until `shutdown` completes. Mutating commands
+/// need the super user of `super_digest` when one is given, else the server's own host.
 pub async fn serve(
     listener: TcpListener,
     to_core: mpsc::UnboundedSender<CoreMsg>,
+    super_digest: Option<String>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = Router::new()
@@ -172,7 +222,10 @@ pub async fn serve(
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .with_state(AppState { to_core });
+        .with_state(AppState {
+            to_core,
+            super_digest,
+        });
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),

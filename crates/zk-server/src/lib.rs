@@ -283,11 +283,12 @@ pub async fn run_with_listeners(
     if let Some(admin) = admin {
         tracing::info!(addr = %admin.local_addr()?, "serving the AdminServer");
         let to_core = to_core.clone();
+        let super_digest = config.super_digest.clone();
         tokio::spawn(async move {
             let stop = async move {
                 let _ = admin_stopped.await;
             };
-            if let Err(e) = admin::serve(admin, to_core, stop).await {
+            if let Err(e) = admin::serve(admin, to_core, super_digest, stop).await {
                 tracing::error!(error = %e, "AdminServer failed");
             }
         });
