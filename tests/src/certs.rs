@@ -38,6 +38,9 @@ pub struct Pki {
     /// The same from a CA the ensemble does not trust, with that CA as its trust store.
     pub other_peer: PathBuf,
     pub other_ca: PathBuf,
+    /// A member's key and certificate from the trusted CA, but for another host only
+    /// (`peer-a.test`): trusted, yet not for a `server.N` line naming 127.0.0.1.
+    pub elsewhere_peer: PathBuf,
 }
 
 impl Pki {
@@ -108,10 +111,24 @@ fn leaf_with(
     purposes: Vec<ExtendedKeyUsagePurpose>,
     issuer: &(rcgen::Certificate, KeyPair),
 ) -> (rcgen::Certificate, KeyPair) {
+    leaf_for(cn, org, purposes, issuer, &["localhost"], true)
+}
+
+fn leaf_for(
+    cn: &str,
+    org: &str,
+    purposes: Vec<ExtendedKeyUsagePurpose>,
+    issuer: &(rcgen::Certificate, KeyPair),
+    dns_names: &[&str],
+    loopback_ip: bool,
+) -> (rcgen::Certificate, KeyPair) {
     let key = KeyPair::generate().expect("a key");
-    let mut p = CertificateParams::new(vec!["localhost".to_string()]).expect("params");
-    p.subject_alt_names
-        .push(SanType::IpAddress([127, 0, 0, 1].into()));
+    let mut p = CertificateParams::new(dns_names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+        .expect("params");
+    if loopback_ip {
+        p.subject_alt_names
+            .push(SanType::IpAddress([127, 0, 0, 1].into()));
+    }
     let mut dn = DistinguishedName::new();
     dn.push(DnType::OrganizationName, org);
     dn.push(DnType::CommonName, cn);
@@ -196,7 +213,19 @@ pub fn generate(dir: &Path) -> Pki {
     };
     let (peer, peer_kp) = leaf_with("zkd-peer", "zk-tests", both(), &root);
     let (other_peer, other_peer_kp) = leaf_with("zkd-peer", "elsewhere", both(), &other);
+    let (elsewhere, elsewhere_kp) = leaf_for(
+        "zkd-peer-a",
+        "zk-tests",
+        both(),
+        &root,
+        &["peer-a.test"],
+        false,
+    );
     Pki {
+        elsewhere_peer: write(
+            "elsewhere-peer.pem",
+            &format!("{}{}", elsewhere_kp.serialize_pem(), elsewhere.pem()),
+        ),
         peer: write(
             "peer.pem",
             &format!("{}{}", peer_kp.serialize_pem(), peer.pem()),

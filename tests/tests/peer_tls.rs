@@ -81,3 +81,48 @@ fn members_with_trusted_certificates_replicate_and_a_stranger_stays_out() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A mis-identified member: server 3 presents a certificate from the trusted CA, but for
+/// another host (`peer-a.test`) than its `server.3` line names (127.0.0.1). The others
+/// refuse it (the acceptor checks the dialler's certificate against the claimed id's
+/// host, as the dialler checks the acceptor's), so it never joins; servers 1 and 2 keep
+/// their quorum. Server 1's log names the refusal.
+#[test]
+fn a_trusted_certificate_for_another_host_does_not_make_a_member() {
+    let dir = std::env::temp_dir().join(format!("zkd-peer-tls-id-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let pki = zk_tests::certs::generate(&dir);
+    let good = tls(&pki.peer, &pki.ca);
+    let elsewhere = tls(&pki.elsewhere_peer, &pki.ca);
+    let servers = zk_tests::zkd::start_ensemble_with("peer-tls-id", 3, move |c| {
+        c.quorum_tls = Some(if c.server_id == 3 {
+            elsewhere.clone()
+        } else {
+            good.clone()
+        });
+    });
+    let rt = zk_tests::runtime();
+    let both = format!("{},{}", servers[0].addr, servers[1].addr);
+    rt.block_on(async {
+        let zk = Client::connect(&both).await.unwrap();
+        zk.wait_connected(Duration::from_secs(20)).await.unwrap();
+        zk.create(
+            "/tls-id",
+            "",
+            well_known::open_acl_unsafe(),
+            CreateMode::Persistent,
+        )
+        .await
+        .unwrap();
+        zk.close().await;
+    });
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        let m = mode(servers[2].addr);
+        assert!(
+            !matches!(m.as_deref(), Some("follower" | "leader")),
+            "the mis-identified member joined: {m:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -97,9 +97,48 @@ impl std::fmt::Debug for PeerTls {
 /// An accepted TLS link, as tonic's server takes its connections.
 struct TlsIo(tokio_rustls::server::TlsStream<tokio::net::TcpStream>);
 
+/// The certificate chain a dialling member presented (leaf first), which tonic hands to
+/// the service with each request.
+#[derive(Debug, Clone, Default)]
+struct PeerCertificates(Vec<rustls::pki_types::CertificateDer<'static>>);
+
 impl tonic::transport::server::Connected for TlsIo {
-    type ConnectInfo = ();
-    fn connect_info(&self) -> Self::ConnectInfo {}
+    type ConnectInfo = PeerCertificates;
+    fn connect_info(&self) -> Self::ConnectInfo {
+        PeerCertificates(
+            self.0
+                .get_ref()
+                .1
+                .peer_certificates()
+                .map(|c| c.iter().map(|d| d.clone().into_owned()).collect())
+                .unwrap_or_default(),
+        )
+    }
+}
+
+/// Whether a certificate is for `host` (a DNS name, with `*.` wildcards of one label, or
+/// an IP address), by its subject alternative names, as TLS clients check servers.
+fn certificate_names(der: &[u8], host: &str) -> bool {
+    use x509_parser::extensions::GeneralName;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+        return false;
+    };
+    let Ok(Some(san)) = cert.subject_alternative_name() else {
+        return false;
+    };
+    let ip: Option<std::net::IpAddr> = host.parse().ok();
+    san.value.general_names.iter().any(|name| match (name, ip) {
+        (GeneralName::IPAddress(bytes), Some(std::net::IpAddr::V4(a))) => *bytes == a.octets(),
+        (GeneralName::IPAddress(bytes), Some(std::net::IpAddr::V6(a))) => *bytes == a.octets(),
+        (GeneralName::DNSName(dns), None) => match dns.strip_prefix("*.") {
+            Some(suffix) => host
+                .split_once('.')
+                .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(suffix)),
+            None => dns.eq_ignore_ascii_case(host),
+        },
+        _ => false,
+    })
 }
 
 impl tokio::io::AsyncRead for TlsIo {
@@ -326,6 +365,21 @@ impl Network {
     pub fn set_members(&self, members: Vec<Member>) {
         *self.members.lock().unwrap_or_else(|e| e.into_inner()) = members;
         self.dial_new();
+    }
+
+    /// The host of member `id`'s quorum address, if it is a member.
+    fn member_host(&self, id: ServerId) -> Option<String> {
+        self.members
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|m| m.id == id)
+            .map(|m| {
+                m.addr
+                    .rsplit_once(':')
+                    .map_or(m.addr.as_str(), |(h, _)| h)
+                    .to_owned()
+            })
     }
 
     fn is_member(&self, id: ServerId) -> bool {
@@ -563,6 +617,7 @@ impl QuorumService for Service {
         &self,
         request: Request<Streaming<pb::Frame>>,
     ) -> Result<Response<FrameStream>, Status> {
+        let certificates = request.extensions().get::<PeerCertificates>().cloned();
         let mut inbound = request.into_inner();
         let first = match inbound.next().await {
             Some(Ok(pb::Frame {
@@ -584,6 +639,24 @@ impl QuorumService for Service {
             _ => return Err(Status::invalid_argument("the first frame must be a hello")),
         };
         let peer = first.server_id;
+        // Under TLS a trusted certificate is not enough: it must be for the host of the
+        // server.N line of the id the peer claims, as the dialler checks the acceptor's.
+        // (A server joining by reconfiguration has no line here yet.)
+        if self.net.tls.is_some() {
+            if let Some(host) = self.net.member_host(peer) {
+                let leaf = certificates.as_ref().and_then(|c| c.0.first());
+                if !leaf.is_some_and(|der| certificate_names(der, &host)) {
+                    tracing::warn!(
+                        peer,
+                        host = %host,
+                        "refusing a quorum link: the certificate is not for the host of the server it claims to be"
+                    );
+                    return Err(Status::permission_denied(
+                        "the certificate is not for this server id's host",
+                    ));
+                }
+            }
+        }
         let (tx, rx) = mpsc::unbounded_channel::<pb::Frame>();
         let mut answer = hello(self.net.me, &self.ensemble);
         let mut expect: Option<(String, Vec<u8>)> = None;
@@ -816,6 +889,47 @@ pub fn from_frame(frame: pb::Frame) -> Option<Msg> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn certificate_names_match_hosts_as_tls_clients_do() {
+        let cert = |names: Vec<rcgen::SanType>| {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+            p.subject_alt_names = names;
+            p.self_signed(&key).unwrap().der().to_vec()
+        };
+        let dns = |n: &str| rcgen::SanType::DnsName(n.try_into().unwrap());
+        let c = cert(vec![
+            dns("zk-0.zk-hs.default.svc"),
+            dns("*.zk.example"),
+            rcgen::SanType::IpAddress([10, 0, 0, 7].into()),
+            rcgen::SanType::IpAddress("fd00::7".parse().unwrap()),
+        ]);
+        for host in [
+            "zk-0.zk-hs.default.svc",
+            "ZK-0.zk-hs.default.svc",
+            "a.zk.example",
+            "10.0.0.7",
+            "fd00::7",
+            "[fd00::7]",
+        ] {
+            assert!(super::certificate_names(&c, host), "{host}");
+        }
+        for host in [
+            "zk-1.zk-hs.default.svc",
+            "zk.example",
+            "a.b.zk.example",
+            "10.0.0.8",
+            "fd00::8",
+            "localhost",
+            "",
+        ] {
+            assert!(!super::certificate_names(&c, host), "{host}");
+        }
+        // No SAN at all, or not a certificate: no name.
+        assert!(!super::certificate_names(&cert(vec![]), "localhost"));
+        assert!(!super::certificate_names(b"junk", "localhost"));
+    }
     use super::*;
 
     #[test]
