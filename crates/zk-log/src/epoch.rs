@@ -40,9 +40,11 @@ pub fn write_epoch(storage: &dyn Storage, dir: &Path, name: &str, epoch: i64) ->
     f.write_at(0, format!("{epoch}\n").as_bytes())
         .map_err(LogError::io(tmp.clone()))?;
     f.sync().map_err(LogError::io(tmp.clone()))?;
+    crate::failpoint::hit("epoch.before_rename");
     storage
         .rename(&tmp, &path)
         .map_err(LogError::io(path.clone()))?;
+    crate::failpoint::hit("epoch.after_rename");
     storage
         .sync_dir(dir)
         .map_err(LogError::io(dir.to_path_buf()))

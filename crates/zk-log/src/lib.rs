@@ -26,6 +26,7 @@ pub mod checksum;
 pub mod compress;
 pub mod epoch;
 pub mod error;
+pub mod failpoint;
 pub mod fuzzing;
 pub mod group;
 pub mod purge;

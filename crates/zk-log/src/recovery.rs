@@ -128,6 +128,22 @@ fn recover_inner(
     for (i, (_, path)) in selected.iter().enumerate() {
         let is_last = i + 1 == selected.len();
         let bytes = storage.read(path).map_err(LogError::io(path.clone()))?;
+        // A crash between creating the newest log and writing its header leaves it empty
+        // (or zeros): it holds no txn, so nothing in it was acknowledged. It goes.
+        let header_len = crate::txnlog::HEADER_LEN as usize;
+        if is_last && (bytes.len() < header_len || bytes.iter().all(|b| *b == 0)) {
+            tracing::warn!(
+                file = %path.display(),
+                bytes = bytes.len(),
+                "removing the newest txn log: created but never written (it holds nothing)"
+            );
+            storage.remove(path).map_err(LogError::io(path.clone()))?;
+            storage
+                .sync_dir(&dirs.log_dir)
+                .map_err(LogError::io(dirs.log_dir.clone()))?;
+            truncated = Some((path.clone(), 0));
+            continue;
+        }
         let scan = scan_log(path, Bytes::from(bytes))?;
         for rec in &scan.records {
             let zxid = rec.entry.header.zxid;

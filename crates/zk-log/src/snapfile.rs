@@ -133,7 +133,9 @@ pub fn write_snapshot_file(
     let mut file = storage.create(&path).map_err(LogError::io(path.clone()))?;
     file.write_at(0, &bytes)
         .map_err(LogError::io(path.clone()))?;
+    crate::failpoint::hit("snapshot.written");
     file.sync().map_err(LogError::io(path.clone()))?;
+    crate::failpoint::hit("snapshot.synced");
     storage
         .sync_dir(dir)
         .map_err(LogError::io(dir.to_path_buf()))?;

@@ -169,16 +169,19 @@ impl TxnLog {
                     .map_err(LogError::io(log.path.clone()))?;
                 log.len = len;
             }
+            crate::failpoint::hit("log.before_write");
             log.file
                 .write_at(log.pos, &self.batch)
                 .map_err(LogError::io(log.path.clone()))?;
             log.pos += self.batch.len() as u64;
             self.batch.clear();
             self.batch_first_zxid = None;
+            crate::failpoint::hit("log.before_fsync");
         }
         if self.config.force_sync {
             self.sync()?;
         }
+        crate::failpoint::hit("log.after_fsync");
         Ok(())
     }
 
@@ -245,6 +248,7 @@ impl TxnLog {
                         .map_err(LogError::io(path.clone()))?;
                     f.set_len(offset).map_err(LogError::io(path.clone()))?;
                     f.sync().map_err(LogError::io(path.clone()))?;
+                    crate::failpoint::hit("log.mid_truncate");
                 }
                 None if *start > zxid && scan.records.is_empty() => {
                     self.storage

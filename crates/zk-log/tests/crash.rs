@@ -300,6 +300,52 @@ fn torn_tail_is_truncated_and_writing_resumes() {
     assert_eq!(again.tree.digest(), tree.digest());
 }
 
+/// A crash between creating the newest log file and writing its header (found by the
+/// `snapshot.synced` crash point of a real zkd: the log writer had just rolled) leaves an
+/// empty or zero-filled file. It holds nothing, so recovery removes it; the same file
+/// anywhere but last is damage and is refused.
+#[test]
+fn a_newest_log_created_but_never_written_is_removed() {
+    let (bytes, _) = sample_log();
+    for empty in [vec![], vec![0u8; 7], vec![0u8; 4096]] {
+        let storage = SimStorage::new();
+        let d = dirs();
+        storage
+            .create(&d.log_dir.join("log.1"))
+            .unwrap()
+            .write_at(0, &bytes)
+            .unwrap();
+        let newest = d.log_dir.join("log.20");
+        storage
+            .create(&newest)
+            .unwrap()
+            .write_at(0, &empty)
+            .unwrap();
+        let r = recover(&storage, &d, TreeConfig::default()).unwrap();
+        assert_eq!(r.tree.last_processed_zxid(), 20, "{} bytes", empty.len());
+        assert_eq!(r.truncated, Some((newest.clone(), 0)));
+        assert!(!storage.exists(&newest), "the empty log stays");
+        // Not the newest: a later log exists, so this is damage.
+        let storage = SimStorage::new();
+        storage
+            .create(&d.log_dir.join("log.1"))
+            .unwrap()
+            .write_at(0, &bytes)
+            .unwrap();
+        storage
+            .create(&d.log_dir.join("log.15"))
+            .unwrap()
+            .write_at(0, &empty)
+            .unwrap();
+        storage
+            .create(&d.log_dir.join("log.30"))
+            .unwrap()
+            .write_at(0, &empty)
+            .unwrap();
+        assert!(recover(&storage, &d, TreeConfig::default()).is_err());
+    }
+}
+
 #[test]
 fn invalid_newest_snapshot_falls_back_to_an_older_one() {
     let storage = SimStorage::new();

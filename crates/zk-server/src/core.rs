@@ -793,6 +793,7 @@ impl Core {
                 self.send(conn, Out::Frame(f));
             }
             Purpose::Close { conn, xid } => {
+                zk_log::failpoint::hit("session.close");
                 self.finish_write(session, cxid);
                 let f = reply_frame(xid, zxid, 0, &Response::Empty);
                 self.send(conn, Out::Frame(f));

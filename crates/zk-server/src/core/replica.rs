@@ -690,7 +690,14 @@ impl Core {
             }
         };
         let purpose = purpose.filter(|p| !matches!(p, Purpose::Remote));
+        let leading = self.replica.as_ref().is_some_and(|r| r.leading());
+        if leading {
+            zk_log::failpoint::hit("leader.before_commit");
+        }
         self.apply_committed(header.client_id, &header, &body, purpose);
+        if leading {
+            zk_log::failpoint::hit("leader.after_commit");
+        }
         if let zk_proto::TxnBody::Reconfig(_) = &body {
             self.reconfigured();
         }
