@@ -26,22 +26,50 @@ pub struct RawClient {
 impl RawClient {
     /// Connects and opens a new session.
     pub fn connect(addr: SocketAddr, timeout_ms: i32) -> std::io::Result<RawClient> {
-        let stream = TcpStream::connect(addr)?;
-        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        RawClient::resume(
+            addr,
+            timeout_ms,
+            &ConnectResponse::default(),
+            0,
+            0,
+            Duration::from_secs(10),
+        )
+    }
+
+    /// Connects and resumes `session` (a new one when its id is 0), as a client moving to
+    /// another server does: `last_zxid_seen` is the newest zxid it saw, `xid` the last xid
+    /// it used, and `io_timeout` bounds every read and write. A session the server no
+    /// longer knows comes back with id 0 and timeout 0 (expired).
+    pub fn resume(
+        addr: SocketAddr,
+        timeout_ms: i32,
+        session: &ConnectResponse,
+        last_zxid_seen: i64,
+        xid: i32,
+        io_timeout: Duration,
+    ) -> std::io::Result<RawClient> {
+        let stream = TcpStream::connect_timeout(&addr, io_timeout)?;
+        stream.set_read_timeout(Some(io_timeout))?;
+        stream.set_write_timeout(Some(io_timeout))?;
         stream.set_nodelay(true)?;
         let mut c = RawClient {
             stream,
             buf: BytesMut::new(),
-            xid: 0,
+            xid,
             session: ConnectResponse::default(),
             events: Vec::new(),
         };
         let req = ConnectRequest {
             protocol_version: 0,
-            last_zxid_seen: 0,
+            last_zxid_seen,
             time_out: timeout_ms,
-            session_id: 0,
-            passwd: Some(Bytes::from_static(&[0; 16])),
+            session_id: session.session_id,
+            passwd: Some(
+                session
+                    .passwd
+                    .clone()
+                    .unwrap_or_else(|| Bytes::from_static(&[0; 16])),
+            ),
             read_only: Some(false),
         };
         let mut b = BytesMut::new();
@@ -91,6 +119,11 @@ impl RawClient {
                 Response::read(r.op_code(), h.err, &mut rd).map_err(std::io::Error::other)?;
             return Ok((h, body));
         }
+    }
+
+    /// The last xid this client used.
+    pub fn xid(&self) -> i32 {
+        self.xid
     }
 
     /// Takes the notifications received so far.
