@@ -94,6 +94,14 @@ pub mod zookeeper;
 
 /// Whether python3 can import `modules` (e.g. `"kazoo, puresasl"`). Without them a test
 /// says so and returns; under `CI=true` their absence is a failure (CI installs them).
+/// A TCP port free on loopback right now (for servers a test starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
 pub fn python_has(modules: &str) -> bool {
     let ok = std::process::Command::new("python3")
         .args(["-c", &format!("import {modules}")])

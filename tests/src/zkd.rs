@@ -1,6 +1,7 @@
 //! zkd in-process on its own runtime thread, for tests that drive it with blocking
 //! clients or external programs.
 
+use crate::free_port;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::mpsc;
@@ -86,13 +87,6 @@ impl Drop for Zkd {
             let _ = t.join();
         }
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// `n` in-process zkd servers forming one ensemble on loopback (tickTime 200 ms), each

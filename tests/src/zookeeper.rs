@@ -1,5 +1,6 @@
 //! Starting a real Apache ZooKeeper 3.8 (Debian package) for differential tests.
 
+use crate::free_port;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -86,13 +87,6 @@ impl ZooKeeper {
         let _ = child.wait();
         panic!("ZooKeeper did not start on {addr}");
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(21900)
 }
 
 /// Starts an `n`-server ensemble on loopback and waits until every server serves clients.

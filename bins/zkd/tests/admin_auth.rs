@@ -12,17 +12,10 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use zk_tests::free_port;
 
 const ZKD: &str = env!("CARGO_BIN_EXE_zkd");
 const SUPER_PW: &str = "adm1n-pw";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// One of this host's own addresses that is not loopback (the route to a private
 /// address picks it; no packet is sent).

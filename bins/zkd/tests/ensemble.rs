@@ -26,16 +26,9 @@ use std::time::{Duration, Instant};
 
 use zk_client::{Client, CreateMode, Error};
 use zk_proto::{well_known, ErrorCode};
+use zk_tests::free_port;
 
 const ZKD: &str = env!("CARGO_BIN_EXE_zkd");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct Server {
     id: usize,

@@ -13,19 +13,12 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use zk_proto::*;
+use zk_tests::free_port;
 
 const ZKD: &str = env!("CARGO_BIN_EXE_zkd");
 /// Answers a non-reading client may cost, at most (the connection's limits are 128
 /// unanswered requests and 8 MB unwritten; the rest is slack for the allocator).
 const RSS_GROWTH_MAX_MB: u64 = 400;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct Server(Child);
 

@@ -15,16 +15,9 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use zk_proto::*;
+use zk_tests::free_port;
 
 const ZKD: &str = env!("CARGO_BIN_EXE_zkd");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn start(dir: &Path, port: u16) -> Child {
     start_with(dir, port, "", None)
@@ -156,32 +149,7 @@ async fn every_acknowledged_write_survives_kill_9() {
         wait_ready(addr).await;
         // Everything acknowledged in earlier rounds is still there.
         check_all(addr, &acked).await;
-        let writers: Vec<_> = (0..6)
-            .map(|w| {
-                let acked = acked.clone();
-                tokio::spawn(async move {
-                    let Some(mut c) = Client::connect(addr).await else {
-                        return;
-                    };
-                    for i in 0.. {
-                        let path = format!("/r{round}-w{w}-{i}");
-                        let data = format!("{round}:{w}:{i}").into_bytes();
-                        let r = Request::Create(CreateRequest {
-                            path: path.clone(),
-                            data: Some(Bytes::from(data.clone())),
-                            acl: well_known::open_acl_unsafe(),
-                            flags: 0,
-                        });
-                        match c.call(r).await {
-                            Some((h, _)) if h.err == 0 => {
-                                acked.lock().unwrap().insert(path, data);
-                            }
-                            _ => return,
-                        }
-                    }
-                })
-            })
-            .collect();
+        let writers = writers(addr, &format!("r{round}"), 6, &acked);
         // A random instant under the load: 150 ms to 1.15 s after the writers start.
         seed ^= seed << 13;
         seed ^= seed >> 7;
@@ -237,31 +205,7 @@ async fn every_crash_point_loses_nothing_acknowledged() {
             let log = dir.join(format!("zkd-{trial}.log"));
             let mut child = start_with(&dir, port, &format!("{point}={hit}"), Some(&log));
             wait_ready(addr).await;
-            let mut load = Vec::new();
-            for w in 0..3 {
-                let acked = acked.clone();
-                load.push(tokio::spawn(async move {
-                    let Some(mut c) = Client::connect(addr).await else {
-                        return;
-                    };
-                    for i in 0.. {
-                        let path = format!("/t{trial}-w{w}-{i}");
-                        let data = format!("{trial}:{w}:{i}").into_bytes();
-                        let r = Request::Create(CreateRequest {
-                            path: path.clone(),
-                            data: Some(Bytes::from(data.clone())),
-                            acl: well_known::open_acl_unsafe(),
-                            flags: 0,
-                        });
-                        match c.call(r).await {
-                            Some((h, _)) if h.err == 0 => {
-                                acked.lock().unwrap().insert(path, data);
-                            }
-                            _ => return,
-                        }
-                    }
-                }));
-            }
+            let mut load = writers(addr, &format!("t{trial}"), 3, &acked);
             // Sessions that leave an ephemeral and close: closeSession is a txn too.
             let closer = {
                 let closed = closed.clone();
@@ -344,6 +288,42 @@ async fn every_crash_point_loses_nothing_acknowledged() {
     }
     assert_eq!(fired, POINTS.len() * HITS.len());
     let _ = std::fs::remove_dir_all(&base);
+}
+
+/// `n` clients creating `/{tag}-w{w}-{i}` one after another until their connection dies,
+/// each acknowledged create recorded in `acked`.
+fn writers(
+    addr: SocketAddr,
+    tag: &str,
+    n: usize,
+    acked: &Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..n)
+        .map(|w| {
+            let (acked, tag) = (acked.clone(), tag.to_owned());
+            tokio::spawn(async move {
+                let Some(mut c) = Client::connect(addr).await else {
+                    return;
+                };
+                for i in 0.. {
+                    let path = format!("/{tag}-w{w}-{i}");
+                    let data = format!("{tag}:{w}:{i}").into_bytes();
+                    let r = Request::Create(CreateRequest {
+                        path: path.clone(),
+                        data: Some(Bytes::from(data.clone())),
+                        acl: well_known::open_acl_unsafe(),
+                        flags: 0,
+                    });
+                    match c.call(r).await {
+                        Some((h, _)) if h.err == 0 => {
+                            acked.lock().unwrap().insert(path, data);
+                        }
+                        _ => return,
+                    }
+                }
+            })
+        })
+        .collect()
 }
 
 async fn check_all(addr: SocketAddr, acked: &Mutex<BTreeMap<String, Vec<u8>>>) -> usize {

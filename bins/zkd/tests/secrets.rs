@@ -8,20 +8,13 @@
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use zk_tests::free_port;
 
 const ZKD: &str = env!("CARGO_BIN_EXE_zkd");
 const SASL_PW: &str = "sasl-pw-Q7xv";
 const QUORUM_PW: &str = "quorum-pw-Q7xv";
 const SUPER_PW: &str = "super-pw-Q7xv";
 const WRONG_PW: &str = "guess-pw-Q7xv";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[test]
 fn no_secret_from_the_configuration_reaches_the_log() {
