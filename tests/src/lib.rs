@@ -92,16 +92,41 @@ pub mod raw;
 pub mod zkd;
 pub mod zookeeper;
 
-/// Whether python3 can import `modules` (e.g. `"kazoo, puresasl"`). Without them a test
-/// says so and returns; under `CI=true` their absence is a failure (CI installs them).
-/// A TCP port free on loopback right now (for servers a test starts).
+/// A TCP port free on all addresses right now, for a server a test starts.
+///
+/// Ports come from below the kernel's ephemeral range, so the outgoing connections of
+/// tests running in parallel (which take ephemeral ports) never grab one between this
+/// call and the server's bind; each is handed out once per process, and processes start
+/// at different offsets.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    let (low, high) = if ephemeral_low > 12000 {
+        (10000, ephemeral_low)
+    } else {
+        (ephemeral_low.max(1024) + 30000, 65535)
+    };
+    let span = high - low;
+    let start = (std::process::id().wrapping_mul(2_654_435_761) >> 7) % span;
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (low + (start + n) % span) as u16;
+        let free = ["127.0.0.1", "0.0.0.0"]
+            .iter()
+            .all(|host| std::net::TcpListener::bind((*host, port)).is_ok());
+        if free {
+            return port;
+        }
+    }
+    panic!("no free TCP port in {low}..{high}");
 }
 
+/// Whether python3 can import `modules` (e.g. `"kazoo, puresasl"`). Without them a test
+/// says so and returns; under `CI=true` their absence is a failure (CI installs them).
 pub fn python_has(modules: &str) -> bool {
     let ok = std::process::Command::new("python3")
         .args(["-c", &format!("import {modules}")])

@@ -45,10 +45,7 @@ pub fn four_letter(addr: SocketAddr, word: &str) -> Option<String> {
 impl ZooKeeper {
     /// Starts a standalone server with `extra` zoo.cfg lines and JVM flags.
     pub fn start(name: &str, extra: &str, jvm_flags: &str) -> ZooKeeper {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .unwrap_or(21900);
+        let port = crate::free_port();
         let dir = std::env::temp_dir().join(format!("zk-real-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("data")).unwrap_or_default();

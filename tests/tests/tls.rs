@@ -274,11 +274,7 @@ fn zkcli_sh_over_tls_sees_the_same_on_zkd_and_zookeeper() {
     let pki = certs::generate(&dir.join("pki"));
     let jaas = dir.join("jaas.conf");
     std::fs::write(&jaas, JAAS).unwrap();
-    let secure_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let secure_port = zk_tests::free_port();
     let zoo_cfg = format!(
         "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n\
          secureClientPort={secure_port}\n\
