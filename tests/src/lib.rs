@@ -87,6 +87,7 @@ pub fn files(dir: &Path, prefix: &str) -> Vec<PathBuf> {
 }
 
 pub mod certs;
+pub mod processes;
 pub mod proxy;
 pub mod raw;
 pub mod zkd;

@@ -18,121 +18,15 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use zk_client::{Client, CreateMode, Error};
 use zk_proto::{well_known, ErrorCode};
-use zk_tests::free_port;
+use zk_tests::processes::{self, connect_string, settled, Server};
 
 const ZKD: &str = env!("CARGO_BIN_EXE_zkd");
-
-struct Server {
-    id: usize,
-    dir: PathBuf,
-    client_port: u16,
-    admin_port: u16,
-    child: Option<Child>,
-    /// Crash points armed at the next start (`ZKD_FAILPOINTS`).
-    failpoints: String,
-}
-
-impl Server {
-    fn start(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("zkd.log"))
-            .unwrap();
-        let jaas = self.dir.parent().unwrap().join("jaas.conf");
-        let child = Command::new(ZKD)
-            .arg("--config")
-            .arg(self.dir.join("zoo.cfg"))
-            .env("RUST_LOG", "info")
-            .env("ZKD_FAILPOINTS", &self.failpoints)
-            .env(
-                "SERVER_JVMFLAGS",
-                format!("-Djava.security.auth.login.config={}", jaas.display()),
-            )
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.client_port)
-    }
-
-    /// A four-letter word's answer.
-    fn four(&self, word: &str) -> String {
-        let mut s = TcpStream::connect(self.addr()).unwrap();
-        s.write_all(word.as_bytes()).unwrap();
-        let mut text = String::new();
-        s.read_to_string(&mut text).unwrap();
-        text
-    }
-
-    /// An AdminServer command's JSON body.
-    fn admin(&self, command: &str) -> String {
-        let mut s = TcpStream::connect(("127.0.0.1", self.admin_port)).unwrap();
-        write!(
-            s,
-            "GET /commands/{command} HTTP/1.0\r\nHost: localhost\r\n\r\n"
-        )
-        .unwrap();
-        let mut text = String::new();
-        s.read_to_string(&mut text).unwrap();
-        text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned()
-    }
-
-    /// The HTTP status of an AdminServer path.
-    fn http_status(&self, path: &str) -> u16 {
-        let mut s = TcpStream::connect(("127.0.0.1", self.admin_port)).unwrap();
-        write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
-        let mut text = String::new();
-        s.read_to_string(&mut text).unwrap();
-        text.split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0)
-    }
-
-    /// `srvr`'s Mode and Zxid, or `None` when the server does not answer.
-    fn srvr(&self) -> Option<(String, i64)> {
-        let mut s = TcpStream::connect(self.addr()).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-        s.write_all(b"srvr").ok()?;
-        let mut text = String::new();
-        s.read_to_string(&mut text).ok()?;
-        let mode = text
-            .lines()
-            .find_map(|l| l.strip_prefix("Mode: "))?
-            .to_owned();
-        let zxid = text
-            .lines()
-            .find_map(|l| l.strip_prefix("Zxid: 0x"))
-            .and_then(|z| i64::from_str_radix(z.trim(), 16).ok())?;
-        Some((mode, zxid))
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
 
 fn ensemble(n: usize) -> Vec<Server> {
     ensemble_with(n, 0)
@@ -157,98 +51,14 @@ fn ensemble_armed(
     joiners: usize,
     failpoints: &str,
 ) -> Vec<Server> {
-    let n = voters + observers;
-    let tag: String = failpoints
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    let base = std::env::temp_dir().join(format!(
-        "zkd-ensemble-{}-{voters}-{observers}-{joiners}{tag}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&base);
-    let ports: Vec<(u16, u16, u16)> = (0..n)
-        .map(|_| (free_port(), free_port(), free_port()))
-        .collect();
-    let admin_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
-    // Quorum links authenticated as ZooKeeper users configure it (JAAS, DIGEST).
-    std::fs::create_dir_all(&base).unwrap();
-    std::fs::write(
-        base.join("jaas.conf"),
-        "QuorumServer {\n  org.apache.zookeeper.server.auth.DigestLoginModule required\n  user_zkpeer=\"s3cret\";\n};\nQuorumLearner {\n  org.apache.zookeeper.server.auth.DigestLoginModule required\n  username=\"zkpeer\"\n  password=\"s3cret\";\n};\n",
+    processes::start(
+        Path::new(ZKD),
+        voters,
+        observers,
+        extra,
+        joiners,
+        failpoints,
     )
-    .unwrap();
-    let line = |i: usize| {
-        let (q, e, c) = ports[i];
-        let role = if i >= voters { ":observer" } else { "" };
-        format!("server.{}=127.0.0.1:{q}:{e}{role};{c}\n", i + 1)
-    };
-    let all: String = (0..n).map(line).collect();
-    let founders: String = (0..n - joiners).map(line).collect();
-    let mut servers = Vec::new();
-    for (i, (_, _, client)) in ports.iter().enumerate() {
-        let lines = if i < n - joiners { &founders } else { &all };
-        let dir = base.join(format!("s{}", i + 1));
-        std::fs::create_dir_all(dir.join("data")).unwrap();
-        std::fs::write(dir.join("data/myid"), format!("{}\n", i + 1)).unwrap();
-        std::fs::write(
-            dir.join("zoo.cfg"),
-            format!(
-                "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={client}\nclientPortAddress=127.0.0.1\nadmin.serverAddress=127.0.0.1\nadmin.serverPort={}\n4lw.commands.whitelist=*\npreAllocSize=64\nreadonlymode.enabled=true\nquorum.auth.enableSasl=true\nquorum.auth.learnerRequireSasl=true\nquorum.auth.serverRequireSasl=true\n{extra}\n{lines}",
-                dir.join("data").display(),
-                admin_ports[i]
-            ),
-        )
-        .unwrap();
-        let mut s = Server {
-            id: i + 1,
-            dir,
-            client_port: *client,
-            admin_port: admin_ports[i],
-            child: None,
-            failpoints: failpoints.to_owned(),
-        };
-        s.start();
-        servers.push(s);
-    }
-    servers
-}
-
-/// Waits until the running servers have one leader and the rest follow it, all at the same
-/// zxid; returns the leader's index.
-fn settled(servers: &[Server], running: &[usize]) -> usize {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let states: Vec<Option<(String, i64)>> =
-            running.iter().map(|&i| servers[i].srvr()).collect();
-        let leaders: Vec<usize> = running
-            .iter()
-            .zip(&states)
-            .filter(|(_, s)| s.as_ref().is_some_and(|(m, _)| m == "leader"))
-            .map(|(i, _)| *i)
-            .collect();
-        let followers = states
-            .iter()
-            .filter(|s| s.as_ref().is_some_and(|(m, _)| m == "follower"))
-            .count();
-        let zxids: Vec<i64> = states.iter().flatten().map(|(_, z)| *z).collect();
-        if leaders.len() == 1
-            && followers + 1 == running.len()
-            && zxids.windows(2).all(|w| w[0] == w[1])
-        {
-            return leaders[0];
-        }
-        assert!(Instant::now() < deadline, "no settled ensemble: {states:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn connect_string(servers: &[Server]) -> String {
-    servers
-        .iter()
-        .map(Server::addr)
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 async fn client(addr: &str) -> Client {
