@@ -1,7 +1,9 @@
 //! Chaos on real processes: three `zkd` processes, each in its own network namespace on a
 //! veth link to one bridge, under a load of eight sessions while faults are injected:
 //! partitions (one member from the others, the leader from the others, one way only),
-//! random packet loss, SIGSTOP/SIGCONT, and `kill -9` then restart. Every operation's
+//! random packet loss, delays on a member's peer links (every member's peer port is
+//! reached through a userspace delay proxy on the bridge), SIGSTOP/SIGCONT, and `kill -9`
+//! then restart. Every operation's
 //! invocation, completion and outcome is recorded; at the end the faults are healed and
 //! the history (with every txn the servers logged, and their final digests) goes through
 //! the simulator's checker (`zk_sim::check`): acknowledged writes are committed with the
@@ -15,20 +17,25 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use zk_client::{Client, CreateMode};
 use zk_proto::*;
-use zk_sim::check::{AckedWrite, History, Read};
+use zk_sim::check::{AckedWrite, History, Read, WatchRecord};
+use zk_tests::proxy::DelayProxy;
 use zk_tests::raw::RawClient;
 use zk_tree::TxnResult;
 
 const ZKD: &str = env!("CARGO_BIN_EXE_zkd");
+/// Raw-protocol sessions (exact xids and reply zxids).
 const CLIENTS: usize = 8;
+/// Sessions through zk-client, and as many through kazoo.
+const LIBRARY_CLIENTS: usize = 2;
 const KEYS: usize = 4;
 
 fn sh(args: &[&str]) -> bool {
@@ -56,6 +63,11 @@ impl Net {
     fn bridge(&self) -> String {
         format!("{}b", self.tag)
     }
+    /// The address the others reach member `i`'s peer port at: its delay proxy, on the
+    /// bridge; the proxy connects on to the member from the sender's proxy address.
+    fn proxy_ip(&self, i: usize) -> String {
+        format!("10.79.{}.{}", self.subnet, i + 101)
+    }
 
     fn setup() -> Option<Net> {
         let pid = std::process::id();
@@ -76,6 +88,13 @@ impl Net {
             ]);
         if !ok {
             return None;
+        }
+        for i in 0..3 {
+            let addr = format!("{}/24", net.proxy_ip(i));
+            assert!(
+                sh(&["ip", "addr", "add", &addr, "dev", &br]),
+                "could not add {addr}"
+            );
         }
         // Bridged frames may cross the root namespace's FORWARD chain (Docker sets it to
         // DROP): let the members' traffic through.
@@ -121,34 +140,77 @@ impl Net {
         assert!(sh(&args), "iptables {rule:?} in {ns}");
     }
 
-    /// Drops what member `i` receives from member `j` (one way).
+    /// Drops what member `i` receives from member `j` (one way), directly or through a
+    /// delay proxy.
     fn drop_from(&self, i: usize, j: usize) {
-        let src = self.ip(j);
-        self.iptables(i, &["-A", "INPUT", "-s", &src, "-j", "DROP"]);
+        for src in [self.ip(j), self.proxy_ip(j)] {
+            self.iptables(i, &["-A", "INPUT", "-s", &src, "-j", "DROP"]);
+        }
     }
 
     fn lossy(&self, i: usize, percent: u32) {
         let p = format!("0.{percent:02}");
         for j in (0..3).filter(|j| *j != i) {
-            let src = self.ip(j);
-            self.iptables(
-                i,
-                &[
-                    "-A",
-                    "INPUT",
-                    "-s",
-                    &src,
-                    "-m",
-                    "statistic",
-                    "--mode",
-                    "random",
-                    "--probability",
-                    &p,
-                    "-j",
-                    "DROP",
-                ],
-            );
+            for src in [self.ip(j), self.proxy_ip(j)] {
+                self.iptables(
+                    i,
+                    &[
+                        "-A",
+                        "INPUT",
+                        "-s",
+                        &src,
+                        "-m",
+                        "statistic",
+                        "--mode",
+                        "random",
+                        "--probability",
+                        &p,
+                        "-j",
+                        "DROP",
+                    ],
+                );
+            }
         }
+    }
+
+    /// A delay proxy in front of each member's peer port; a link's delay is the larger of
+    /// its two ends' entries in `delays` (milliseconds).
+    fn delay_proxies(&self, delays: &Arc<[AtomicU64; 3]>) -> Vec<DelayProxy> {
+        let members: Vec<(IpAddr, IpAddr)> = (0..3)
+            .map(|j| {
+                (
+                    self.ip(j).parse().unwrap(),
+                    self.proxy_ip(j).parse().unwrap(),
+                )
+            })
+            .collect();
+        (0..3)
+            .map(|i| {
+                let who = {
+                    let members = members.clone();
+                    move |peer: IpAddr| members.iter().position(|(ip, _)| *ip == peer)
+                };
+                let source_for = {
+                    let (who, members) = (who.clone(), members.clone());
+                    Arc::new(move |peer: IpAddr| who(peer).map(|j| members[j].1))
+                };
+                let delay_for = {
+                    let delays = delays.clone();
+                    Arc::new(move |peer: IpAddr| {
+                        let mine = delays[i].load(Ordering::Relaxed);
+                        let theirs = who(peer).map_or(0, |j| delays[j].load(Ordering::Relaxed));
+                        Duration::from_millis(mine.max(theirs))
+                    })
+                };
+                DelayProxy::start(
+                    SocketAddr::new(members[i].1, 2888),
+                    SocketAddr::new(members[i].0, 2888),
+                    source_for,
+                    delay_for,
+                )
+                .unwrap()
+            })
+            .collect()
     }
 
     fn heal(&self) {
@@ -259,10 +321,13 @@ fn hash(ip: &str) -> Option<(i64, i64)> {
 
 struct Recorder {
     start: Instant,
+    /// `start` on CLOCK_MONOTONIC in microseconds (kazoo's clock).
+    monotonic_start: u64,
     acked: Mutex<Vec<AckedWrite>>,
     reads: Mutex<Vec<Read>>,
-    /// Per client: zxids of replies in order (never going back), and counts of outcomes.
+    watches: Mutex<Vec<WatchRecord>>,
     lost_connections: Mutex<usize>,
+    sessions_closed: Mutex<usize>,
     violations: Mutex<Vec<String>>,
 }
 
@@ -272,7 +337,9 @@ impl Recorder {
     }
 }
 
-/// One client: its own session, moving between servers when a connection fails.
+/// One client: its own session, moving between servers when a connection fails. It
+/// creates nodes (a quarter of them ephemeral), sets and reads the shared keys, sets a
+/// data watch with some reads, and now and then closes its session and opens another.
 fn client(id: usize, hosts: Vec<SocketAddr>, rec: Arc<Recorder>, stop: Arc<AtomicBool>) {
     let mut session = ConnectResponse::default();
     let mut last_zxid = 0i64;
@@ -287,6 +354,15 @@ fn client(id: usize, hosts: Vec<SocketAddr>, rec: Arc<Recorder>, stop: Arc<Atomi
         rng
     };
     let mut server = id % hosts.len();
+    // Watches set on this connection and not yet fired, by key.
+    let mut pending: BTreeMap<String, WatchRecord> = BTreeMap::new();
+    let end_watches = |pending: &mut BTreeMap<String, WatchRecord>| {
+        let mut w = rec.watches.lock().unwrap();
+        for (_, mut record) in std::mem::take(pending) {
+            record.cancelled = true;
+            w.push(record);
+        }
+    };
     while !stop.load(Ordering::Relaxed) {
         let Some(c) = conn.as_mut() else {
             server = (server + 1) % hosts.len();
@@ -319,19 +395,22 @@ fn client(id: usize, hosts: Vec<SocketAddr>, rec: Arc<Recorder>, stop: Arc<Atomi
         };
         n += 1;
         let key = format!("/k{}", next() % KEYS as u64);
-        let choice = next() % 10;
-        let (request, write_path) = if choice < 4 {
-            let path = format!("/c{id}-{n}");
+        let choice = next() % 20;
+        let (request, write_path) = if choice == 0 && next() % 8 == 0 {
+            (Request::CloseSession, None)
+        } else if choice < 8 {
+            let ephemeral = next() % 4 == 0;
+            let path = format!("/{}{id}-{n}", if ephemeral { "e" } else { "c" });
             (
                 Request::Create2(CreateRequest {
                     path: path.clone(),
                     data: Some(Bytes::from(format!("{id}:{n}"))),
                     acl: well_known::open_acl_unsafe(),
-                    flags: 0,
+                    flags: i32::from(ephemeral),
                 }),
                 Some(path),
             )
-        } else if choice < 7 {
+        } else if choice < 14 {
             (
                 Request::SetData(SetDataRequest {
                     path: key.clone(),
@@ -344,13 +423,35 @@ fn client(id: usize, hosts: Vec<SocketAddr>, rec: Arc<Recorder>, stop: Arc<Atomi
             (
                 Request::GetData(GetDataRequest {
                     path: key.clone(),
-                    watch: false,
+                    watch: !pending.contains_key(&key) && next() % 2 == 0,
                 }),
                 None,
             )
         };
         let invoked = rec.now();
-        match c.call(&request) {
+        let result = c.call(&request);
+        // Notifications that came before the reply fire this connection's watches.
+        for (zxid, event) in c.take_events() {
+            match pending.remove(&event.path) {
+                Some(mut record) => {
+                    record.fired.push((zxid, event.r#type));
+                    rec.watches.lock().unwrap().push(record);
+                }
+                None => rec.violations.lock().unwrap().push(format!(
+                    "client {id}: an event nobody watches: {event:?} at {zxid:#x}"
+                )),
+            }
+        }
+        match result {
+            Ok((h, _)) if matches!(request, Request::CloseSession) => {
+                // The session is over (its ephemerals with it): start another.
+                xid = c.xid();
+                last_zxid = last_zxid.max(h.zxid);
+                end_watches(&mut pending);
+                session = ConnectResponse::default();
+                conn = None;
+                *rec.sessions_closed.lock().unwrap() += 1;
+            }
             Ok((h, body)) => {
                 let responded = rec.now();
                 xid = c.xid();
@@ -361,43 +462,51 @@ fn client(id: usize, hosts: Vec<SocketAddr>, rec: Arc<Recorder>, stop: Arc<Atomi
                     ));
                 }
                 last_zxid = last_zxid.max(h.zxid);
+                let ack = |result| AckedWrite {
+                    client: id,
+                    session: session.session_id,
+                    cxid: Some(xid),
+                    zxid: h.zxid,
+                    result,
+                    invoked,
+                    responded,
+                };
                 match (write_path, body) {
-                    (Some(_), Response::Create2(r)) => rec.acked.lock().unwrap().push(AckedWrite {
-                        client: id,
-                        session: session.session_id,
-                        cxid: xid,
-                        zxid: h.zxid,
-                        result: TxnResult::Created {
+                    (Some(_), Response::Create2(r)) => {
+                        rec.acked.lock().unwrap().push(ack(TxnResult::Created {
                             path: r.path,
                             stat: r.stat,
-                        },
-                        invoked,
-                        responded,
-                    }),
-                    (Some(_), Response::SetData(r)) => rec.acked.lock().unwrap().push(AckedWrite {
-                        client: id,
-                        session: session.session_id,
-                        cxid: xid,
-                        zxid: h.zxid,
-                        result: TxnResult::DataSet { stat: r.stat },
-                        invoked,
-                        responded,
-                    }),
-                    (Some(_), _) if h.err != 0 => rec.acked.lock().unwrap().push(AckedWrite {
-                        client: id,
-                        session: session.session_id,
-                        cxid: xid,
-                        zxid: h.zxid,
-                        result: TxnResult::Error(h.err),
-                        invoked,
-                        responded,
-                    }),
-                    (None, Response::GetData(r)) => rec.reads.lock().unwrap().push(Read {
-                        client: id,
-                        key,
-                        zxid: h.zxid,
-                        value: r.data.map(|d| d.to_vec()),
-                    }),
+                        }))
+                    }
+                    (Some(_), Response::SetData(r)) => rec
+                        .acked
+                        .lock()
+                        .unwrap()
+                        .push(ack(TxnResult::DataSet { stat: r.stat })),
+                    (Some(_), _) if h.err != 0 => {
+                        rec.acked.lock().unwrap().push(ack(TxnResult::Error(h.err)))
+                    }
+                    (None, Response::GetData(r)) => {
+                        if let Request::GetData(GetDataRequest { watch: true, .. }) = request {
+                            pending.insert(
+                                key.clone(),
+                                WatchRecord {
+                                    client: id,
+                                    key: key.clone(),
+                                    set_at: h.zxid,
+                                    existed: true,
+                                    fired: Vec::new(),
+                                    cancelled: false,
+                                },
+                            );
+                        }
+                        rec.reads.lock().unwrap().push(Read {
+                            client: id,
+                            key,
+                            zxid: h.zxid,
+                            value: r.data.map(|d| d.to_vec()),
+                        })
+                    }
                     (None, _) if h.err == ErrorCode::NoNode.code() => {
                         rec.reads.lock().unwrap().push(Read {
                             client: id,
@@ -414,11 +523,223 @@ fn client(id: usize, hosts: Vec<SocketAddr>, rec: Arc<Recorder>, stop: Arc<Atomi
                 }
             }
             Err(_) => {
-                // Outcome unknown: the write may or may not commit. Move on.
+                // Outcome unknown: the write may or may not commit. Move on; this
+                // connection's watches are gone with it.
                 xid = c.xid();
                 *rec.lost_connections.lock().unwrap() += 1;
+                end_watches(&mut pending);
                 conn = None;
             }
+        }
+    }
+    end_watches(&mut pending);
+}
+
+/// A session through zk-client, as an application holds one: the library reconnects and
+/// resumes by itself. Its writes are matched to the log by session, zxid (from the Stat)
+/// and reply; its reads are checked against the model at the version they return, and
+/// per key they never go back.
+fn zk_client_load(id: usize, hosts: String, rec: Arc<Recorder>, stop: Arc<AtomicBool>) {
+    let rt = zk_tests::runtime();
+    rt.block_on(async move {
+        let mut newest: BTreeMap<String, i64> = BTreeMap::new();
+        let mut client: Option<Client> = None;
+        let mut n = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            let c = match &client {
+                Some(c) if c.state().is_alive() => c,
+                _ => {
+                    client = Client::builder(&hosts)
+                        .session_timeout(Duration::from_secs(10))
+                        .connect()
+                        .await
+                        .ok();
+                    if client.is_none() {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    continue;
+                }
+            };
+            n += 1;
+            let key = format!("/k{}", n % KEYS as u64);
+            let session = c.session_id();
+            let invoked = rec.now();
+            let data = format!("{id}:{n}").into_bytes();
+            let op = async {
+                match n % 3 {
+                    0 => c
+                        .create2(
+                            &format!("/z{id}-{n}"),
+                            data,
+                            well_known::open_acl_unsafe(),
+                            CreateMode::Persistent,
+                        )
+                        .await
+                        .map(|(path, stat)| (stat.czxid, Ok(TxnResult::Created { path, stat }))),
+                    1 => c
+                        .set_data(&key, data, -1)
+                        .await
+                        .map(|stat| (stat.mzxid, Ok(TxnResult::DataSet { stat }))),
+                    _ => c
+                        .get_data(&key)
+                        .await
+                        .map(|(value, stat)| (stat.mzxid, Err(value.map(|v| v.to_vec())))),
+                }
+            };
+            let Ok(Ok((zxid, outcome))) = tokio::time::timeout(Duration::from_secs(15), op).await
+            else {
+                continue; // unknown outcome, or a definite error without a zxid
+            };
+            let responded = rec.now();
+            if c.session_id() != session {
+                continue;
+            }
+            if n % 3 != 0 {
+                let seen = newest.entry(key.clone()).or_default();
+                if zxid < *seen {
+                    rec.violations.lock().unwrap().push(format!(
+                        "client {id}: {key} at version {zxid:#x} after {seen:#x}: went back"
+                    ));
+                }
+                *seen = (*seen).max(zxid);
+            }
+            match outcome {
+                Ok(result) => rec.acked.lock().unwrap().push(AckedWrite {
+                    client: id,
+                    session,
+                    cxid: None,
+                    zxid,
+                    result,
+                    invoked,
+                    responded,
+                }),
+                Err(value) => rec.reads.lock().unwrap().push(Read {
+                    client: id,
+                    key,
+                    zxid,
+                    value,
+                }),
+            }
+        }
+        if let Some(c) = client {
+            c.close().await;
+        }
+    });
+}
+
+/// Sessions through kazoo, in one Python process per session, printing one JSON line per
+/// completed operation (monotonic clock, microseconds) until `stop_file` exists.
+const KAZOO_LOAD: &str = r#"
+import json, os, random, sys, time
+from kazoo.client import KazooClient
+hosts, cid, stop_file, keys = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+zk = KazooClient(hosts=hosts, timeout=10.0,
+                 connection_retry=dict(max_tries=-1, delay=0.05, max_delay=0.5))
+zk.start(timeout=60)
+now = lambda: time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+st = lambda s: [s.czxid, s.mzxid, s.ctime, s.mtime, s.version, s.cversion, s.aversion,
+                s.ephemeralOwner, s.dataLength, s.numChildren, s.pzxid]
+n = 0
+while not os.path.exists(stop_file):
+    n += 1
+    key = "/k%d" % random.randrange(keys)
+    session = zk.client_id[0] if zk.client_id else 0
+    invoked = now()
+    try:
+        r = random.random()
+        if r < 0.35:
+            path, s = zk.create("/y%d-%d" % (cid, n), b"%d:%d" % (cid, n), include_data=True)
+            rec = {"op": "create", "path": path, "stat": st(s)}
+        elif r < 0.7:
+            rec = {"op": "set", "path": key, "stat": st(zk.set(key, b"%d:%d" % (cid, n)))}
+        else:
+            data, s = zk.get(key)
+            rec = {"op": "get", "path": key, "data": list(data), "stat": st(s)}
+    except Exception:
+        time.sleep(0.05)
+        continue
+    responded = now()
+    if session == 0 or (zk.client_id and zk.client_id[0]) != session:
+        continue
+    rec.update(session=session, invoked=invoked, responded=responded)
+    print(json.dumps(rec), flush=True)
+zk.stop()
+"#;
+
+/// Reads a kazoo session's JSON lines into the recorder, as client `id`.
+fn record_kazoo(id: usize, lines: &str, rec: &Recorder) {
+    let stat = |v: &serde_json::Value| -> Option<Stat> {
+        let a: Vec<i64> = v.as_array()?.iter().filter_map(|x| x.as_i64()).collect();
+        (a.len() == 11).then(|| Stat {
+            czxid: a[0],
+            mzxid: a[1],
+            ctime: a[2],
+            mtime: a[3],
+            version: a[4] as i32,
+            cversion: a[5] as i32,
+            aversion: a[6] as i32,
+            ephemeral_owner: a[7],
+            data_length: a[8] as i32,
+            num_children: a[9] as i32,
+            pzxid: a[10],
+        })
+    };
+    let mut newest: BTreeMap<String, i64> = BTreeMap::new();
+    for line in lines.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let (Some(op), Some(path), Some(stat)) =
+            (v["op"].as_str(), v["path"].as_str(), stat(&v["stat"]))
+        else {
+            continue;
+        };
+        let session = v["session"].as_i64().unwrap_or(0);
+        let invoked = (v["invoked"].as_u64().unwrap_or(0)).saturating_sub(rec.monotonic_start);
+        let responded = (v["responded"].as_u64().unwrap_or(0)).saturating_sub(rec.monotonic_start);
+        if op != "create" {
+            let seen = newest.entry(path.to_owned()).or_default();
+            if stat.mzxid < *seen {
+                rec.violations.lock().unwrap().push(format!(
+                    "kazoo client {id}: {path} at version {:#x} after {seen:#x}: went back",
+                    stat.mzxid
+                ));
+            }
+            *seen = (*seen).max(stat.mzxid);
+        }
+        let write = |zxid, result| AckedWrite {
+            client: id,
+            session,
+            cxid: None,
+            zxid,
+            result,
+            invoked,
+            responded,
+        };
+        match op {
+            "create" => rec.acked.lock().unwrap().push(write(
+                stat.czxid,
+                TxnResult::Created {
+                    path: path.to_owned(),
+                    stat,
+                },
+            )),
+            "set" => rec
+                .acked
+                .lock()
+                .unwrap()
+                .push(write(stat.mzxid, TxnResult::DataSet { stat })),
+            _ => rec.reads.lock().unwrap().push(Read {
+                client: id,
+                key: path.to_owned(),
+                zxid: stat.mzxid,
+                value: v["data"].as_array().map(|d| {
+                    d.iter()
+                        .filter_map(|b| b.as_u64())
+                        .map(|b| b as u8)
+                        .collect()
+                }),
+            }),
         }
     }
 }
@@ -445,8 +766,11 @@ fn chaos_on_real_processes_keeps_every_promise() {
     let floor = if seconds >= 600 { 40 } else { 15 };
     let base = std::env::temp_dir().join(format!("zkd-chaos-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
+    // Peers reach each other through the delay proxies; clients connect directly.
+    let delays: Arc<[AtomicU64; 3]> = Arc::default();
+    let _proxies = net.delay_proxies(&delays);
     let lines: String = (0..3)
-        .map(|i| format!("server.{}={}:2888:3888;2181\n", i + 1, net.ip(i)))
+        .map(|i| format!("server.{}={}:2888:3888;2181\n", i + 1, net.proxy_ip(i)))
         .collect();
     let mut servers: Vec<Server> = (0..3)
         .map(|i| {
@@ -503,11 +827,15 @@ fn chaos_on_real_processes_keeps_every_promise() {
         let _ = c.call(&Request::CloseSession);
     }
 
+    let monotonic = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).unwrap();
     let rec = Arc::new(Recorder {
         start: Instant::now(),
+        monotonic_start: monotonic.tv_sec() as u64 * 1_000_000 + monotonic.tv_nsec() as u64 / 1000,
         acked: Mutex::default(),
         reads: Mutex::default(),
+        watches: Mutex::default(),
         lost_connections: Mutex::new(0),
+        sessions_closed: Mutex::new(0),
         violations: Mutex::default(),
     });
     let stop = Arc::new(AtomicBool::new(false));
@@ -518,6 +846,32 @@ fn chaos_on_real_processes_keeps_every_promise() {
             std::thread::spawn(move || client(id, hosts, rec, stop))
         })
         .collect();
+    let connect_string = client_addrs.join(",");
+    let library_load: Vec<_> = (CLIENTS..CLIENTS + LIBRARY_CLIENTS)
+        .map(|id| {
+            let (hosts, rec, stop) = (connect_string.clone(), rec.clone(), stop.clone());
+            std::thread::spawn(move || zk_client_load(id, hosts, rec, stop))
+        })
+        .collect();
+    let stop_file = base.join("stop-kazoo");
+    let kazoo_load: Vec<(usize, Child)> = if zk_tests::python_has("kazoo") {
+        (CLIENTS + LIBRARY_CLIENTS..CLIENTS + 2 * LIBRARY_CLIENTS)
+            .map(|id| {
+                let out = std::fs::File::create(base.join(format!("kazoo-{id}.jsonl"))).unwrap();
+                let child = Command::new("python3")
+                    .args(["-c", KAZOO_LOAD, &connect_string, &id.to_string()])
+                    .arg(&stop_file)
+                    .arg(KEYS.to_string())
+                    .stdout(out)
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap();
+                (id, child)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
 
     // Faults until the time box closes.
     let mut rng = u64::from(std::process::id()) | 1;
@@ -536,7 +890,7 @@ fn chaos_on_real_processes_keeps_every_promise() {
     {
         let victim = roll(3) as usize;
         let others: Vec<usize> = (0..3).filter(|j| *j != victim).collect();
-        let kind = match roll(6) {
+        let kind = match roll(7) {
             0 => {
                 for &j in &others {
                     net.drop_from(victim, j);
@@ -561,6 +915,10 @@ fn chaos_on_real_processes_keeps_every_promise() {
                 "30% packet loss"
             }
             4 => {
+                delays[victim].store(200 + roll(1300), Ordering::Relaxed);
+                "delayed peer links"
+            }
+            5 => {
                 servers[victim].signal("-STOP");
                 servers[victim].stopped = true;
                 "SIGSTOP"
@@ -574,6 +932,9 @@ fn chaos_on_real_processes_keeps_every_promise() {
         std::thread::sleep(Duration::from_millis(1200 + roll(2000)));
         // Heal, and give the ensemble a moment between faults.
         net.heal();
+        for d in delays.iter() {
+            d.store(0, Ordering::Relaxed);
+        }
         for s in servers.iter_mut() {
             if s.stopped {
                 s.signal("-CONT");
@@ -586,8 +947,20 @@ fn chaos_on_real_processes_keeps_every_promise() {
         std::thread::sleep(Duration::from_millis(400 + roll(1000)));
     }
     stop.store(true, Ordering::Relaxed);
-    for t in load {
+    std::fs::write(&stop_file, b"").unwrap();
+    for t in load.into_iter().chain(library_load) {
         t.join().unwrap();
+    }
+    let kazoo_ran = !kazoo_load.is_empty();
+    for (id, mut child) in kazoo_load {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let lines = std::fs::read_to_string(base.join(format!("kazoo-{id}.jsonl"))).unwrap();
+        record_kazoo(id, &lines, &rec);
     }
 
     // Healed: all three serve and reach the same zxid.
@@ -664,17 +1037,42 @@ fn chaos_on_real_processes_keeps_every_promise() {
         leaders: Vec::new(),
         installs: Vec::new(),
         finals,
-        watches: Vec::new(),
+        watches: rec.watches.lock().unwrap().clone(),
         syncs: Vec::new(),
     };
     let mut violations = zk_sim::check::check(&history);
     violations.extend(disagreements);
     violations.extend(rec.violations.lock().unwrap().iter().cloned());
     let total: usize = faults.values().sum();
+    let fired = history
+        .watches
+        .iter()
+        .filter(|w| !w.fired.is_empty())
+        .count();
+    let ephemerals = history
+        .acked
+        .iter()
+        .filter(
+            |a| matches!(&a.result, TxnResult::Created { stat, .. } if stat.ephemeral_owner != 0),
+        )
+        .count();
+    let by_library = |range: std::ops::Range<usize>| {
+        history
+            .acked
+            .iter()
+            .filter(|a| range.contains(&a.client))
+            .count()
+    };
+    let (zk_client_writes, kazoo_writes) = (
+        by_library(CLIENTS..CLIENTS + LIBRARY_CLIENTS),
+        by_library(CLIENTS + LIBRARY_CLIENTS..CLIENTS + 2 * LIBRARY_CLIENTS),
+    );
     println!(
-        "chaos: {seconds} s, {total} faults {faults:?}; {} acknowledged writes, {} reads, {} connections lost; {} committed txns up to {final_zxid:#x}; {} violations",
+        "chaos: {seconds} s, {total} faults {faults:?}; {} acknowledged writes ({zk_client_writes} through zk-client, {kazoo_writes} through kazoo, {ephemerals} ephemeral creates), {} reads, {} watches set ({fired} fired), {} sessions closed, {} connections lost; {} committed txns up to {final_zxid:#x}; {} violations",
         history.acked.len(),
         history.reads.len(),
+        history.watches.len(),
+        rec.sessions_closed.lock().unwrap(),
         rec.lost_connections.lock().unwrap(),
         history.commits.len(),
         violations.len()
@@ -697,6 +1095,12 @@ fn chaos_on_real_processes_keeps_every_promise() {
         history.reads.len() >= 100,
         "too few reads: {}",
         history.reads.len()
+    );
+    assert!(fired >= 20, "too few watches fired: {fired}");
+    assert!(ephemerals >= 20, "too few ephemerals: {ephemerals}");
+    assert!(
+        zk_client_writes >= 20 && (kazoo_writes >= 20 || !kazoo_ran),
+        "too few writes through zk-client ({zk_client_writes}) or kazoo ({kazoo_writes})"
     );
     drop(servers);
     drop(net);

@@ -33,7 +33,9 @@ type KeyHistory = Vec<(Zxid, Option<Vec<u8>>)>;
 pub struct AckedWrite {
     pub client: usize,
     pub session: i64,
-    pub cxid: i32,
+    /// The request's xid, when the client exposes it (kazoo and zk-client do not: their
+    /// writes are matched by session, zxid and reply).
+    pub cxid: Option<i32>,
     pub zxid: Zxid,
     pub result: TxnResult,
     pub invoked: u64,
@@ -135,18 +137,18 @@ pub fn check(h: &History) -> Vec<String> {
     for a in &h.acked {
         match results.get(&a.zxid) {
             None => v.push(format!(
-                "client {} write {} acknowledged at {:#x}, which is not committed",
+                "client {} write {:?} acknowledged at {:#x}, which is not committed",
                 a.client, a.cxid, a.zxid
             )),
             Some((session, cxid, result)) => {
-                if (*session, *cxid) != (a.session, a.cxid) {
+                if *session != a.session || a.cxid.is_some_and(|c| c != *cxid) {
                     v.push(format!(
-                        "client {} write {} acknowledged at {:#x}, which holds another txn",
+                        "client {} write {:?} acknowledged at {:#x}, which holds another txn",
                         a.client, a.cxid, a.zxid
                     ));
                 } else if *result != a.result {
                     v.push(format!(
-                        "client {} write {} at {:#x}: reply {:?}, the model says {:?}",
+                        "client {} write {:?} at {:#x}: reply {:?}, the model says {:?}",
                         a.client, a.cxid, a.zxid, a.result, result
                     ));
                 }
@@ -361,7 +363,7 @@ mod tests {
             h.acked.push(AckedWrite {
                 client: 0,
                 session: 9,
-                cxid,
+                cxid: Some(cxid),
                 zxid,
                 result: applied.result,
                 invoked: zxid as u64 & 0xff,

@@ -1367,7 +1367,7 @@ impl World {
         self.history.acked.push(AckedWrite {
             client: c,
             session: client.session,
-            cxid: p.cxid,
+            cxid: Some(p.cxid),
             zxid,
             result,
             invoked: p.invoked,
