@@ -18,6 +18,8 @@ pub struct Server {
     pub dir: PathBuf,
     pub client_port: u16,
     pub admin_port: u16,
+    /// The peer (Zab) port.
+    pub quorum_port: u16,
     pub child: Option<Child>,
     /// Crash points armed at the next start (`ZKD_FAILPOINTS`).
     pub failpoints: String,
@@ -53,6 +55,16 @@ impl Server {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+    }
+
+    /// Sends a signal (`-STOP`, `-CONT`, ...) to the running process.
+    pub fn signal(&self, sig: &str) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .arg(sig)
+                .arg(c.id().to_string())
+                .status();
         }
     }
 
@@ -192,6 +204,7 @@ pub fn start(
             dir,
             client_port: *client,
             admin_port: admin_ports[i],
+            quorum_port: ports[i].0,
             child: None,
             failpoints: failpoints.to_owned(),
             binary: zkd.to_path_buf(),
