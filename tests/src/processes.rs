@@ -38,7 +38,10 @@ impl Server {
         let child = Command::new(&self.binary)
             .arg("--config")
             .arg(self.dir.join("zoo.cfg"))
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("ZKD_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .env("ZKD_FAILPOINTS", &self.failpoints)
             .env(
                 "SERVER_JVMFLAGS",
@@ -161,8 +164,11 @@ pub fn start(
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect();
+    // One directory per ensemble, even for tests of one binary running in parallel.
+    static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let serial = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let base = std::env::temp_dir().join(format!(
-        "zkd-ensemble-{}-{voters}-{observers}-{joiners}{tag}",
+        "zkd-ensemble-{}-{serial}-{voters}-{observers}-{joiners}{tag}",
         std::process::id()
     ));
     let _ = std::fs::remove_dir_all(&base);

@@ -126,13 +126,21 @@ fn reconfig_against_a_zkd_ensemble() {
         c.reconfig_enabled = true;
         c.skip_acl = true;
     });
-    // Ask the leader (a removal of the leader itself would move leadership mid-command).
+    // Ask the leader (a removal of the leader itself would move leadership mid-command),
+    // once both followers are synced with it: a removal needs a quorum of the new
+    // configuration connected and up to date, or it is refused.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let leader = loop {
-        let found = servers.iter().position(|s| {
-            zookeeper::four_letter(s.addr, "srvr").is_some_and(|t| t.contains("Mode: leader"))
-        });
-        if let Some(l) = found {
+        let modes: Vec<String> = servers
+            .iter()
+            .map(|s| zookeeper::four_letter(s.addr, "srvr").unwrap_or_default())
+            .collect();
+        let followers = modes
+            .iter()
+            .filter(|t| t.contains("Mode: follower"))
+            .count();
+        let found = modes.iter().position(|t| t.contains("Mode: leader"));
+        if let (Some(l), 2) = (found, followers) {
             break l;
         }
         assert!(std::time::Instant::now() < deadline, "no leader");
