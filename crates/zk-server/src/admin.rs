@@ -26,6 +26,7 @@ pub const COMMANDS: &[&[&str]] = &[
     &["dirs"],
     &["dump"],
     &["environment", "env", "envi"],
+    &["expirations"],
     &["get_trace_mask", "gtmk"],
     &["hash"],
     &["initial_configuration", "icfg"],
@@ -293,6 +294,10 @@ pub(crate) fn answer(core: &mut crate::core::Core, command: &str) -> Value {
             "global_sessions": core.sessions.len(),
             "last_zxid": core.tree.last_processed_zxid(),
             "fsync_threshold_exceed_count": core.fsync_stats().slow_fsyncs,
+            "session_expirations": core.expiry_log.expired_total,
+            "session_expirations_deferred": core.expiry_log.deferred_total,
+            "server_stalls": core.expiry_log.stalls_total,
+            "sessions_extended_after_stall": core.expiry_log.extended_total,
         }),
         "server_stats" | "stats" => json!({
             "version": VERSION,
@@ -339,6 +344,7 @@ pub(crate) fn answer(core: &mut crate::core::Core, command: &str) -> Value {
             "os.arch": std::env::consts::ARCH,
         }),
         "dirs" => json!({"datadir_size": 0, "logdir_size": 0}),
+        "expirations" => core.expiry_log.to_json(),
         "hash" => {
             json!({"digests": [{"zxid": core.tree.last_processed_zxid(), "digest": core.tree.digest()}]})
         }

@@ -61,6 +61,13 @@ pub struct Config {
     /// `znode.container.maxNeverUsedIntervalMs`: delete containers that never had a child
     /// after this long (0 = never).
     pub container_never_used_ms: u64,
+    /// `sessionExpiry.stallThresholdMs` (zkd): a tick arriving more than this late means
+    /// the server itself stalled (paused, starved); it then extends every session instead
+    /// of expiring the ones it could not hear meanwhile. 0 turns the detection off.
+    pub stall_threshold_ms: u64,
+    /// `sessionExpiry.maxPerTick` (zkd): at most this many sessions expire per tick, the
+    /// rest the next tick (0 = no cap).
+    pub max_expirations_per_tick: usize,
     /// `admin.enableServer`: serve the AdminServer.
     pub admin_enabled: bool,
     /// `admin.serverAddress`:`admin.serverPort`.
@@ -262,6 +269,8 @@ impl Default for Config {
             fsync_warn_ms: 1000,
             container_check_interval_ms: 60_000,
             container_never_used_ms: 0,
+            stall_threshold_ms: 2000,
+            max_expirations_per_tick: 0,
             admin_enabled: true,
             admin_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
             server_id: 0,
@@ -515,6 +524,8 @@ impl Config {
                 "minSessionTimeout" => c.min_session_timeout_ms = Some(number(k, v)?),
                 "maxSessionTimeout" => c.max_session_timeout_ms = Some(number(k, v)?),
                 "maxClientCnxns" => c.max_client_cnxns = number(k, v)?,
+                "sessionExpiry.stallThresholdMs" => c.stall_threshold_ms = number(k, v)?,
+                "sessionExpiry.maxPerTick" => c.max_expirations_per_tick = number(k, v)?,
                 "globalOutstandingLimit" => c.global_outstanding_limit = number(k, v)?,
                 "4lw.commands.whitelist" => {
                     c.four_letter_words = v
@@ -912,6 +923,8 @@ struct TomlConfig {
     fsync_warn_ms: Option<u64>,
     container_check_interval_ms: Option<u64>,
     container_never_used_ms: Option<u64>,
+    stall_threshold_ms: Option<u64>,
+    max_expirations_per_tick: Option<usize>,
     server_id: Option<u8>,
     admin_enabled: Option<bool>,
     admin_port: Option<u16>,
@@ -1053,6 +1066,8 @@ impl Config {
             fsync_warn_ms,
             container_check_interval_ms,
             container_never_used_ms,
+            stall_threshold_ms,
+            max_expirations_per_tick,
             server_id,
             admin_enabled
         );

@@ -29,6 +29,7 @@ use zk_tree::{acl, DataTree, Event, TxnResult, WatcherId};
 use crate::config::Config;
 use crate::fourlw;
 
+mod expiry_log;
 mod replica;
 pub(crate) use replica::{Forward, Replica};
 
@@ -177,6 +178,10 @@ pub struct Core {
     read_only_sessions: std::collections::HashSet<i64>,
     /// The quorum of the reconfiguration just prepared, for the proposal that follows.
     pending_reconfig: Option<zk_zab::quorum::Quorum>,
+    /// Why sessions expired, and the stalls this server noticed in itself.
+    pub(crate) expiry_log: expiry_log::ExpiryLog,
+    /// When the last tick ran (ms since start), to notice a stall.
+    last_tick_ms: Option<u64>,
 }
 
 impl std::fmt::Debug for Core {
@@ -250,6 +255,8 @@ impl Core {
             replica: None,
             read_only_sessions: Default::default(),
             pending_reconfig: None,
+            expiry_log: Default::default(),
+            last_tick_ms: None,
         }
     }
 
@@ -1257,17 +1264,40 @@ impl Core {
     }
 
     fn tick(&mut self) {
+        let now = self.now_ms();
+        self.notice_stall(now);
         // In an ensemble only the leader expires sessions and reaps containers.
         if self.replica.as_ref().is_some_and(|r| !r.leading()) {
             return;
         }
         self.reap_containers();
-        let now = self.now_ms();
-        for session in self.sessions.expire(now) {
-            tracing::info!(session = format_args!("{session:#x}"), "session expired");
+        let cap = match self.config.max_expirations_per_tick {
+            0 => usize::MAX,
+            n => n,
+        };
+        let (due, deferred) = self.sessions.expire_at_most(now, cap);
+        if deferred > 0 {
+            self.expiry_log.deferred(deferred, cap);
+        }
+        for session in due {
+            let known = self.sessions.get(session).cloned();
+            let conn = self.by_session.get(&session).copied();
             let Some(zxid) = self.next_zxid() else {
                 return;
             };
+            if let Some(known) = known {
+                self.expiry_log.expired(expiry_log::Expiration {
+                    session,
+                    timeout_ms: known.timeout_ms,
+                    last_seen_ms_ago: now.saturating_sub(known.last_touch_ms),
+                    last_server: known.last_server,
+                    connected_here: conn.is_some(),
+                    ephemerals: self.tree.ephemerals().get(&session).map_or(0, |e| e.len()),
+                    watches: conn.map(|c| self.tree.watches().count_of(WatcherId(c))),
+                    zxid,
+                    at_ms: wall_ms(),
+                });
+            }
             let auth = Vec::new();
             let ctx = PrepContext {
                 session,
@@ -1289,6 +1319,28 @@ impl Core {
                 .or_default()
                 .push_back(Queued::Write { cxid: 0 });
             self.log(zxid, session, prepared, Purpose::Expire);
+        }
+    }
+
+    /// A tick far later than due means this server stalled (SIGSTOP, a VM pause, CPU
+    /// starvation): its clients may have pinged all along without being heard, so every
+    /// session gets a full timeout from now instead of a mass expiry.
+    fn notice_stall(&mut self, now: u64) {
+        let previous = self.last_tick_ms.replace(now);
+        let threshold = self.config.stall_threshold_ms;
+        let Some(previous) = previous else {
+            return;
+        };
+        let late = now
+            .saturating_sub(previous)
+            .saturating_sub(u64::from(self.config.tick_time_ms));
+        if threshold > 0 && late > threshold {
+            let extended = self.sessions.extend_all(now);
+            self.expiry_log.stalled(expiry_log::Stall {
+                late_ms: late,
+                sessions_extended: extended,
+                at_ms: wall_ms(),
+            });
         }
     }
 }

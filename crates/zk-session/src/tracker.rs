@@ -26,6 +26,12 @@ pub struct Session {
     /// The tick boundary at which it expires unless touched: `bucket(last touch + timeout)`.
     /// For a closing session, the deadline it had when it started closing.
     pub deadline_ms: u64,
+    /// When the client was last heard from (registration counts), to explain an expiry.
+    /// [`SessionTracker::extend_all`] moves deadlines but not this.
+    pub last_touch_ms: u64,
+    /// The server the client was last heard through: this one, or the follower whose
+    /// ping carried the touch ([`SessionTracker::touch_from`]).
+    pub last_server: u64,
 }
 
 /// The session table plus its expiry buckets. Deterministic: the same calls with the same
@@ -120,6 +126,7 @@ impl SessionTracker {
                 }
                 s.timeout_ms = timeout_ms;
                 s.deadline_ms = deadline_ms;
+                s.last_touch_ms = now_ms;
             }
             None => {
                 self.queue.insert(id, deadline_ms);
@@ -130,6 +137,8 @@ impl SessionTracker {
                         timeout_ms,
                         closing: false,
                         deadline_ms,
+                        last_touch_ms: now_ms,
+                        last_server: u64::from(self.config.server_id),
                     },
                 );
             }
@@ -141,6 +150,12 @@ impl SessionTracker {
     /// `SESSIONEXPIRED` instead of reviving a session on its way out. `now_ms` should not go
     /// backwards; if it does, the deadline moves back with it.
     pub fn touch(&mut self, id: i64, now_ms: u64) -> Result<()> {
+        self.touch_from(id, now_ms, u64::from(self.config.server_id))
+    }
+
+    /// [`SessionTracker::touch`] for a client heard through server `server` (an ensemble
+    /// leader applying a follower's session pings).
+    pub fn touch_from(&mut self, id: i64, now_ms: u64, server: u64) -> Result<()> {
         let s = self
             .sessions
             .get_mut(&id)
@@ -151,7 +166,26 @@ impl SessionTracker {
         let deadline_ms = deadline(&self.queue, s.timeout_ms, now_ms);
         self.queue.update(id, s.deadline_ms, deadline_ms);
         s.deadline_ms = deadline_ms;
+        s.last_touch_ms = now_ms;
+        s.last_server = server;
         Ok(())
+    }
+
+    /// Gives every open session a full timeout from `now_ms`, as if each had just been
+    /// heard from, without changing when it really was: for a server that finds it was
+    /// itself stalled (paused, starved), so its clients are not blamed for its silence.
+    /// Returns how many sessions were extended.
+    pub fn extend_all(&mut self, now_ms: u64) -> usize {
+        let mut n = 0;
+        for (&id, s) in self.sessions.iter_mut().filter(|(_, s)| !s.closing) {
+            let deadline_ms = deadline(&self.queue, s.timeout_ms, now_ms);
+            if deadline_ms > s.deadline_ms {
+                self.queue.update(id, s.deadline_ms, deadline_ms);
+                s.deadline_ms = deadline_ms;
+                n += 1;
+            }
+        }
+        n
     }
 
     /// Whether a request of this session may proceed, without touching it (ZooKeeper's
@@ -209,7 +243,25 @@ impl SessionTracker {
     /// marked closing (the caller logs a closeSession txn for each). Deterministic, and each
     /// session is returned at most once.
     pub fn expire(&mut self, now_ms: u64) -> Vec<i64> {
-        let due = self.queue.poll(now_ms);
+        self.expire_at_most(now_ms, usize::MAX).0
+    }
+
+    /// [`SessionTracker::expire`], at most `limit` sessions: the rest of the due ones move
+    /// to the next tick's bucket (their `last_touch_ms` unchanged) and are counted in the
+    /// second value. A cap on expirations per tick keeps a mass expiry from becoming a
+    /// burst of closeSession txns and ephemeral deletions.
+    pub fn expire_at_most(&mut self, now_ms: u64, limit: usize) -> (Vec<i64>, usize) {
+        let mut due = self.queue.poll(now_ms);
+        let deferred = due.len().saturating_sub(limit);
+        if deferred > 0 {
+            let next = self.queue.bucket(now_ms);
+            for (_, id) in due.split_off(limit) {
+                self.queue.insert(id, next);
+                if let Some(s) = self.sessions.get_mut(&id) {
+                    s.deadline_ms = next;
+                }
+            }
+        }
         let mut out = Vec::with_capacity(due.len());
         for (bucket, id) in due {
             let s = self.sessions.get_mut(&id);
@@ -221,7 +273,7 @@ impl SessionTracker {
             s.closing = true;
             out.push(id);
         }
-        out
+        (out, deferred)
     }
 
     /// When `expire` will next return something (the earliest bucket), for the caller's
@@ -480,7 +532,9 @@ mod tests {
                 id: 1,
                 timeout_ms: 4000,
                 closing: false,
-                deadline_ms: 6000
+                deadline_ms: 6000,
+                last_touch_ms: 0,
+                last_server: 1,
             }
         );
         assert_eq!(t.next_expiry_ms(), Some(10_000));
@@ -524,5 +578,70 @@ mod tests {
     #[should_panic(expected = "tick_time_ms must be positive")]
     fn zero_tick_is_refused() {
         let _ = SessionTracker::new(SessionConfig::new(1, 0), 0);
+    }
+
+    #[test]
+    fn touches_record_when_and_through_which_server() {
+        let mut t = SessionTracker::new(SessionConfig::new(1, TICK), 0);
+        t.add(7, 4000, 100);
+        assert_eq!(
+            (
+                t.get(7).unwrap().last_touch_ms,
+                t.get(7).unwrap().last_server
+            ),
+            (100, 1)
+        );
+        t.touch_from(7, 2500, 3).unwrap();
+        assert_eq!(
+            (
+                t.get(7).unwrap().last_touch_ms,
+                t.get(7).unwrap().last_server
+            ),
+            (2500, 3)
+        );
+        t.touch(7, 3000).unwrap();
+        assert_eq!(
+            (
+                t.get(7).unwrap().last_touch_ms,
+                t.get(7).unwrap().last_server
+            ),
+            (3000, 1)
+        );
+        t.assert_consistent();
+    }
+
+    #[test]
+    fn extend_all_moves_deadlines_but_not_last_contact() {
+        let mut t = SessionTracker::new(SessionConfig::new(1, TICK), 0);
+        t.add(1, 4000, 0);
+        t.add(2, 8000, 0);
+        t.add(3, 4000, 0);
+        t.set_closing(3);
+        // A 60 s stall: without the extension both would be due.
+        assert_eq!(t.extend_all(60_000), 2);
+        t.assert_consistent();
+        assert!(t.expire(60_000).is_empty());
+        assert_eq!(t.get(1).unwrap().last_touch_ms, 0);
+        assert_eq!(t.expire(66_000), vec![1]);
+        assert_eq!(t.expire(70_000), vec![2]);
+        t.assert_consistent();
+    }
+
+    #[test]
+    fn expire_at_most_defers_the_rest_to_the_next_tick() {
+        let mut t = SessionTracker::new(SessionConfig::new(1, TICK), 0);
+        for id in 1..=5 {
+            t.add(id, 4000, 0);
+        }
+        let (first, deferred) = t.expire_at_most(10_000, 2);
+        assert_eq!((first, deferred), (vec![1, 2], 3));
+        t.assert_consistent();
+        assert!(
+            t.expire_at_most(10_000, 2).0.is_empty(),
+            "not before the next tick"
+        );
+        assert_eq!(t.expire_at_most(12_000, 2), (vec![3, 4], 1));
+        assert_eq!(t.expire_at_most(14_000, 2), (vec![5], 0));
+        t.assert_consistent();
     }
 }

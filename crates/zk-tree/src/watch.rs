@@ -292,6 +292,15 @@ impl WatchRegistry {
         self.child.remove_watcher(w);
     }
 
+    /// Paths one watcher (a connection) watches, data and child tables together: what its
+    /// end removes, for expiry reports.
+    pub fn count_of(&self, w: WatcherId) -> usize {
+        [&self.data, &self.child]
+            .iter()
+            .map(|t| t.by_watcher.get(&w).map_or(0, BTreeSet::len))
+            .sum()
+    }
+
     /// Number of (path, watcher) pairs, data and child tables together (`watch_count`).
     pub fn count(&self) -> usize {
         self.data.count() + self.child.count()

@@ -436,10 +436,10 @@ impl Core {
                 Output::InstallSnapshot { zxid, state } => self.install_snapshot(zxid, state),
                 Output::Commit(p) => self.commit(p.zxid, p.data),
                 Output::Request { from, data } => self.remote_request(from, &data),
-                Output::Pinged { payload, .. } => {
+                Output::Pinged { from, payload } => {
                     let now = self.now_ms();
                     for id in decode_touches(&payload) {
-                        let _ = self.sessions.touch(id, now);
+                        let _ = self.sessions.touch_from(id, now, from);
                     }
                 }
                 Output::Role(role) => self.role_changed(role),
