@@ -351,3 +351,54 @@ fn paused_ensemble_members_do_not_cost_their_clients_their_sessions() {
         }
     });
 }
+
+/// A session that moves from one follower to another says so to the leader at once (as
+/// ZooKeeper's revalidation does): the leader must not expire it for having last heard
+/// of it through the follower it left. Found by the expiry log ("last heard through
+/// server 1" for a client connected elsewhere for seconds).
+#[test]
+fn a_session_moving_between_followers_is_not_expired_by_the_leader() {
+    let servers = processes::start(Path::new(ZKD), 3, 0, "maxSessionTimeout=60000\n", 0, "");
+    let all = [0, 1, 2];
+    let leader = settled(&servers, &all);
+    let (a, b) = ((leader + 1) % 3, (leader + 2) % 3);
+    let timeout = Duration::from_secs(6);
+    let mut raw = RawClient::connect(
+        servers[a].addr().parse().unwrap(),
+        timeout.as_millis() as i32,
+    )
+    .unwrap();
+    let (h, _) = raw
+        .call(&Request::Create(CreateRequest {
+            path: "/moved".into(),
+            data: Some(Bytes::new()),
+            acl: well_known::open_acl_unsafe(),
+            flags: 1,
+        }))
+        .unwrap();
+    assert_eq!(h.err, 0);
+    // Idle on `a` for two thirds of the timeout, then move to `b` (the handshake is the
+    // only packet), and stay idle past the deadline the leader had from `a`.
+    std::thread::sleep(timeout * 2 / 3);
+    let moved = RawClient::resume(
+        servers[b].addr().parse().unwrap(),
+        timeout.as_millis() as i32,
+        &raw.session,
+        0,
+        raw.xid(),
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    assert!(moved.session.time_out > 0);
+    drop(raw);
+    std::thread::sleep(timeout * 2 / 3);
+    let v = json(&servers[leader], "expirations");
+    assert_eq!(v["expired_total"], 0, "{v}");
+    let rt = zk_tests::runtime();
+    rt.block_on(async {
+        let c = Client::connect(&servers[leader].addr()).await.unwrap();
+        assert!(c.exists("/moved").await.unwrap().is_some());
+        c.close().await;
+    });
+    drop(moved);
+}

@@ -463,6 +463,12 @@ impl Core {
         let id = req.session_id;
         let valid = SessionTracker::check_password(id, req.passwd.as_deref().unwrap_or_default())
             && self.sessions.touch(id, self.now_ms()).is_ok();
+        if valid {
+            // A follower tells the leader at its next tick (ZooKeeper revalidates the
+            // session with the leader): the leader must not expire a session that just
+            // moved here because it last heard of it through the server it left.
+            self.touched(id);
+        }
         if !valid {
             // Probed: a wrong password also drops the session's current connection.
             if let Some(old) = self.by_session.get(&id).copied() {
