@@ -86,6 +86,23 @@ pub fn files(dir: &Path, prefix: &str) -> Vec<PathBuf> {
     out.into_iter().map(|(_, p)| p).collect()
 }
 
+/// Every txn in the `log.*` files of a `version-2/` directory as zk-log's recovery scan
+/// reads them (a torn tail left out), file by file: (zxid, raw bytes).
+pub fn logged_txns(dir: &Path) -> Vec<(i64, Bytes)> {
+    files(dir, "log.")
+        .into_iter()
+        .filter_map(|path| {
+            let bytes = std::fs::read(&path).ok()?;
+            zk_log::txnlog::scan_log(&path, Bytes::from(bytes)).ok()
+        })
+        .flat_map(|scan| {
+            scan.records
+                .into_iter()
+                .map(|r| (r.entry.header.zxid, r.raw))
+        })
+        .collect()
+}
+
 pub mod certs;
 pub mod processes;
 pub mod proxy;

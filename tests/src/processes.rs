@@ -124,21 +124,28 @@ impl Server {
 
     /// `srvr`'s Mode and Zxid, or `None` when the server does not answer.
     pub fn srvr(&self) -> Option<(String, i64)> {
-        let mut s = TcpStream::connect(self.addr()).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-        s.write_all(b"srvr").ok()?;
-        let mut text = String::new();
-        s.read_to_string(&mut text).ok()?;
-        let mode = text
-            .lines()
-            .find_map(|l| l.strip_prefix("Mode: "))?
-            .to_owned();
-        let zxid = text
-            .lines()
-            .find_map(|l| l.strip_prefix("Zxid: 0x"))
-            .and_then(|z| i64::from_str_radix(z.trim(), 16).ok())?;
-        Some((mode, zxid))
+        srvr_at(&self.addr())
     }
+}
+
+/// `srvr`'s Mode and Zxid of the server at `addr` (`host:port`), or `None` when it does
+/// not answer within a couple of seconds.
+pub fn srvr_at(addr: &str) -> Option<(String, i64)> {
+    let addr: std::net::SocketAddr = addr.parse().ok()?;
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(b"srvr").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let mode = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Mode: "))?
+        .to_owned();
+    let zxid = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Zxid: 0x"))
+        .and_then(|z| i64::from_str_radix(z.trim(), 16).ok())?;
+    Some((mode, zxid))
 }
 
 impl Drop for Server {

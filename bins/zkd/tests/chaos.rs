@@ -27,6 +27,7 @@ use bytes::Bytes;
 use zk_client::{Client, CreateMode};
 use zk_proto::*;
 use zk_sim::check::{AckedWrite, History, Read, WatchRecord};
+use zk_tests::processes::srvr_at as srvr;
 use zk_tests::proxy::DelayProxy;
 use zk_tests::raw::RawClient;
 use zk_tree::TxnResult;
@@ -278,26 +279,6 @@ impl Drop for Server {
     }
 }
 
-/// `srvr` Mode and Zxid of the server at `addr`.
-fn srvr(addr: &str) -> Option<(String, i64)> {
-    use std::io::{Read as _, Write as _};
-    let a: SocketAddr = addr.parse().ok()?;
-    let mut s = std::net::TcpStream::connect_timeout(&a, Duration::from_millis(500)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
-    s.write_all(b"srvr").ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let mode = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Mode: "))?
-        .to_owned();
-    let zxid = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Zxid: 0x"))
-        .and_then(|z| i64::from_str_radix(z.trim(), 16).ok())?;
-    Some((mode, zxid))
-}
-
 /// The AdminServer's `hash`: (zxid, digest) of the server's tree.
 fn hash(ip: &str) -> Option<(i64, i64)> {
     use std::io::{Read as _, Write as _};
@@ -334,6 +315,18 @@ struct Recorder {
 impl Recorder {
     fn now(&self) -> u64 {
         self.start.elapsed().as_micros() as u64
+    }
+
+    /// Notes `zxid` as the newest version of `key` that `who` read or wrote; a violation if
+    /// it is older than one it already saw (its reads went back in time).
+    fn never_back(&self, newest: &mut BTreeMap<String, i64>, key: &str, zxid: i64, who: &str) {
+        let seen = newest.entry(key.to_owned()).or_default();
+        if zxid < *seen {
+            self.violations.lock().unwrap().push(format!(
+                "{who}: {key} at version {zxid:#x} after {seen:#x}: went back"
+            ));
+        }
+        *seen = (*seen).max(zxid);
     }
 }
 
@@ -595,13 +588,7 @@ fn zk_client_load(id: usize, hosts: String, rec: Arc<Recorder>, stop: Arc<Atomic
                 continue;
             }
             if n % 3 != 0 {
-                let seen = newest.entry(key.clone()).or_default();
-                if zxid < *seen {
-                    rec.violations.lock().unwrap().push(format!(
-                        "client {id}: {key} at version {zxid:#x} after {seen:#x}: went back"
-                    ));
-                }
-                *seen = (*seen).max(zxid);
+                rec.never_back(&mut newest, &key, zxid, &format!("client {id}"));
             }
             match outcome {
                 Ok(result) => rec.acked.lock().unwrap().push(AckedWrite {
@@ -698,14 +685,7 @@ fn record_kazoo(id: usize, lines: &str, rec: &Recorder) {
         let invoked = (v["invoked"].as_u64().unwrap_or(0)).saturating_sub(rec.monotonic_start);
         let responded = (v["responded"].as_u64().unwrap_or(0)).saturating_sub(rec.monotonic_start);
         if op != "create" {
-            let seen = newest.entry(path.to_owned()).or_default();
-            if stat.mzxid < *seen {
-                rec.violations.lock().unwrap().push(format!(
-                    "kazoo client {id}: {path} at version {:#x} after {seen:#x}: went back",
-                    stat.mzxid
-                ));
-            }
-            *seen = (*seen).max(stat.mzxid);
+            rec.never_back(&mut newest, path, stat.mzxid, &format!("kazoo client {id}"));
         }
         let write = |zxid, result| AckedWrite {
             client: id,
@@ -802,11 +782,22 @@ fn chaos_on_real_processes_keeps_every_promise() {
             .iter()
             .position(|a| srvr(a).is_some_and(|(m, _)| m == "leader"))
     };
+    // Before the load: one leader, both others following it (a member still joining
+    // closes client connections).
     let deadline = Instant::now() + Duration::from_secs(30);
-    while leader_of(&client_addrs).is_none() {
+    loop {
+        let modes: Vec<String> = client_addrs
+            .iter()
+            .filter_map(|a| srvr(a).map(|(m, _)| m))
+            .collect();
+        let leaders = modes.iter().filter(|m| *m == "leader").count();
+        let followers = modes.iter().filter(|m| *m == "follower").count();
+        if (leaders, followers) == (1, 2) {
+            break;
+        }
         assert!(
             Instant::now() < deadline,
-            "no leader elected in the namespaces"
+            "no settled ensemble in the namespaces: {modes:?}"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -999,33 +990,16 @@ fn chaos_on_real_processes_keeps_every_promise() {
     let mut commits: BTreeMap<i64, Vec<u8>> = BTreeMap::new();
     let mut disagreements = Vec::new();
     for s in &servers {
-        let dir = s.dir.join("data/version-2");
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if !path
-                .file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("log.")
-            {
-                continue;
+        for (zxid, raw) in zk_tests::logged_txns(&s.dir.join("data/version-2")) {
+            if zxid > final_zxid {
+                continue; // logged but never committed (truncated later or pending)
             }
-            let bytes = std::fs::read(&path).unwrap();
-            let Ok(scan) = zk_log::txnlog::scan_log(&path, Bytes::from(bytes)) else {
-                continue;
-            };
-            for r in scan.records {
-                let zxid = r.entry.header.zxid;
-                if zxid > final_zxid {
-                    continue; // logged but never committed (truncated later or pending)
+            match commits.get(&zxid) {
+                Some(other) if *other != raw.to_vec() => {
+                    disagreements.push(format!("{}: txn {zxid:#x} differs", s.ns))
                 }
-                match commits.get(&zxid) {
-                    Some(other) if *other != r.raw.to_vec() => {
-                        disagreements.push(format!("{}: txn {zxid:#x} differs", s.ns))
-                    }
-                    _ => {
-                        commits.insert(zxid, r.raw.to_vec());
-                    }
+                _ => {
+                    commits.insert(zxid, raw.to_vec());
                 }
             }
         }

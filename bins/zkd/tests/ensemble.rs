@@ -631,26 +631,11 @@ impl Drop for PortCut {
 
 /// The newest zxid in a server's txn logs (committed or not).
 fn newest_logged(server: &Server) -> i64 {
-    let dir = server.dir.join("data/version-2");
-    let mut newest = 0;
-    for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-        let path = entry.path();
-        if !path
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("log.")
-        {
-            continue;
-        }
-        let bytes = std::fs::read(&path).unwrap();
-        if let Ok(scan) = zk_log::txnlog::scan_log(&path, bytes.into()) {
-            for r in scan.records {
-                newest = newest.max(r.entry.header.zxid);
-            }
-        }
-    }
-    newest
+    zk_tests::logged_txns(&server.dir.join("data/version-2"))
+        .iter()
+        .map(|(zxid, _)| *zxid)
+        .max()
+        .unwrap_or(0)
 }
 
 /// A leader cut off from its followers logs txns it cannot commit; after it is killed

@@ -95,21 +95,9 @@ fn standalone(extra: &str) -> Vec<Server> {
 /// `n` sessions that go away without closing (their process died), each leaving an
 /// ephemeral `/{tag}-{i}`; their ids.
 fn gone_sessions(server: &Server, tag: &str, n: usize) -> Vec<i64> {
-    let addr = server.addr().parse().unwrap();
-    (0..n)
-        .map(|i| {
-            let mut raw = RawClient::connect(addr, TIMEOUT.as_millis() as i32).unwrap();
-            let (h, _) = raw
-                .call(&Request::Create(CreateRequest {
-                    path: format!("/{tag}-{i}"),
-                    data: Some(Bytes::new()),
-                    acl: well_known::open_acl_unsafe(),
-                    flags: 1,
-                }))
-                .unwrap();
-            assert_eq!(h.err, 0);
-            raw.session.session_id
-        })
+    raw_sessions(server, tag, n)
+        .into_iter()
+        .map(|raw| raw.session.session_id)
         .collect()
 }
 
