@@ -671,13 +671,13 @@ fn an_uncommitted_tail_is_truncated_even_across_a_crash_mid_truncate() {
             }
             c.close().await;
         });
-        let committed = newest_logged(&servers[leader]);
-
-        // Cut the followers' peer ports; a client of the leader writes what cannot commit.
+        // Cut every peer port (whoever opened a link, it is to one of them); a client of
+        // the leader, connected before, writes what cannot commit.
         let leader_addr = servers[leader].addr();
-        let tail_logged = rt.block_on(async {
+        let (cut, committed, logged) = rt.block_on(async {
             let c = std::sync::Arc::new(client(&leader_addr).await);
-            let ports: Vec<u16> = followers.iter().map(|&i| servers[i].quorum_port).collect();
+            let committed = newest_logged(&servers[leader]);
+            let ports: Vec<u16> = servers.iter().map(|s| s.quorum_port).collect();
             let cut = PortCut::new(&ports);
             let writes: Vec<_> = (0..5)
                 .map(|i| {
@@ -694,9 +694,8 @@ fn an_uncommitted_tail_is_truncated_even_across_a_crash_mid_truncate() {
             futures_join(writes).await;
             let logged = newest_logged(&servers[leader]);
             drop(c);
-            (cut, logged)
+            (cut, committed, logged)
         });
-        let (cut, logged) = tail_logged;
         assert!(
             logged > committed,
             "the cut-off leader logged nothing past {committed:#x}"
