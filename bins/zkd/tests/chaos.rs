@@ -591,15 +591,11 @@ fn zk_client_load(id: usize, hosts: String, rec: Arc<Recorder>, stop: Arc<Atomic
                 rec.never_back(&mut newest, &key, zxid, &format!("client {id}"));
             }
             match outcome {
-                Ok(result) => rec.acked.lock().unwrap().push(AckedWrite {
-                    client: id,
-                    session,
-                    cxid: None,
-                    zxid,
-                    result,
-                    invoked,
-                    responded,
-                }),
+                Ok(result) => rec
+                    .acked
+                    .lock()
+                    .unwrap()
+                    .push(library_write(id, session, zxid, result, invoked, responded)),
                 Err(value) => rec.reads.lock().unwrap().push(Read {
                     client: id,
                     key,
@@ -612,6 +608,27 @@ fn zk_client_load(id: usize, hosts: String, rec: Arc<Recorder>, stop: Arc<Atomic
             c.close().await;
         }
     });
+}
+
+/// A write acknowledged to a library client, which does not expose its xid: matched to
+/// the log by session, zxid and reply.
+fn library_write(
+    client: usize,
+    session: i64,
+    zxid: i64,
+    result: TxnResult,
+    invoked: u64,
+    responded: u64,
+) -> AckedWrite {
+    AckedWrite {
+        client,
+        session,
+        cxid: None,
+        zxid,
+        result,
+        invoked,
+        responded,
+    }
 }
 
 /// Sessions through kazoo, in one Python process per session, printing one JSON line per
@@ -687,15 +704,7 @@ fn record_kazoo(id: usize, lines: &str, rec: &Recorder) {
         if op != "create" {
             rec.never_back(&mut newest, path, stat.mzxid, &format!("kazoo client {id}"));
         }
-        let write = |zxid, result| AckedWrite {
-            client: id,
-            session,
-            cxid: None,
-            zxid,
-            result,
-            invoked,
-            responded,
-        };
+        let write = |zxid, result| library_write(id, session, zxid, result, invoked, responded);
         match op {
             "create" => rec.acked.lock().unwrap().push(write(
                 stat.czxid,

@@ -253,6 +253,32 @@ fn a_cap_on_expirations_per_tick_spreads_a_mass_expiry() {
     });
 }
 
+/// Pauses ensemble member `victim` for longer than the session timeout, then checks that
+/// every client still holds its session (the message has each client's state, the
+/// servers' expiry logs and the clients' state changes).
+async fn pause_and_check(
+    servers: &[Server],
+    victim: usize,
+    clients: &[Client],
+    ids: &[i64],
+    history: &std::sync::Mutex<Vec<String>>,
+) {
+    pause(&servers[victim], ENSEMBLE_TIMEOUT + Duration::from_secs(3));
+    let alive = surviving(clients, ids, Duration::from_secs(25)).await;
+    let states: Vec<String> = clients
+        .iter()
+        .map(|c| format!("{:?}/{:x}", c.state(), c.session_id()))
+        .collect();
+    let exp: Vec<String> = servers.iter().map(|s| s.admin("expirations")).collect();
+    assert_eq!(
+        alive,
+        clients.len(),
+        "server {} paused: {states:?} {exp:?} {:?}",
+        victim + 1,
+        history.lock().unwrap()
+    );
+}
+
 #[test]
 fn paused_ensemble_members_do_not_cost_their_clients_their_sessions() {
     let servers = processes::start(Path::new(ZKD), 3, 0, "maxSessionTimeout=60000\n", 0, "");
@@ -283,38 +309,11 @@ fn paused_ensemble_members_do_not_cost_their_clients_their_sessions() {
 
         // A follower paused for longer than the timeout: its clients move on and keep
         // their sessions.
-        pause(
-            &servers[follower],
-            ENSEMBLE_TIMEOUT + Duration::from_secs(3),
-        );
-        let alive = surviving(&clients, &ids, Duration::from_secs(25)).await;
-        let states: Vec<String> = clients
-            .iter()
-            .map(|c| format!("{:?}/{:x}", c.state(), c.session_id()))
-            .collect();
-        let exp: Vec<String> = servers.iter().map(|s| s.admin("expirations")).collect();
-        assert_eq!(
-            alive,
-            15,
-            "{states:?} {exp:?} {:?}",
-            history.lock().unwrap()
-        );
+        pause_and_check(&servers, follower, &clients, &ids, &history).await;
 
         // The leader paused: the others elect a new one, which gives every session a full
         // timeout; the old leader resumes as a follower and expires nothing on its own.
-        pause(&servers[leader], ENSEMBLE_TIMEOUT + Duration::from_secs(3));
-        let alive = surviving(&clients, &ids, Duration::from_secs(25)).await;
-        let states: Vec<String> = clients
-            .iter()
-            .map(|c| format!("{:?}/{:x}", c.state(), c.session_id()))
-            .collect();
-        let exp: Vec<String> = servers.iter().map(|s| s.admin("expirations")).collect();
-        assert_eq!(
-            alive,
-            15,
-            "{states:?} {exp:?} {:?}",
-            history.lock().unwrap()
-        );
+        pause_and_check(&servers, leader, &clients, &ids, &history).await;
         let running: Vec<usize> = all.to_vec();
         let new_leader = settled(&servers, &running);
         let expired: i64 = servers
