@@ -12,6 +12,8 @@ pub struct Zkd {
     pub addr: SocketAddr,
     /// The TLS port, when the configuration asked for one (`secure_client_addr`).
     pub secure_addr: Option<SocketAddr>,
+    /// The AdminServer (`/commands`, `/metrics`), unless `admin_enabled` was turned off.
+    pub admin_addr: Option<SocketAddr>,
     stop: Option<mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -52,14 +54,26 @@ impl Zkd {
                 };
                 let secure_addr = secure.as_ref().map(|l| l.local_addr().expect("bound"));
                 config.secure_client_addr = secure_addr;
-                let _ = addr_tx.send((addr, secure_addr));
+                let admin = match config.admin_enabled {
+                    true => Some(
+                        tokio::net::TcpListener::bind("127.0.0.1:0")
+                            .await
+                            .expect("a free port"),
+                    ),
+                    false => None,
+                };
+                let admin_addr = admin.as_ref().map(|l| l.local_addr().expect("bound"));
+                if let Some(a) = admin_addr {
+                    config.admin_addr = a;
+                }
+                let _ = addr_tx.send((addr, secure_addr, admin_addr));
                 let stop = tokio::task::spawn_blocking(move || {
                     let _ = stop_rx.recv();
                 });
                 let listeners = zk_server::Listeners {
                     client: Some(listener),
                     secure,
-                    admin: None,
+                    admin,
                 };
                 if let Err(e) = zk_server::run_with_listeners(config, listeners, async {
                     let _ = stop.await;
@@ -70,13 +84,27 @@ impl Zkd {
                 }
             });
         });
-        let (addr, secure_addr) = addr_rx.recv().expect("zkd started");
+        let (addr, secure_addr, admin_addr) = addr_rx.recv().expect("zkd started");
         Zkd {
             addr,
             secure_addr,
+            admin_addr,
             stop: Some(stop_tx),
             thread: Some(thread),
         }
+    }
+}
+
+impl Zkd {
+    /// An AdminServer path's body (`/commands/monitor`, `/metrics`, ...).
+    pub fn admin_get(&self, path: &str) -> String {
+        use std::io::{Read, Write};
+        let addr = self.admin_addr.expect("the AdminServer is on");
+        let mut s = std::net::TcpStream::connect(addr).expect("the AdminServer answers");
+        write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").expect("a request");
+        let mut text = String::new();
+        let _ = s.read_to_string(&mut text);
+        text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned()
     }
 }
 

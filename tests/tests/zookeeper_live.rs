@@ -185,6 +185,7 @@ impl Writer {
             auth,
             enforce_quota: false,
             local_session: false,
+            max_children: 0,
         };
         let time = 1_763_900_000_000 + self.zxid * 1000;
         let p = prep_request(&self.tree, &mut self.pending, &ctx, 1, &r, self.zxid, time);

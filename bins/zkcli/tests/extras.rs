@@ -108,3 +108,74 @@ fn subtree_commands_work_end_to_end() {
     drop(zkd);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `find-big` walks the tree as a client (so it works against any ZooKeeper server); zkd's
+/// `/commands/big_families` computes the same report inside the server. They agree.
+#[test]
+fn find_big_agrees_with_the_servers_big_families_report() {
+    let dir = std::env::temp_dir().join(format!("zkcli-findbig-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let zkd = Zkd::start(&dir.join("data"), |_| {});
+    let mut script = String::from("create /fam-a\ncreate /fam-b\ncreate /blob\n");
+    for i in 0..30 {
+        script.push_str(&format!("create /fam-a/k{i} {}\n", "d".repeat(i)));
+    }
+    for i in 0..12 {
+        script.push_str(&format!("create /fam-b/{}{i}\n", "long-name-".repeat(8)));
+    }
+    script.push_str(&format!("set /blob {}\n", "b".repeat(5000)));
+    script.push_str("find-big -n 3 /\nquit\n");
+    let (out, err) = session(zkd.addr, &["--output", "json"], &script);
+    let line = out
+        .lines()
+        .find(|l| l.contains("\"byChildren\""))
+        .unwrap_or_else(|| panic!("no find-big output:\n{out}\n{err}"));
+    let cli: serde_json::Value = serde_json::from_str(line).unwrap();
+    let server: serde_json::Value =
+        serde_json::from_str(&zkd.admin_get("/commands/big_families?n=3")).unwrap();
+    println!("zkcli: {cli}\nserver: {server}");
+    let fams = |v: &serde_json::Value, key: &str, count: &str| -> Vec<(String, u64, u64)> {
+        v[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["path"].as_str().unwrap().to_owned(),
+                    f[count].as_u64().unwrap(),
+                    f["children_list_bytes"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect()
+    };
+    let by_children = fams(&cli, "byChildren", "children");
+    assert_eq!(by_children, fams(&server, "by_children", "children"));
+    assert_eq!(by_children[0], ("/fam-a".into(), 30, 4 + 30 * 4 + 80));
+    assert_eq!(by_children[1].0, "/fam-b");
+    let subtrees = |v: &serde_json::Value, key: &str, bytes: &str| -> Vec<(String, u64, u64)> {
+        v[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    t["path"].as_str().unwrap().to_owned(),
+                    t["nodes"].as_u64().unwrap(),
+                    t[bytes].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        subtrees(&cli, "byNodes", "bytes"),
+        subtrees(&server, "subtrees_by_nodes", "data_bytes")
+    );
+    assert_eq!(
+        subtrees(&cli, "byBytes", "bytes"),
+        subtrees(&server, "subtrees_by_bytes", "data_bytes")
+    );
+    assert_eq!(server["largest_nodes"][0]["path"], "/blob");
+    drop(zkd);
+    let _ = std::fs::remove_dir_all(&dir);
+}

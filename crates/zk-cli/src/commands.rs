@@ -8,8 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::{json, Value};
 use zk_client::{
-    well_known, Acl, AddWatchMode, Client, CreateMode, Error, ErrorCode, Op, OpResult, Stat,
-    WatcherType,
+    well_known, Acl, AddWatchMode, Client, CreateMode, Error, ErrorCode, Op, OpResult, WatcherType,
 };
 
 use crate::text::{self, acl_text, parse_flags, stat_json, stat_text, Parsed, StatsTrack};
@@ -86,7 +85,7 @@ fn usage_of(cmd: &str) -> Option<&'static str> {
         "version" => "version ",
         "whoami" => "whoami ",
         "tree" => "tree [-d depth] path # beyond zkCli: the subtree, indented, with sizes",
-        "find-big" => "find-big [-n count] path # beyond zkCli: largest subtrees by nodes and bytes",
+        "find-big" => "find-big [-n count] path # beyond zkCli: largest subtrees by nodes and bytes, largest families by children",
         "cp" => "cp source destination # beyond zkCli: copy a subtree (data and ACLs) in one multi",
         "mv" => "mv source destination # beyond zkCli: move a subtree in one multi",
         "export" => "export path file # beyond zkCli: a subtree with data and ACLs as JSON",
@@ -1009,18 +1008,27 @@ impl Shell {
         let p = self.parse(words, "n:", 1)?;
         let root = &p.args[0];
         let top: usize = p.value('n').and_then(|n| n.parse().ok()).unwrap_or(10);
-        let nodes = subtree_bfs(zk, root).await.map_err(wrap(root))?;
-        // Sizes per node, then totals per subtree (children before parents: reverse BFS).
-        let mut own: Vec<(String, i64)> = Vec::with_capacity(nodes.len());
-        for n in &nodes {
-            let len = zk
-                .exists(n)
-                .await
-                .ok()
-                .flatten()
-                .map_or(0, |s: Stat| i64::from(s.data_length));
-            own.push((n.clone(), len));
+        // One getChildren2 per node, breadth first: each node's own data length, and its
+        // family (children and the size of their names' list, as a getChildren reply).
+        let mut own: Vec<(String, i64)> = Vec::new();
+        let mut families: Vec<(String, i64, u64)> = Vec::new();
+        let mut queue = VecDeque::from([root.clone()]);
+        while let Some(node) = queue.pop_front() {
+            let (mut children, stat) = match zk.get_children2(&node).await {
+                Ok(x) => x,
+                Err(Error::Code(ErrorCode::NoNode)) if node != *root => continue,
+                Err(e) => return Err(CliError::new(keeper_message(&e, Some(&node)))),
+            };
+            own.push((node.clone(), i64::from(stat.data_length)));
+            if !children.is_empty() {
+                let names: u64 = children.iter().map(|c| c.len() as u64).sum();
+                let list = 4 + 4 * children.len() as u64 + names;
+                families.push((node.clone(), children.len() as i64, list));
+            }
+            children.sort();
+            queue.extend(children.iter().map(|c| join(&node, c)));
         }
+        // Totals per subtree (children before parents: reverse BFS).
         let mut totals: std::collections::HashMap<String, (i64, i64)> =
             std::collections::HashMap::new();
         for (n, len) in own.iter().rev() {
@@ -1041,6 +1049,7 @@ impl Shell {
         by_nodes.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then(a.0.cmp(b.0)));
         let mut by_bytes = by_nodes.clone();
         by_bytes.sort_by(|a, b| b.1 .1.cmp(&a.1 .1).then(a.0.cmp(b.0)));
+        families.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let mut s = String::from("Largest subtrees by nodes:\n");
         for (path, (n, b)) in by_nodes.iter().take(top) {
             s.push_str(&format!("{n:>10} nodes {b:>12} bytes  {path}\n"));
@@ -1049,16 +1058,29 @@ impl Shell {
         for (path, (n, b)) in by_bytes.iter().take(top) {
             s.push_str(&format!("{b:>12} bytes {n:>10} nodes  {path}\n"));
         }
+        // The children list is what outgrows jute.maxbuffer (1 MiB by default).
+        s.push_str("Largest families by children:\n");
+        for (path, kids, list) in families.iter().take(top) {
+            let share = *list as f64 * 100.0 / JUTE_MAXBUFFER as f64;
+            s.push_str(&format!(
+                "{kids:>10} children {list:>10} list bytes ({share:.1}% of jute.maxbuffer)  {path}\n"
+            ));
+        }
         let j = |v: &Vec<(&String, &(i64, i64))>| -> Vec<Value> {
             v.iter()
                 .take(top)
                 .map(|(p, (n, b))| json!({"path": p, "nodes": n, "bytes": b}))
                 .collect()
         };
+        let fams: Vec<Value> = families
+            .iter()
+            .take(top)
+            .map(|(p, k, l)| json!({"path": p, "children": k, "children_list_bytes": l}))
+            .collect();
         self.emit(
             &s,
             "",
-            json!({"byNodes": j(&by_nodes), "byBytes": j(&by_bytes)}),
+            json!({"byNodes": j(&by_nodes), "byBytes": j(&by_bytes), "byChildren": fams}),
         );
         Ok(())
     }
@@ -1293,6 +1315,9 @@ fn client_config(config: &str) -> String {
     }
     format!("{version} {}", servers.join(","))
 }
+
+/// ZooKeeper's default `jute.maxbuffer`, the reply size clients accept.
+const JUTE_MAXBUFFER: u64 = 0xfffff;
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 

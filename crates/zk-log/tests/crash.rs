@@ -66,6 +66,7 @@ fn next_txn(tree: &mut DataTree, rng: &mut Rng, zxid: i64) -> Bytes {
         auth: &auth,
         enforce_quota: false,
         local_session: false,
+        max_children: 0,
     };
     let mut pending = PendingChanges::default();
     let p = prep_request(tree, &mut pending, &ctx, 1, &request, zxid, zxid * 7);

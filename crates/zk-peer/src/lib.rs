@@ -339,7 +339,9 @@ impl Network {
             let server = tonic::transport::Server::builder()
                 .http2_keepalive_interval(Some(Duration::from_secs(1)))
                 .http2_keepalive_timeout(Some(Duration::from_secs(3)))
-                .add_service(QuorumServer::new(service));
+                // A proposal carries a whole txn, which a raised client-port maxPacket can
+                // make bigger than tonic's 4 MiB default: the link must not refuse it.
+                .add_service(QuorumServer::new(service).max_decoding_message_size(usize::MAX));
             let result = match tls {
                 Some(t) => {
                     server

@@ -25,6 +25,7 @@ pub const COMMANDS: &[&[&str]] = &[
     &["connections", "cons"],
     &["dirs"],
     &["dump"],
+    &["big_families", "bigf"],
     &["environment", "env", "envi"],
     &["expirations"],
     &["get_trace_mask", "gtmk"],
@@ -98,10 +99,22 @@ fn may_mutate(
 }
 
 async fn ask(state: &AppState, command: &'static str) -> Option<Value> {
+    ask_with(state, command, Vec::new()).await
+}
+
+async fn ask_with(
+    state: &AppState,
+    command: &'static str,
+    args: Vec<(String, String)>,
+) -> Option<Value> {
     let (tx, rx) = oneshot::channel();
     state
         .to_core
-        .send(CoreMsg::Admin { command, reply: tx })
+        .send(CoreMsg::Admin {
+            command,
+            args,
+            reply: tx,
+        })
         .ok()?;
     rx.await.ok()
 }
@@ -111,6 +124,7 @@ async fn command(
     axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     headers: axum::http::HeaderMap,
     Path(name): Path<String>,
+    Query(args): Query<Vec<(String, String)>>,
 ) -> Response {
     let Some(primary) = primary_name(&name) else {
         let body = json!({"command": name, "error": "Unknown command: ".to_owned() + &name});
@@ -122,7 +136,7 @@ async fn command(
             return (StatusCode::FORBIDDEN, Json(body)).into_response();
         }
     }
-    match ask(&state, primary).await {
+    match ask_with(&state, primary, args).await {
         Some(mut v) => {
             if let Some(o) = v.as_object_mut() {
                 o.insert("command".into(), json!(primary));
@@ -235,8 +249,56 @@ pub async fn serve(
     .await
 }
 
+/// The first parameter `name` that parses as a number.
+fn arg(args: &[(String, String)], name: &str) -> Option<usize> {
+    args.iter()
+        .filter(|(k, _)| k == name)
+        .find_map(|(_, v)| v.parse().ok())
+}
+
+/// `extra`'s keys added to `base` (both objects).
+fn with(extra: Value, mut base: Value) -> Value {
+    if let (Some(b), Value::Object(e)) = (base.as_object_mut(), extra) {
+        b.extend(e);
+    }
+    base
+}
+
+/// The big-families report as JSON; each family's `share_of_limit` is its getChildren
+/// reply's share of `jute.maxbuffer` in percent.
+pub(crate) fn big_families_json(r: &zk_tree::families::BigFamilies, limit: usize) -> Value {
+    let family = |f: &zk_tree::families::Family| {
+        json!({
+            "path": f.path,
+            "children": f.children,
+            "children_list_bytes": f.children_list_bytes,
+            "children_data_bytes": f.children_data_bytes,
+            "share_of_limit": (f.children_list_bytes as f64 * 1000.0 / limit.max(1) as f64).round() / 10.0,
+        })
+    };
+    let subtree = |t: &zk_tree::families::Subtree| json!({"path": t.path, "nodes": t.nodes, "data_bytes": t.data_bytes});
+    json!({
+        "znodes": r.znodes,
+        "data_bytes": r.data_bytes,
+        "jute_max_buffer": limit,
+        "by_children": r.by_children.iter().map(family).collect::<Vec<_>>(),
+        "by_children_data": r.by_children_data.iter().map(family).collect::<Vec<_>>(),
+        "subtrees_by_nodes": r.subtrees_by_nodes.iter().map(subtree).collect::<Vec<_>>(),
+        "subtrees_by_bytes": r.subtrees_by_bytes.iter().map(subtree).collect::<Vec<_>>(),
+        "largest_nodes": r.largest_nodes.iter().map(|b| json!({
+            "path": b.path,
+            "data_bytes": b.data_bytes,
+            "share_of_limit": (b.data_bytes as f64 * 1000.0 / limit.max(1) as f64).round() / 10.0,
+        })).collect::<Vec<_>>(),
+    })
+}
+
 /// The JSON answer to a command, built from the core's state (runs on the core task).
-pub(crate) fn answer(core: &mut crate::core::Core, command: &str) -> Value {
+pub(crate) fn answer(
+    core: &mut crate::core::Core,
+    command: &str,
+    args: &[(String, String)],
+) -> Value {
     use crate::fourlw::VERSION;
     let c = &core.config;
     let (min, max) = c.session_timeout_bounds();
@@ -279,26 +341,33 @@ pub(crate) fn answer(core: &mut crate::core::Core, command: &str) -> Value {
             }
             None => json!({"is_leader": false}),
         },
-        "monitor" => json!({
-            "version": VERSION,
-            "server_state": core.mode(),
-            "avg_latency": 0.0,
-            "packets_received": core.stats.packets_received,
-            "packets_sent": core.stats.packets_sent,
-            "num_alive_connections": core.connection_count(),
-            "outstanding_requests": core.outstanding(),
-            "znode_count": core.tree.node_count() + 1,
-            "watch_count": core.tree.watches().count(),
-            "ephemerals_count": core.tree.ephemeral_count(),
-            "approximate_data_size": core.tree.approximate_data_size(),
-            "global_sessions": core.sessions.len(),
-            "last_zxid": core.tree.last_processed_zxid(),
-            "fsync_threshold_exceed_count": core.fsync_stats().slow_fsyncs,
-            "session_expirations": core.expiry_log.expired_total,
-            "session_expirations_deferred": core.expiry_log.deferred_total,
-            "server_stalls": core.expiry_log.stalls_total,
-            "sessions_extended_after_stall": core.expiry_log.extended_total,
-        }),
+        "monitor" => with(
+            core.guardrails.metrics(),
+            json!({
+                "version": VERSION,
+                "server_state": core.mode(),
+                "avg_latency": 0.0,
+                "packets_received": core.stats.packets_received,
+                "packets_sent": core.stats.packets_sent,
+                "num_alive_connections": core.connection_count(),
+                "outstanding_requests": core.outstanding(),
+                "znode_count": core.tree.node_count() + 1,
+                "watch_count": core.tree.watches().count(),
+                "ephemerals_count": core.tree.ephemeral_count(),
+                "approximate_data_size": core.tree.approximate_data_size(),
+                "global_sessions": core.sessions.len(),
+                "last_zxid": core.tree.last_processed_zxid(),
+                "fsync_threshold_exceed_count": core.fsync_stats().slow_fsyncs,
+                "session_expirations": core.expiry_log.expired_total,
+                "session_expirations_deferred": core.expiry_log.deferred_total,
+                "server_stalls": core.expiry_log.stalls_total,
+                "sessions_extended_after_stall": core.expiry_log.extended_total,
+            }),
+        ),
+        "big_families" => {
+            let n = arg(args, "n").unwrap_or(10).clamp(1, 1000);
+            big_families_json(&core.tree.big_families(n), c.jute_max_buffer)
+        }
         "server_stats" | "stats" => json!({
             "version": VERSION,
             "server_stats": {

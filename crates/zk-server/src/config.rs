@@ -68,6 +68,17 @@ pub struct Config {
     /// `sessionExpiry.maxPerTick` (zkd): at most this many sessions expire per tick, the
     /// rest the next tick (0 = no cap).
     pub max_expirations_per_tick: usize,
+    /// `clientPort.maxPacket` (zkd): the largest frame the plain client port accepts
+    /// (default `jute.maxbuffer`). A bigger one closes the connection, as in ZooKeeper.
+    pub max_packet: Option<usize>,
+    /// `secureClientPort.maxPacket` (zkd): the same for the TLS client port.
+    pub secure_max_packet: Option<usize>,
+    /// `guardrails.warnPercent` (zkd): a write leaving a znode's data, or its parent's
+    /// children list, above this share of `jute.maxbuffer` is logged and counted (0 = off).
+    pub size_warn_percent: u8,
+    /// `guardrails.maxChildren` (zkd): creates under a parent with this many children are
+    /// refused with QUOTAEXCEEDED (0 = no cap).
+    pub max_children: usize,
     /// `admin.enableServer`: serve the AdminServer.
     pub admin_enabled: bool,
     /// `admin.serverAddress`:`admin.serverPort`.
@@ -271,6 +282,10 @@ impl Default for Config {
             container_never_used_ms: 0,
             stall_threshold_ms: 2000,
             max_expirations_per_tick: 0,
+            max_packet: None,
+            secure_max_packet: None,
+            size_warn_percent: 80,
+            max_children: 0,
             admin_enabled: true,
             admin_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
             server_id: 0,
@@ -358,6 +373,30 @@ fn number<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, ConfigError> {
         key: key.to_owned(),
         problem: format!("{v:?} is not a valid number"),
     })
+}
+
+/// A frame size limit: at least 1 KiB (a handshake must fit), below 2 GiB (jute lengths
+/// are signed 32-bit).
+fn packet_size(key: &str, v: &str) -> Result<usize, ConfigError> {
+    let n: usize = number(key, v)?;
+    if !(1024..=i32::MAX as usize).contains(&n) {
+        return Err(ConfigError {
+            key: key.to_owned(),
+            problem: format!("{n} is outside 1024..=2147483647 bytes"),
+        });
+    }
+    Ok(n)
+}
+
+fn percent(key: &str, v: &str) -> Result<u8, ConfigError> {
+    let n: u8 = number(key, v)?;
+    if n > 100 {
+        return Err(ConfigError {
+            key: key.to_owned(),
+            problem: format!("{n} is not a percentage (0 to 100)"),
+        });
+    }
+    Ok(n)
 }
 
 fn boolean(key: &str, v: &str) -> Result<bool, ConfigError> {
@@ -526,6 +565,10 @@ impl Config {
                 "maxClientCnxns" => c.max_client_cnxns = number(k, v)?,
                 "sessionExpiry.stallThresholdMs" => c.stall_threshold_ms = number(k, v)?,
                 "sessionExpiry.maxPerTick" => c.max_expirations_per_tick = number(k, v)?,
+                "clientPort.maxPacket" => c.max_packet = Some(packet_size(k, v)?),
+                "secureClientPort.maxPacket" => c.secure_max_packet = Some(packet_size(k, v)?),
+                "guardrails.warnPercent" => c.size_warn_percent = percent(k, v)?,
+                "guardrails.maxChildren" => c.max_children = number(k, v)?,
                 "globalOutstandingLimit" => c.global_outstanding_limit = number(k, v)?,
                 "4lw.commands.whitelist" => {
                     c.four_letter_words = v
@@ -894,6 +937,44 @@ mod tests {
         assert!(c.extended_types_enabled);
         assert_eq!(c.jute_max_buffer, 4_194_304);
     }
+
+    #[test]
+    fn guardrail_keys_and_their_bounds() {
+        let c = Config::from_properties(&BTreeMap::new(), &BTreeMap::new()).unwrap();
+        assert_eq!(c.max_packet_for(false), zk_proto::JUTE_MAXBUFFER_DEFAULT);
+        assert_eq!(c.max_packet_for(true), zk_proto::JUTE_MAXBUFFER_DEFAULT);
+        assert_eq!((c.size_warn_percent, c.max_children), (80, 0));
+        let props = parse_properties(
+            "secureClientPort.maxPacket=8388608\n\
+             guardrails.warnPercent=50\nguardrails.maxChildren=1000\n",
+        );
+        let sys = Config::system_properties("-Djute.maxbuffer=2097152");
+        let c = Config::from_properties(&props, &sys).unwrap();
+        assert_eq!(
+            c.max_packet_for(false),
+            2_097_152,
+            "jute.maxbuffer by default"
+        );
+        assert_eq!(c.max_packet_for(true), 8_388_608);
+        assert_eq!((c.size_warn_percent, c.max_children), (50, 1000));
+        for bad in [
+            "clientPort.maxPacket=12",
+            "clientPort.maxPacket=3000000000",
+            "guardrails.warnPercent=150",
+        ] {
+            let e = Config::from_properties(&parse_properties(bad), &BTreeMap::new()).unwrap_err();
+            assert_eq!(Some(e.key.as_str()), bad.split('=').next(), "{e}");
+        }
+        let t =
+            Config::from_toml("max_packet = 4194304\nmax_children = 7\nsize_warn_percent = 90\n")
+                .unwrap();
+        assert_eq!(
+            (t.max_packet_for(false), t.max_packet_for(true)),
+            (4_194_304, zk_proto::JUTE_MAXBUFFER_DEFAULT)
+        );
+        assert_eq!((t.max_children, t.size_warn_percent), (7, 90));
+        assert!(Config::from_toml("max_packet = 10\n").is_err());
+    }
 }
 
 /// zkd's native TOML configuration: the zoo.cfg keys in snake case, units in the names.
@@ -925,6 +1006,10 @@ struct TomlConfig {
     container_never_used_ms: Option<u64>,
     stall_threshold_ms: Option<u64>,
     max_expirations_per_tick: Option<usize>,
+    max_packet: Option<usize>,
+    secure_max_packet: Option<usize>,
+    size_warn_percent: Option<u8>,
+    max_children: Option<usize>,
     server_id: Option<u8>,
     admin_enabled: Option<bool>,
     admin_port: Option<u16>,
@@ -956,6 +1041,16 @@ impl Config {
                 .collect(),
             weights: self.weights.clone(),
         }
+    }
+
+    /// The largest frame a client port accepts: its own `maxPacket`, else `jute.maxbuffer`.
+    pub fn max_packet_for(&self, secure_port: bool) -> usize {
+        let own = if secure_port {
+            self.secure_max_packet
+        } else {
+            self.max_packet
+        };
+        own.unwrap_or(self.jute_max_buffer)
     }
 
     /// Whether the `server.N` lines make this an ensemble member (more than one server).
@@ -1068,9 +1163,27 @@ impl Config {
             container_never_used_ms,
             stall_threshold_ms,
             max_expirations_per_tick,
+            size_warn_percent,
+            max_children,
             server_id,
             admin_enabled
         );
+        c.max_packet = t.max_packet;
+        c.secure_max_packet = t.secure_max_packet;
+        for (key, v) in [
+            ("max_packet", c.max_packet),
+            ("secure_max_packet", c.secure_max_packet),
+        ] {
+            if let Some(v) = v {
+                packet_size(key, &v.to_string())?;
+            }
+        }
+        if c.size_warn_percent > 100 {
+            return Err(ConfigError {
+                key: "size_warn_percent".into(),
+                problem: "must be 0 to 100".into(),
+            });
+        }
         if let Some(p) = t.admin_port {
             c.admin_addr.set_port(p);
         }

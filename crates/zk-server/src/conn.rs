@@ -20,6 +20,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use zk_proto::{decode_request, from_bytes, ConnectRequest, FourLetterWord, FrameDecoder, Reader};
 
+use crate::core::guardrails::FrameLimit;
 use crate::core::{ConnId, CoreMsg, Out};
 
 /// Frames queued for one client before it counts as a slow consumer and is dropped.
@@ -96,7 +97,7 @@ pub async fn serve<S>(
     addr: IpAddr,
     identities: Vec<zk_proto::Id>,
     to_core: mpsc::UnboundedSender<CoreMsg>,
-    frame_bytes_max: usize,
+    limit: FrameLimit,
     throttle: Arc<Throttle>,
 ) where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
@@ -183,6 +184,7 @@ pub async fn serve<S>(
         let _ = closed_tx.send(true);
     });
 
+    let frame_bytes_max = limit.max;
     let decoder = FrameDecoder::new(frame_bytes_max);
     let mut buf = BytesMut::with_capacity(4096);
     let mut handshaken = false;
@@ -210,6 +212,19 @@ pub async fn serve<S>(
             let payload = match decoder.decode(&mut buf) {
                 Ok(Some(p)) => p,
                 Ok(None) => break,
+                Err(zk_proto::DecodeError::FrameTooLarge { len, max }) => {
+                    limit.refused();
+                    tracing::warn!(
+                        conn,
+                        client = %addr,
+                        frame_bytes = len,
+                        max_packet = max,
+                        "closing connection: frame larger than this port's maxPacket \
+                         (clientPort.maxPacket / secureClientPort.maxPacket, default jute.maxbuffer)"
+                    );
+                    let _ = out_tx.send(Out::Close).await;
+                    break 'read;
+                }
                 Err(e) => {
                     tracing::info!(conn, client = %addr, error = %e, "closing connection: bad frame length");
                     let _ = out_tx.send(Out::Close).await;

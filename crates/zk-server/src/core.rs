@@ -28,8 +28,10 @@ use zk_tree::{acl, DataTree, Event, TxnResult, WatcherId};
 
 use crate::config::Config;
 use crate::fourlw;
+use guardrails::Guardrails;
 
 mod expiry_log;
+pub mod guardrails;
 mod replica;
 pub(crate) use replica::{Forward, Replica};
 
@@ -73,6 +75,8 @@ pub enum CoreMsg {
     /// An AdminServer command (primary name); the JSON answer goes back on `reply`.
     Admin {
         command: &'static str,
+        /// The query parameters (`?n=20`), for the commands that take any.
+        args: Vec<(String, String)>,
         reply: oneshot::Sender<serde_json::Value>,
     },
     /// The log writer made txns up to this zxid durable (or failed).
@@ -182,6 +186,8 @@ pub struct Core {
     pub(crate) expiry_log: expiry_log::ExpiryLog,
     /// When the last tick ran (ms since start), to notice a stall.
     last_tick_ms: Option<u64>,
+    /// Size guardrails: near-limit writes, oversized replies and frames, the children cap.
+    pub(crate) guardrails: guardrails::Guardrails,
 }
 
 impl std::fmt::Debug for Core {
@@ -238,7 +244,6 @@ impl Core {
         }
         let zxid = tree.last_processed_zxid();
         Core {
-            config,
             tree,
             pending: PendingChanges::default(),
             sessions,
@@ -257,6 +262,11 @@ impl Core {
             pending_reconfig: None,
             expiry_log: Default::default(),
             last_tick_ms: None,
+            guardrails: guardrails::Guardrails::new(
+                config.jute_max_buffer,
+                config.size_warn_percent,
+            ),
+            config,
         }
     }
 
@@ -317,8 +327,12 @@ impl Core {
             CoreMsg::FourLetter { word, reply } => {
                 let _ = reply.send(fourlw::answer(self, word));
             }
-            CoreMsg::Admin { command, reply } => {
-                let _ = reply.send(crate::admin::answer(self, command));
+            CoreMsg::Admin {
+                command,
+                args,
+                reply,
+            } => {
+                let _ = reply.send(crate::admin::answer(self, command, &args));
             }
             CoreMsg::Durable { zxid, result } => {
                 result?;
@@ -684,8 +698,9 @@ impl Core {
                     auth,
                     enforce_quota: self.config.enforce_quota,
                     local_session: false,
+                    max_children: self.config.max_children,
                 };
-                prep_request(
+                let prepared = prep_request(
                     &self.tree,
                     &mut self.pending,
                     &ctx,
@@ -693,7 +708,13 @@ impl Core {
                     request,
                     zxid,
                     time,
-                )
+                );
+                if let Some(zk_tree::TreeError::TooManyChildren { parent, limit }) = &prepared.error
+                {
+                    let now = self.now_ms();
+                    self.guardrails.cap_refused(parent, *limit, now);
+                }
+                prepared
             }
         }
     }
@@ -750,6 +771,10 @@ impl Core {
         let cxid = header.cxid;
         let applied = self.tree.apply(header, body);
         self.pending.applied(zxid);
+        if applied.result.err() == 0 {
+            let now = self.now_ms();
+            self.guardrails.after_write(&self.tree, body, now);
+        }
         self.deliver(applied.events);
         // A txn of another server's client still changes what this server knows of sessions.
         let purpose = match (purpose, body) {
@@ -1079,10 +1104,11 @@ impl Core {
         watcher: Option<WatcherId>,
     ) -> Result<Response, ErrorCode> {
         self.readable(conn, path, perms::READ)?;
-        self.tree
-            .get_data(path, watcher)
-            .map(|(data, stat)| Response::GetData(zk_proto::GetDataResponse { data, stat }))
-            .map_err(|e| e.code())
+        let (data, stat) = self.tree.get_data(path, watcher).map_err(|e| e.code())?;
+        let payload = Guardrails::get_data_payload(data.as_ref().map_or(0, Bytes::len));
+        let now = self.now_ms();
+        self.guardrails.reply(path, payload, "getData", now);
+        Ok(Response::GetData(zk_proto::GetDataResponse { data, stat }))
     }
 
     fn op_children(
@@ -1092,7 +1118,16 @@ impl Core {
         watcher: Option<WatcherId>,
     ) -> Result<(Vec<String>, zk_proto::Stat), ErrorCode> {
         self.readable(conn, path, perms::READ)?;
-        self.tree.get_children(path, watcher).map_err(|e| e.code())
+        let children = self
+            .tree
+            .get_children(path, watcher)
+            .map_err(|e| e.code())?;
+        if let Some(list) = self.tree.children_list_bytes(path) {
+            let now = self.now_ms();
+            let payload = Guardrails::get_children_payload(list);
+            self.guardrails.reply(path, payload, "getChildren", now);
+        }
+        Ok(children)
     }
 
     fn op_get_acl(&mut self, conn: ConnId, path: &str) -> Result<Response, ErrorCode> {
@@ -1254,6 +1289,7 @@ impl Core {
                 auth: &auth,
                 enforce_quota: false,
                 local_session: false,
+                max_children: 0,
             };
             let request = Request::DeleteContainer(zk_proto::DeleteRequest { path, version: -1 });
             let prepared = prep_request(
@@ -1310,6 +1346,7 @@ impl Core {
                 auth: &auth,
                 enforce_quota: false,
                 local_session: false,
+                max_children: 0,
             };
             let prepared = prep_request(
                 &self.tree,

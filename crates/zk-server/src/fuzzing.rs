@@ -151,7 +151,10 @@ async fn play(
         IpAddr::V4(Ipv4Addr::LOCALHOST),
         Vec::new(),
         to_core,
-        FUZZ_FRAME_BYTES_MAX,
+        crate::core::guardrails::FrameLimit {
+            max: FUZZ_FRAME_BYTES_MAX,
+            counters: Arc::default(),
+        },
         throttle,
     ));
     let mut input = stream.to_vec();

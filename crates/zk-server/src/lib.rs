@@ -200,6 +200,10 @@ pub async fn run_with_listeners(
 
     let (to_core, mut from_conns) = mpsc::unbounded_channel::<CoreMsg>();
     let mut core = Core::new(config.clone(), tree, writer, to_core.clone());
+    let core_limits = (
+        core.guardrails.frame_limit(config.max_packet_for(false)),
+        core.guardrails.frame_limit(config.max_packet_for(true)),
+    );
     if let Some(durable) = member {
         member::join(
             &config,
@@ -296,7 +300,8 @@ pub async fn run_with_listeners(
     let _admin_stop = admin_stop;
     let per_ip: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
     let max_per_ip = config.max_client_cnxns;
-    let frame_max = config.jute_max_buffer;
+    let plain_limit = core_limits.0;
+    let secure_limit = core_limits.1;
     let throttle = Arc::new(conn::Throttle::new(config.global_outstanding_limit));
     let mut next_conn: u64 = 1;
     if let Some(l) = &listener {
@@ -348,6 +353,11 @@ pub async fn run_with_listeners(
         let per_ip = per_ip.clone();
         let throttle = throttle.clone();
         let tls = tls.clone();
+        let limit = if secure_port {
+            secure_limit.clone()
+        } else {
+            plain_limit.clone()
+        };
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
             let use_tls = match (&tls, secure_port) {
@@ -365,8 +375,7 @@ pub async fn run_with_listeners(
                     match tokio::time::timeout(tls.handshake_timeout(), handshake).await {
                         Ok(Ok(tls_stream)) => {
                             let ids = tls.identities(tls_stream.get_ref().1);
-                            conn::serve(tls_stream, conn, ip, ids, to_core, frame_max, throttle)
-                                .await;
+                            conn::serve(tls_stream, conn, ip, ids, to_core, limit, throttle).await;
                         }
                         Ok(Err(e)) => {
                             tracing::info!(client = %ip, error = %e, "TLS handshake failed");
@@ -376,7 +385,7 @@ pub async fn run_with_listeners(
                         }
                     }
                 }
-                _ => conn::serve(stream, conn, ip, Vec::new(), to_core, frame_max, throttle).await,
+                _ => conn::serve(stream, conn, ip, Vec::new(), to_core, limit, throttle).await,
             }
             let mut counts = per_ip.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(n) = counts.get_mut(&ip) {

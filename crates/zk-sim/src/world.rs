@@ -1103,6 +1103,7 @@ impl World {
             auth: &[],
             enforce_quota: false,
             local_session: false,
+            max_children: 0,
         };
         let prepared = match &request {
             Forward::Sync => return,

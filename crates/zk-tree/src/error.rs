@@ -28,6 +28,8 @@ pub enum TreeError {
     BadArguments { path: String, reason: &'static str },
     #[error("quota exceeded at {0}")]
     QuotaExceeded(String),
+    #[error("{parent} already has {limit} children, the most guardrails.maxChildren allows")]
+    TooManyChildren { parent: String, limit: usize },
     #[error("operation not implemented: {0}")]
     Unimplemented(&'static str),
     #[error("no watcher for {0}")]
@@ -50,7 +52,9 @@ impl TreeError {
             TreeError::InvalidAcl(_) => ErrorCode::InvalidAcl,
             TreeError::NoAuth(_) => ErrorCode::NoAuth,
             TreeError::BadArguments { .. } => ErrorCode::BadArguments,
-            TreeError::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
+            TreeError::QuotaExceeded(_) | TreeError::TooManyChildren { .. } => {
+                ErrorCode::QuotaExceeded
+            }
             TreeError::Unimplemented(_) => ErrorCode::Unimplemented,
             TreeError::NoWatcher(_) => ErrorCode::NoWatcher,
             TreeError::EphemeralOnLocalSession(_) => ErrorCode::EphemeralOnLocalSession,

@@ -24,6 +24,7 @@ pub mod acl;
 pub mod digest;
 pub mod ephemeral;
 pub mod error;
+pub mod families;
 pub mod path;
 pub mod prep;
 pub mod quota;

@@ -137,6 +137,9 @@ pub struct PrepContext<'a> {
     pub enforce_quota: bool,
     /// The session is local (not known to the quorum): it cannot own ephemerals.
     pub local_session: bool,
+    /// `guardrails.maxChildren` (zkd): a create under a parent that already has this many
+    /// children is refused with QUOTAEXCEEDED (0 = no cap).
+    pub max_children: usize,
 }
 
 /// The txn a request became, with the reason when it became an error txn.
@@ -414,6 +417,13 @@ impl Preparer<'_, '_> {
             self.tree.config().extended_types_enabled,
         ) {
             return Err(TreeError::NoChildrenForEphemerals(created_path));
+        }
+        let cap = self.ctx.max_children;
+        if cap > 0 && parent.child_count as usize >= cap && !path::is_under(p, "/zookeeper") {
+            return Err(TreeError::TooManyChildren {
+                parent: parent_path.to_owned(),
+                limit: cap,
+            });
         }
         let data_len = data.as_ref().map_or(0, Bytes::len);
         if self.ctx.enforce_quota {

@@ -46,7 +46,15 @@ pub(crate) struct Node {
     data_null: bool,
     pub(crate) acl: i64,
     pub(crate) stat: StatPersisted,
-    kids: Option<Box<HashTable<NodeId>>>,
+    kids: Option<Box<Kids>>,
+}
+
+/// A parent's children, with the total length of their names: what a getChildren reply of
+/// this node costs on the wire, known without walking the children (size guardrails).
+#[derive(Debug, Clone, Default)]
+struct Kids {
+    ids: HashTable<NodeId>,
+    name_bytes: u64,
 }
 
 impl Node {
@@ -111,26 +119,33 @@ impl Node {
     }
 
     pub(crate) fn child_count(&self) -> usize {
-        self.kids.as_ref().map_or(0, |k| k.len())
+        self.kids.as_ref().map_or(0, |k| k.ids.len())
+    }
+
+    /// The summed length of the children's names.
+    pub(crate) fn child_name_bytes(&self) -> u64 {
+        self.kids.as_ref().map_or(0, |k| k.name_bytes)
     }
 
     pub(crate) fn child_ids(&self) -> impl Iterator<Item = NodeId> + '_ {
-        self.kids.iter().flat_map(|k| k.iter().copied())
+        self.kids.iter().flat_map(|k| k.ids.iter().copied())
     }
 
-    fn add_child(&mut self, id: NodeId) {
+    fn add_child(&mut self, id: NodeId, name_len: usize) {
         let kids = self.kids.get_or_insert_with(Default::default);
-        if kids.find(hash_id(&id), |x| *x == id).is_none() {
-            kids.insert_unique(hash_id(&id), id, hash_id);
+        if kids.ids.find(hash_id(&id), |x| *x == id).is_none() {
+            kids.ids.insert_unique(hash_id(&id), id, hash_id);
+            kids.name_bytes += name_len as u64;
         }
     }
 
-    fn remove_child(&mut self, id: NodeId) {
+    fn remove_child(&mut self, id: NodeId, name_len: usize) {
         if let Some(kids) = self.kids.as_mut() {
-            if let Ok(entry) = kids.find_entry(hash_id(&id), |x| *x == id) {
+            if let Ok(entry) = kids.ids.find_entry(hash_id(&id), |x| *x == id) {
                 entry.remove();
+                kids.name_bytes = kids.name_bytes.saturating_sub(name_len as u64);
             }
-            if kids.is_empty() {
+            if kids.ids.is_empty() {
                 self.kids = None;
             }
         }
@@ -193,6 +208,7 @@ impl Store {
     /// Adds a node whose path is not present yet, linking it under `parent`.
     pub(crate) fn insert(&mut self, node: Node, parent: Option<NodeId>) -> NodeId {
         let hash = hash_path(node.path_bytes());
+        let name_len = node.name().len();
         let id = match self.free.pop() {
             Some(id) => {
                 let i = id as usize;
@@ -218,7 +234,7 @@ impl Store {
                 .map_or(0, |n| hash_path(n.path_bytes()))
         });
         if let Some(p) = parent.and_then(|p| self.get_mut(p)) {
-            p.add_child(id);
+            p.add_child(id, name_len);
         }
         self.len += 1;
         id
@@ -237,7 +253,7 @@ impl Store {
             entry.remove();
         }
         if let Some(p) = parent.and_then(|p| self.get_mut(p)) {
-            p.remove_child(id);
+            p.remove_child(id, node.name().len());
         }
         self.free.push(id);
         self.len -= 1;
@@ -273,7 +289,9 @@ mod tests {
         assert_eq!(s.node("/b").unwrap().data(), None);
         assert_eq!(s.node("/a").unwrap().data(), Some(&b"x"[..]));
         assert_eq!(s.get(root).unwrap().child_count(), 2);
+        assert_eq!(s.get(root).unwrap().child_name_bytes(), 2);
         s.remove(a, Some(root));
+        assert_eq!(s.get(root).unwrap().child_name_bytes(), 1);
         assert_eq!(s.find("/a"), None);
         assert_eq!(s.get(root).unwrap().child_count(), 1);
         let c = s.insert(

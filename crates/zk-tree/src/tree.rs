@@ -296,6 +296,22 @@ impl DataTree {
         self.nodes.node(path).map(|n| n.data())
     }
 
+    pub(crate) fn node_of(&self, path: &str) -> Option<&Node> {
+        self.nodes.node(path)
+    }
+
+    pub(crate) fn find_id(&self, path: &str) -> Option<NodeId> {
+        self.nodes.find(path)
+    }
+
+    pub(crate) fn node_by_id(&self, id: NodeId) -> Option<&Node> {
+        self.nodes.get(id)
+    }
+
+    pub(crate) fn nodes_iter(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.iter()
+    }
+
     /// Number of children of a node.
     pub fn child_count(&self, path: &str) -> Option<usize> {
         self.nodes.node(path).map(Node::child_count)

@@ -17,6 +17,7 @@ struct Fixture {
     auth: Vec<Id>,
     enforce_quota: bool,
     local_session: bool,
+    max_children: usize,
 }
 
 impl Fixture {
@@ -35,6 +36,7 @@ impl Fixture {
             }],
             enforce_quota: false,
             local_session: false,
+            max_children: 0,
         }
     }
 
@@ -46,6 +48,7 @@ impl Fixture {
             auth: &self.auth,
             enforce_quota: self.enforce_quota,
             local_session: self.local_session,
+            max_children: self.max_children,
         };
         prep_request(
             &self.tree,
@@ -506,4 +509,38 @@ fn per_op_permissions() {
         Some(perms::READ | perms::ADMIN)
     );
     assert_eq!(required_perm(OpCode::Ping), None);
+}
+
+#[test]
+fn the_children_cap_counts_pending_creates_and_frees_on_delete() {
+    let mut f = Fixture::new();
+    f.run(create("/p"));
+    f.max_children = 3;
+    // Three creates prepared before any applies: the fourth is refused all the same.
+    let prepared: Vec<Prepared> = (0..3)
+        .map(|i| f.prep(create(&format!("/p/c{i}"))))
+        .collect();
+    assert!(prepared.iter().all(|p| p.error.is_none()));
+    let fourth = f.prep(create("/p/c3"));
+    assert_eq!(
+        fourth.error,
+        Some(TreeError::TooManyChildren {
+            parent: "/p".into(),
+            limit: 3
+        })
+    );
+    assert_eq!(
+        fourth.error.as_ref().map(TreeError::code),
+        Some(ErrorCode::QuotaExceeded)
+    );
+    for p in prepared.into_iter().chain([fourth]) {
+        f.tree.apply(&p.header, &p.body);
+        f.pending.applied(p.header.zxid);
+    }
+    assert_eq!(f.tree.stat("/p").unwrap().num_children, 3);
+    // Other parents are not affected; a delete makes room again.
+    assert_eq!(f.err(create("/q")), ErrorCode::Ok);
+    assert_eq!(f.err(delete("/p/c0", -1)), ErrorCode::Ok);
+    assert_eq!(f.err(create("/p/c4")), ErrorCode::Ok);
+    assert_eq!(f.err(create("/p/c5")), ErrorCode::QuotaExceeded);
 }
