@@ -73,12 +73,119 @@ enum Command {
         #[arg(long, default_value_t = 3000)]
         timeout_ms: u64,
     },
+    /// Talks to a running server's AdminServer.
+    Admin {
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+}
+
+/// How `zkd admin` reaches the AdminServer.
+#[derive(Debug, clap::Args)]
+struct AdminConn {
+    /// The AdminServer's address; by default the configuration's, on loopback.
+    #[arg(long, value_name = "HOST:PORT")]
+    admin: Option<String>,
+    /// The super user's password, when the server has a `superDigest` (mutating commands
+    /// need it then); sent as `Authorization: digest super:PASSWORD`.
+    #[arg(long, value_name = "PASSWORD", env = "ZKD_SUPER_PASSWORD")]
+    super_password: Option<String>,
+    #[arg(long, default_value_t = 10_000)]
+    timeout_ms: u64,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminAction {
+    /// Hands leadership to server N before maintenance, without an election (ask the
+    /// leader; `/commands/leader` names it).
+    TransferLeadership {
+        #[arg(long, value_name = "N")]
+        to: u64,
+        #[command(flatten)]
+        conn: AdminConn,
+    },
+    /// Prints any AdminServer command's JSON (`monitor`, `hot_paths?n=5`, `memory`, ...).
+    Command {
+        name: String,
+        #[command(flatten)]
+        conn: AdminConn,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum ProbeKind {
     Ready,
     Live,
+}
+
+/// The AdminServer to talk to: `--admin HOST:PORT`, else the configuration's, on loopback
+/// when it listens on every address.
+fn admin_target(admin: Option<&str>, config: Option<&PathBuf>) -> Result<String, String> {
+    match admin {
+        Some(a) => Ok(a.to_owned()),
+        None => {
+            let c = load(config)?;
+            let mut addr = c.admin_addr;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            Ok(addr.to_string())
+        }
+    }
+}
+
+/// One HTTP/1.0 request to the AdminServer (there is no curl in the container image):
+/// the status line and the body.
+fn admin_http(
+    target: &str,
+    method: &str,
+    path: &str,
+    authorization: Option<&str>,
+    timeout_ms: u64,
+) -> std::io::Result<(String, String)> {
+    use std::io::{Read, Write};
+    use std::net::ToSocketAddrs;
+    let timeout = std::time::Duration::from_millis(timeout_ms.max(1));
+    let addr = target
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::other("no address"))?;
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    let auth = authorization.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
+    write!(
+        stream,
+        "{method} {path} HTTP/1.0\r\nHost: {target}\r\nContent-Length: 0\r\n{auth}\r\n"
+    )?;
+    let mut reply = Vec::new();
+    stream.take(16 << 20).read_to_end(&mut reply)?;
+    let reply = String::from_utf8_lossy(&reply).into_owned();
+    let status = reply.lines().next().unwrap_or_default().to_owned();
+    let body = reply
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .trim()
+        .to_owned();
+    Ok((status, body))
+}
+
+/// Prints an AdminServer answer; 0 when it was 200.
+fn admin_outcome(target: &str, path: &str, r: std::io::Result<(String, String)>) -> ExitCode {
+    match r {
+        Ok((status, body)) if status.split_whitespace().nth(1) == Some("200") => {
+            println!("{body}");
+            ExitCode::SUCCESS
+        }
+        Ok((status, body)) => {
+            eprintln!("zkd: {target}{path}: {status} {body}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("zkd: {target}{path}: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Runs `zkd probe`: one HTTP GET to the AdminServer; 0 when it answers 200.
@@ -88,66 +195,55 @@ fn probe(
     timeout_ms: u64,
     config: Option<&PathBuf>,
 ) -> ExitCode {
-    use std::io::{Read, Write};
-    use std::net::ToSocketAddrs;
-    let target = match admin {
-        Some(a) => a.to_owned(),
-        None => match load(config) {
-            Ok(c) => {
-                let mut addr = c.admin_addr;
-                if addr.ip().is_unspecified() {
-                    addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-                }
-                addr.to_string()
-            }
-            Err(e) => {
-                eprintln!("zkd: {e}");
-                return ExitCode::from(2);
-            }
-        },
+    let target = match admin_target(admin, config) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("zkd: {e}");
+            return ExitCode::from(2);
+        }
     };
     let path = match kind {
         ProbeKind::Ready => "/readyz",
         ProbeKind::Live => "/healthz",
     };
-    let timeout = std::time::Duration::from_millis(timeout_ms.max(1));
-    let attempt = || -> std::io::Result<String> {
-        let addr = target
-            .to_socket_addrs()?
-            .next()
-            .ok_or_else(|| std::io::Error::other("no address"))?;
-        let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)?;
-        stream.set_read_timeout(Some(timeout))?;
-        stream.set_write_timeout(Some(timeout))?;
-        write!(stream, "GET {path} HTTP/1.0\r\nHost: {target}\r\n\r\n")?;
-        let mut reply = Vec::new();
-        stream.take(64 * 1024).read_to_end(&mut reply)?;
-        Ok(String::from_utf8_lossy(&reply).into_owned())
+    let r = admin_http(&target, "GET", path, None, timeout_ms);
+    admin_outcome(&target, path, r)
+}
+
+/// Runs `zkd admin ...` against a running server's AdminServer.
+fn admin(action: &AdminAction, config: Option<&PathBuf>) -> ExitCode {
+    let (admin, password, timeout_ms) = match action {
+        AdminAction::TransferLeadership { conn, .. } | AdminAction::Command { conn, .. } => (
+            conn.admin.as_deref(),
+            conn.super_password.as_deref(),
+            conn.timeout_ms,
+        ),
     };
-    match attempt() {
-        Ok(reply) => {
-            let status = reply.lines().next().unwrap_or_default().to_owned();
-            let body = reply.split_once("\r\n\r\n").map_or("", |(_, b)| b).trim();
-            if status.split_whitespace().nth(1) == Some("200") {
-                println!("{body}");
-                ExitCode::SUCCESS
-            } else {
-                eprintln!("zkd: {target}{path}: {status} {body}");
-                ExitCode::FAILURE
-            }
-        }
+    let target = match admin_target(admin, config) {
+        Ok(t) => t,
         Err(e) => {
-            eprintln!("zkd: {target}{path}: {e}");
-            ExitCode::FAILURE
+            eprintln!("zkd: {e}");
+            return ExitCode::from(2);
         }
-    }
+    };
+    let auth = password.map(|p| format!("digest super:{p}"));
+    let (method, path) = match action {
+        AdminAction::TransferLeadership { to, .. } => {
+            ("POST", format!("/commands/handoff?to={to}"))
+        }
+        AdminAction::Command { name, .. } => ("GET", format!("/commands/{name}")),
+    };
+    let r = admin_http(&target, method, &path, auth.as_deref(), timeout_ms);
+    admin_outcome(&target, &path, r)
 }
 
 /// Runs an offline tool; the exit code says whether it found the input sound.
 fn tool(command: &Command, config: Option<&PathBuf>) -> ExitCode {
     let mut out = std::io::stdout().lock();
     let result: Result<bool, String> = match command {
-        Command::CheckConfig { .. } | Command::Probe { .. } => unreachable!("handled before"),
+        Command::CheckConfig { .. } | Command::Probe { .. } | Command::Admin { .. } => {
+            unreachable!("handled before")
+        }
         Command::DumpLog { file } => zk_log::tools::dump_log(file, &mut out)
             .map(|d| matches!(d.end, zk_log::txnlog::LogEnd::Clean { .. }))
             .map_err(|e| e.to_string()),
@@ -271,6 +367,9 @@ fn main() -> ExitCode {
     }) = &cli.command
     {
         return probe(*kind, admin.as_deref(), *timeout_ms, cli.config.as_ref());
+    }
+    if let Some(Command::Admin { action }) = &cli.command {
+        return admin(action, cli.config.as_ref());
     }
     if let Some(command) = &cli.command {
         return tool(command, cli.config.as_ref());

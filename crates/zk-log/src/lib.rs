@@ -29,6 +29,7 @@ pub mod error;
 pub mod failpoint;
 pub mod fuzzing;
 pub mod group;
+pub mod histogram;
 pub mod purge;
 pub mod recovery;
 pub mod snapfile;

@@ -86,6 +86,8 @@ pub struct SyncStats {
     pub slow_fsyncs: u64,
     pub last_fsync_ms: u64,
     pub records: u64,
+    /// Every fsync's duration.
+    pub fsync_time: crate::histogram::Histogram,
 }
 
 /// The log writer. Appends are buffered until [`TxnLog::commit`], which writes them with one
@@ -191,7 +193,9 @@ impl TxnLog {
         };
         let started = Instant::now();
         log.file.sync().map_err(LogError::io(log.path.clone()))?;
-        let ms = started.elapsed().as_millis() as u64;
+        let took = started.elapsed();
+        let ms = took.as_millis() as u64;
+        self.stats.fsync_time.record(took);
         self.stats.fsyncs += 1;
         self.stats.last_fsync_ms = ms;
         if ms > self.config.fsync_warn_ms {

@@ -30,15 +30,19 @@ pub const COMMANDS: &[&[&str]] = &[
     &["expirations"],
     &["get_trace_mask", "gtmk"],
     &["hash"],
+    &["histograms", "hist"],
+    &["hot_paths", "hotp"],
     &["initial_configuration", "icfg"],
     &["is_read_only", "isro"],
     &["last_snapshot", "lsnp"],
     &["leader", "lead"],
+    &["memory", "mem"],
     &["monitor", "mntr"],
     &["observer_connection_stat_reset", "orst"],
     &["observers", "obsr"],
     &["ruok"],
     &["server_stats", "srvr"],
+    &["session_rates", "sesr"],
     &["stat_reset", "srst"],
     &["stats", "stat"],
     &["system_properties", "sysp"],
@@ -207,6 +211,9 @@ async fn metrics(State(state): State<AppState>) -> Response {
                     }
                 }
             }
+            if let Some(extra) = ask(&state, "__prometheus").await {
+                text.push_str(extra["text"].as_str().unwrap_or_default());
+            }
             ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
         }
         None => (StatusCode::SERVICE_UNAVAILABLE, "server stopping").into_response(),
@@ -247,6 +254,61 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await
+}
+
+/// The Prometheus lines beyond `monitor`'s gauges: the timing histograms, memory by
+/// subsystem, and the hottest paths of the last minute.
+fn prometheus_extra(core: &mut crate::core::Core) -> String {
+    use crate::core::introspect::histogram_prometheus;
+    use std::fmt::Write;
+    let mut out = String::new();
+    histogram_prometheus(
+        "zkd_fsync_seconds",
+        &core.fsync_stats().fsync_time,
+        &mut out,
+    );
+    let snapshot = *core
+        .intro
+        .snapshot_time
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    histogram_prometheus("zkd_snapshot_seconds", &snapshot, &mut out);
+    histogram_prometheus("zkd_sync_seconds", &core.intro.sync_time, &mut out);
+    let mem = core.memory();
+    let _ = writeln!(out, "# TYPE zkd_memory_bytes gauge");
+    for part in [
+        "tree",
+        "watches",
+        "sessions",
+        "connections",
+        "caches",
+        "in_flight",
+    ] {
+        let _ = writeln!(
+            out,
+            "zkd_memory_bytes{{subsystem=\"{part}\"}} {}",
+            mem[part]["bytes"].as_u64().unwrap_or(0)
+        );
+    }
+    let now = core.uptime_ms();
+    let hot = core.intro.hot_paths(10, now);
+    for (list, metric, field) in [
+        ("by_reads", "zkd_hot_path_reads", "reads"),
+        ("by_writes", "zkd_hot_path_writes", "writes"),
+        (
+            "by_watch_fanout",
+            "zkd_hot_path_watch_events",
+            "watch_events",
+        ),
+    ] {
+        let _ = writeln!(out, "# TYPE {metric} gauge");
+        for p in hot[list].as_array().into_iter().flatten() {
+            let path = p["path"].as_str().unwrap_or_default();
+            let escaped = path.replace('\\', "\\\\").replace('"', "\\\"");
+            let _ = writeln!(out, "{metric}{{path=\"{escaped}\"}} {}", p[field]);
+        }
+    }
+    out
 }
 
 /// The first parameter `name` that parses as a number.
@@ -364,6 +426,31 @@ pub(crate) fn answer(
                 "sessions_extended_after_stall": core.expiry_log.extended_total,
             }),
         ),
+        "hot_paths" => {
+            let n = arg(args, "n").unwrap_or(10).clamp(1, 1000);
+            let now = core.uptime_ms();
+            core.intro.hot_paths(n, now)
+        }
+        "session_rates" => {
+            let n = arg(args, "n").unwrap_or(10).clamp(1, 10_000);
+            let now = core.uptime_ms();
+            core.intro.session_rates(n, now)
+        }
+        "memory" => core.memory(),
+        "histograms" => {
+            use crate::core::introspect::histogram_json;
+            let snapshot = *core
+                .intro
+                .snapshot_time
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            json!({
+                "fsync": histogram_json(&core.fsync_stats().fsync_time),
+                "snapshot": histogram_json(&snapshot),
+                "sync": histogram_json(&core.intro.sync_time),
+            })
+        }
+        "__prometheus" => json!({"text": prometheus_extra(core)}),
         "big_families" => {
             let n = arg(args, "n").unwrap_or(10).clamp(1, 1000);
             big_families_json(&core.tree.big_families(n), c.jute_max_buffer)

@@ -32,6 +32,7 @@ use guardrails::Guardrails;
 
 mod expiry_log;
 pub mod guardrails;
+pub(crate) mod introspect;
 mod replica;
 pub(crate) use replica::{Forward, Replica};
 
@@ -188,6 +189,8 @@ pub struct Core {
     last_tick_ms: Option<u64>,
     /// Size guardrails: near-limit writes, oversized replies and frames, the children cap.
     pub(crate) guardrails: guardrails::Guardrails,
+    /// Hot paths, session rates, timing histograms.
+    pub(crate) intro: introspect::Introspection,
 }
 
 impl std::fmt::Debug for Core {
@@ -200,6 +203,17 @@ impl std::fmt::Debug for Core {
 }
 
 pub(crate) use zk_tree::tree::CONFIG_NODE;
+
+/// What one client connection costs besides its `Conn` entry: its read buffer (4 KiB to
+/// start), the writer's queue and the answer channel's first block, and two tasks.
+const CONNECTION_TASK_BYTES: u64 = 12 * 1024;
+
+/// The process's resident set in bytes (Linux `/proc/self/statm`), if known.
+pub(crate) fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
 
 /// Wall-clock milliseconds, for txn times and session ids.
 pub fn wall_ms() -> i64 {
@@ -266,6 +280,7 @@ impl Core {
                 config.jute_max_buffer,
                 config.size_warn_percent,
             ),
+            intro: Default::default(),
             config,
         }
     }
@@ -285,6 +300,11 @@ impl Core {
         self.started.elapsed().as_millis() as u64
     }
 
+    /// Milliseconds since the server started (the introspection window's clock).
+    pub(crate) fn uptime_ms(&self) -> u64 {
+        self.now_ms()
+    }
+
     /// Number of live connections.
     pub fn connection_count(&self) -> usize {
         self.conns.len()
@@ -301,6 +321,45 @@ impl Core {
     /// The log writer's fsync counters (slow fsyncs for `zk_fsync_threshold_exceed_count`).
     pub fn fsync_stats(&self) -> zk_log::txnlog::SyncStats {
         self.writer.stats()
+    }
+
+    /// Memory by subsystem, estimated from the structures themselves (`zk_tree::memory`),
+    /// with the process's resident set beside it.
+    pub(crate) fn memory(&self) -> serde_json::Value {
+        use std::mem::size_of;
+        use zk_tree::memory::{btree_bytes, hash_map_bytes, heap_bytes};
+        let tree = self.tree.memory();
+        let n_sessions = self.sessions.len();
+        let session_bytes = btree_bytes(n_sessions, 8 + size_of::<zk_session::Session>())
+            + btree_bytes(n_sessions, 8)
+            + hash_map_bytes(&self.by_session)
+            + hash_map_bytes(&self.queues)
+            + self
+                .queues
+                .values()
+                .map(|q| heap_bytes(q.capacity() * size_of::<Queued>()))
+                .sum::<u64>();
+        let conn_bytes = hash_map_bytes(&self.conns)
+            + self
+                .conns
+                .values()
+                .map(|c| c.auth.len() as u64 * 64)
+                .sum::<u64>()
+            + self.conns.len() as u64 * CONNECTION_TASK_BYTES;
+        let caches = tree.index_bytes + self.intro.memory_bytes();
+        let pending = self.pending.len() as u64 * 256 + self.inflight.len() as u64 * 512;
+        let total =
+            tree.node_bytes + tree.watch_bytes + session_bytes + conn_bytes + caches + pending;
+        serde_json::json!({
+            "tree": {"znodes": tree.nodes, "bytes": tree.node_bytes, "path_and_data_bytes": tree.payload_bytes},
+            "watches": {"count": tree.watches, "bytes": tree.watch_bytes},
+            "sessions": {"count": n_sessions, "bytes": session_bytes},
+            "connections": {"count": self.conns.len(), "bytes": conn_bytes},
+            "caches": {"bytes": caches, "tree_indexes_and_acls": tree.index_bytes, "introspection": self.intro.memory_bytes()},
+            "in_flight": {"txns": self.pending.len() + self.inflight.len(), "bytes": pending},
+            "estimated_total_bytes": total,
+            "rss_bytes": resident_bytes(),
+        })
     }
 
     /// Number of txns logged but not yet durable.
@@ -774,6 +833,7 @@ impl Core {
         if applied.result.err() == 0 {
             let now = self.now_ms();
             self.guardrails.after_write(&self.tree, body, now);
+            self.intro.write(session, body, now);
         }
         self.deliver(applied.events);
         // A txn of another server's client still changes what this server knows of sessions.
@@ -904,6 +964,8 @@ impl Core {
             if !e.visible_to(&auth_config, &c.auth) {
                 continue;
             }
+            let now = self.now_ms();
+            self.intro.watch_event(&e.path, now);
             let f = notification(&e.path, e.event, e.zxid);
             self.send(conn, Out::Frame(f));
         }
@@ -955,6 +1017,11 @@ impl Core {
         let zxid = self.tree.last_processed_zxid();
         let xid = header.xid;
         let watcher = WatcherId(conn);
+        if !matches!(request, Request::Ping) {
+            let now = self.now_ms();
+            let session = self.conns.get(&conn).and_then(|c| c.session);
+            self.intro.read(request.path(), session, now);
+        }
         let result: Result<Response, ErrorCode> = match request {
             Request::Ping => Ok(Response::Empty),
             Request::Exists(r) => self.op_exists(conn, &r.path, r.watch.then_some(watcher)),

@@ -217,6 +217,7 @@ pub async fn run_with_listeners(
     }
     let tick = Duration::from_millis(u64::from(config.tick_time_ms.max(2) / 2));
     let snap_dir = dirs.snap_dir.clone();
+    let snapshot_time = core.intro.snapshot_time.clone();
     let purge_dirs = dirs.clone();
     let core_task = tokio::spawn(async move {
         let mut ticker = tokio::time::interval(tick);
@@ -270,11 +271,16 @@ pub async fn run_with_listeners(
                 let dir = snap_dir.clone();
                 core.roll_log();
                 core.compact(now);
+                let timings = snapshot_time.clone();
                 tokio::task::spawn_blocking(move || {
-                    if let Err(e) =
-                        write_snapshot_file(&FsStorage, &dir, &frozen, SnapshotCompression::None)
+                    let started = std::time::Instant::now();
+                    match write_snapshot_file(&FsStorage, &dir, &frozen, SnapshotCompression::None)
                     {
-                        tracing::error!(error = %e, "snapshot failed");
+                        Ok(_) => timings
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .record(started.elapsed()),
+                        Err(e) => tracing::error!(error = %e, "snapshot failed"),
                     }
                 });
             }

@@ -239,6 +239,23 @@ pub struct AclCache {
 }
 
 impl AclCache {
+    /// Heap bytes of the cache (an estimate; see [`crate::memory`]).
+    pub fn memory_bytes(&self) -> u64 {
+        use crate::memory::{btree_map_bytes, hash_map_bytes, heap_bytes, string_bytes};
+        let lists: u64 = self
+            .by_ref
+            .values()
+            .map(|(acl, _)| {
+                heap_bytes(16 + std::mem::size_of_val::<[Acl]>(acl))
+                    + acl
+                        .iter()
+                        .map(|a| string_bytes(&a.id.scheme) + string_bytes(&a.id.id))
+                        .sum::<u64>()
+            })
+            .sum();
+        btree_map_bytes(&self.by_ref) + hash_map_bytes(&self.by_list) + lists
+    }
+
     /// The reference for `acl`, adding one use.
     pub fn intern(&mut self, acl: &[Acl]) -> i64 {
         if let Some(&r) = self.by_list.get(acl) {

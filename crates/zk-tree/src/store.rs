@@ -260,6 +260,30 @@ impl Store {
         Some(node)
     }
 
+    /// Heap bytes of the store (see [`crate::memory`]): chunks, index, free list, and each
+    /// node's path, data and children set. Also returns the path and data bytes alone.
+    pub(crate) fn memory_bytes(&self) -> (u64, u64) {
+        use crate::memory::heap_bytes;
+        use std::mem::size_of;
+        let mut total = heap_bytes(self.chunks.capacity() * size_of::<usize>());
+        for c in &self.chunks {
+            // The Arc's counts and the Vec header, then the slots.
+            total += heap_bytes(16 + size_of::<Vec<Option<Node>>>());
+            total += heap_bytes(c.capacity() * size_of::<Option<Node>>());
+        }
+        total += heap_bytes(self.index.allocation_size());
+        total += heap_bytes(self.free.capacity() * size_of::<NodeId>());
+        let mut payload = 0;
+        for n in self.iter() {
+            payload += n.blob.len() as u64;
+            total += heap_bytes(n.blob.len());
+            if let Some(k) = &n.kids {
+                total += heap_bytes(size_of::<Kids>()) + heap_bytes(k.ids.allocation_size());
+            }
+        }
+        (total, payload)
+    }
+
     /// Every node, in no particular order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Node> {
         self.chunks.iter().flat_map(|c| c.iter()).flatten()

@@ -249,6 +249,33 @@ impl DataTree {
             .sum()
     }
 
+    /// What the tree holds in memory, by part (an estimate; see [`crate::memory`]). Walks
+    /// every node and watch: for an operator's request, not for every write.
+    pub fn memory(&self) -> crate::memory::TreeMemory {
+        use crate::memory::{btree_map_bytes, btree_set_bytes, string_bytes};
+        let (node_bytes, payload_bytes) = self.nodes.memory_bytes();
+        let strings = |s: &BTreeSet<String>| {
+            btree_set_bytes(s) + s.iter().map(|p| string_bytes(p)).sum::<u64>()
+        };
+        let mut index_bytes = btree_map_bytes(&self.sessions)
+            + btree_map_bytes(&self.ephemerals)
+            + strings(&self.containers)
+            + strings(&self.ttls)
+            + strings(&self.quota_roots)
+            + self.acls.memory_bytes();
+        for paths in self.ephemerals.values() {
+            index_bytes += strings(paths);
+        }
+        crate::memory::TreeMemory {
+            nodes: self.nodes.len(),
+            node_bytes,
+            payload_bytes,
+            watches: self.watches.count(),
+            watch_bytes: self.watches.memory_bytes(),
+            index_bytes,
+        }
+    }
+
     /// The watch registry (for counts, wchc/wchp and connection cleanup).
     pub fn watches(&self) -> &WatchRegistry {
         &self.watches

@@ -48,6 +48,20 @@ struct WatchTable {
 }
 
 impl WatchTable {
+    /// Heap bytes of both directions (see [`crate::memory`]).
+    fn memory_bytes(&self) -> u64 {
+        use crate::memory::{btree_map_bytes, btree_set_bytes, hash_map_bytes, string_bytes};
+        let mut b = hash_map_bytes(&self.by_path) + hash_map_bytes(&self.by_watcher);
+        for (path, watchers) in &self.by_path {
+            b += string_bytes(path) + btree_map_bytes(watchers);
+        }
+        for paths in self.by_watcher.values() {
+            b += btree_set_bytes(paths);
+            b += paths.iter().map(|p| string_bytes(p)).sum::<u64>();
+        }
+        b
+    }
+
     fn add(&mut self, path: &str, w: WatcherId, mode: WatchMode) -> bool {
         let modes = self
             .by_path
@@ -195,6 +209,11 @@ pub struct WatchRegistry {
 }
 
 impl WatchRegistry {
+    /// Heap bytes of every watch table (an estimate; see [`crate::memory`]).
+    pub fn memory_bytes(&self) -> u64 {
+        self.data.memory_bytes() + self.child.memory_bytes()
+    }
+
     /// One-shot data watch (getData, or exists on an existing node).
     pub fn add_data_watch(&mut self, path: &str, w: WatcherId) {
         self.data.add(path, w, WatchMode::Standard);

@@ -36,7 +36,7 @@ pub(crate) struct Replica {
     /// Follower: sessions its clients used since the last ping to the leader.
     touched: HashSet<i64>,
     /// `sync` requests of this server's clients: (session, xid) -> (connection, path).
-    syncs: HashMap<(i64, i32), (ConnId, String)>,
+    syncs: HashMap<(i64, i32), (ConnId, String, std::time::Instant)>,
     pub(crate) role: Role,
     started: Instant,
     tree_config: zk_tree::TreeConfig,
@@ -813,7 +813,8 @@ impl Core {
         let Some(r) = self.replica.as_mut() else {
             return;
         };
-        r.syncs.insert((session, xid), (conn, path));
+        r.syncs
+            .insert((session, xid), (conn, path, std::time::Instant::now()));
         let mut out = Vec::new();
         if r.leading() {
             let me = r.peer.id();
@@ -831,13 +832,14 @@ impl Core {
             return;
         };
         let xid = xid as i32;
-        let Some((conn, path)) = self
+        let Some((conn, path, asked)) = self
             .replica
             .as_mut()
             .and_then(|r| r.syncs.remove(&(session, xid)))
         else {
             return;
         };
+        self.intro.sync_time.record(asked.elapsed());
         let body = zk_proto::Response::Sync(zk_proto::SyncResponse { path });
         let f = super::reply_frame(xid, self.tree.last_processed_zxid(), 0, &body);
         self.finish_write(session, xid);
