@@ -76,13 +76,18 @@ async fn surviving(clients: &[Client], ids: &[i64], within: Duration) -> usize {
 
 /// A standalone server with `extra` zoo.cfg lines (a one-member ensemble is standalone).
 fn standalone(extra: &str) -> Vec<Server> {
+    standalone_with(extra, "")
+}
+
+/// [`standalone`] with crash or delay points armed (`ZKD_FAILPOINTS`).
+fn standalone_with(extra: &str, failpoints: &str) -> Vec<Server> {
     let servers = processes::start(
         Path::new(ZKD),
         1,
         0,
         &format!("maxSessionTimeout=60000\n{extra}"),
         0,
-        "",
+        failpoints,
     );
     let deadline = Instant::now() + Duration::from_secs(20);
     while servers[0].srvr().is_none() {
@@ -229,6 +234,76 @@ fn without_stall_detection_the_same_pause_expires_sessions() {
     assert_eq!(resumed, 0, "{v}");
     assert_eq!(v["expired_total"], 20);
     assert_eq!(v["stalls_total"], 0);
+}
+
+/// 10 sessions (20 commits, one txn each: the clients wait for every answer), then a
+/// writer's session (the 21st) whose create is the 22nd commit: its fsync is held for
+/// 3.5 session timeouts. The 10 clients say nothing meanwhile, as clients that gave up on
+/// an unresponsive server do, and come back half a second after the write is answered.
+/// Returns how many of them the server still knew, and its expiry log.
+fn storage_stall_then_resume(extra: &str) -> (usize, serde_json::Value) {
+    let servers = standalone_with(extra, "log.before_fsync=22:sleep=7000");
+    let kept = raw_sessions(&servers[0], "kept", 10);
+    let addr = servers[0].addr().parse().unwrap();
+    let mut writer = RawClient::connect(addr, 30_000).unwrap();
+    let started = Instant::now();
+    let (h, _) = writer
+        .call(&Request::Create(CreateRequest {
+            path: "/slow".into(),
+            data: Some(Bytes::new()),
+            acl: well_known::open_acl_unsafe(),
+            flags: 0,
+        }))
+        .unwrap();
+    assert_eq!(h.err, 0);
+    let took = started.elapsed();
+    println!("the stalled write took {took:?}");
+    assert!(
+        took >= Duration::from_secs(6),
+        "the delay point did not fire"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let resumed = kept
+        .into_iter()
+        .filter(|raw| {
+            RawClient::resume(
+                addr,
+                2000,
+                &raw.session,
+                0,
+                raw.xid(),
+                Duration::from_secs(5),
+            )
+            .unwrap()
+            .session
+            .time_out
+                > 0
+        })
+        .count();
+    (resumed, json(&servers[0], "expirations"))
+}
+
+#[test]
+fn a_storage_stall_suspends_expiry_and_extends_sessions() {
+    let (resumed, v) = storage_stall_then_resume("");
+    println!("storage stall: {resumed} of 10 sessions resumed; {v}");
+    assert_eq!(resumed, 10, "sessions expired during the disk stall: {v}");
+    assert_eq!(v["expired_total"], 0, "{v}");
+    assert_eq!(v["stalls_total"], 1, "{v}");
+    assert_eq!(v["stalls"][0]["kind"], "storage");
+    assert!(v["stalls"][0]["late_ms"].as_u64().unwrap() >= 5000, "{v}");
+    assert!(
+        v["stalls"][0]["sessions_extended"].as_u64().unwrap() >= 11,
+        "{v}"
+    );
+}
+
+#[test]
+fn without_stall_detection_a_storage_stall_expires_silent_sessions() {
+    let (resumed, v) = storage_stall_then_resume("sessionExpiry.stallThresholdMs=0\n");
+    println!("storage stall, detection off: {resumed} of 10 sessions resumed");
+    assert_eq!(resumed, 0, "{v}");
+    assert_eq!(v["expired_total"], 10, "{v}");
 }
 
 #[test]

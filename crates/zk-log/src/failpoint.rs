@@ -10,6 +10,9 @@
 //! `epoch.before_rename`, `epoch.after_rename` (an epoch file); and in zk-server
 //! `session.close` (a closeSession applied, not yet answered), `leader.before_commit`,
 //! `leader.after_commit` (the leader applying a txn the quorum committed).
+//!
+//! `name=N:sleep=MS` makes the Nth pass sleep MS milliseconds instead of aborting: a slow
+//! disk (`log.before_fsync=5:sleep=3000` is a 3-second fsync) for the stall tests.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -22,6 +25,8 @@ struct Point {
     name: String,
     /// Abort on this hit (counting from 1).
     at: u64,
+    /// Sleep this long on that hit instead of aborting.
+    sleep_ms: Option<u64>,
     hits: AtomicU64,
 }
 
@@ -38,6 +43,14 @@ fn parse(spec: &str) -> Vec<Point> {
             if entry.is_empty() {
                 return None;
             }
+            let (entry, action) = match entry.split_once(':') {
+                Some((e, a)) => (e.trim(), Some(a.trim())),
+                None => (entry, None),
+            };
+            let sleep_ms = match action {
+                None => None,
+                Some(a) => Some(a.strip_prefix("sleep=")?.parse::<u64>().ok()?),
+            };
             let (name, at) = match entry.split_once('=') {
                 Some((n, a)) => (n.trim(), a.trim().parse::<u64>().ok()?),
                 None => (entry, 1),
@@ -45,6 +58,7 @@ fn parse(spec: &str) -> Vec<Point> {
             Some(Point {
                 name: name.to_owned(),
                 at: at.max(1),
+                sleep_ms,
                 hits: AtomicU64::new(0),
             })
         })
@@ -57,6 +71,11 @@ pub fn hit(name: &str) {
         if p.name == name {
             let n = p.hits.fetch_add(1, Ordering::SeqCst) + 1;
             if n == p.at {
+                if let Some(ms) = p.sleep_ms {
+                    eprintln!("failpoint {name} sleeps {ms} ms (hit {n})");
+                    std::thread::sleep(std::time::Duration::from_millis(ms));
+                    continue;
+                }
                 eprintln!("failpoint {name} fired (hit {n})");
                 std::process::abort();
             }
@@ -70,14 +89,17 @@ mod tests {
 
     #[test]
     fn specs_parse() {
-        let p = parse("log.before_fsync=3, epoch.before_rename ,bad=x,,z=0");
+        let p = parse("log.before_fsync=3, epoch.before_rename ,bad=x,,z=0,s=2:sleep=50,t=1:nap=3");
+        assert_eq!(p[3].sleep_ms, Some(50));
+        assert_eq!(p[0].sleep_ms, None);
         let got: Vec<(&str, u64)> = p.iter().map(|p| (p.name.as_str(), p.at)).collect();
         assert_eq!(
             got,
             vec![
                 ("log.before_fsync", 3),
                 ("epoch.before_rename", 1),
-                ("z", 1)
+                ("z", 1),
+                ("s", 2)
             ]
         );
         assert!(parse("").is_empty());

@@ -67,6 +67,8 @@ pub struct LogWriter {
     tx: Option<SyncSender<Cmd>>,
     thread: Option<JoinHandle<()>>,
     stats: Arc<Mutex<SyncStats>>,
+    /// When the round being written started (`None` while idle), to tell a stalled disk.
+    busy_since: Arc<Mutex<Option<std::time::Instant>>>,
 }
 
 /// Most txns one round writes.
@@ -80,13 +82,16 @@ impl LogWriter {
         let (tx, rx) = sync_channel(QUEUE_DEPTH_MAX);
         let stats = Arc::new(Mutex::new(log.stats()));
         let thread_stats = stats.clone();
+        let busy_since = Arc::new(Mutex::new(None));
+        let thread_busy = busy_since.clone();
         let thread = std::thread::Builder::new()
             .name("zk-log-writer".into())
-            .spawn(move || run(log, rx, thread_stats))?;
+            .spawn(move || run(log, rx, thread_stats, thread_busy))?;
         Ok(LogWriter {
             tx: Some(tx),
             thread: Some(thread),
             stats,
+            busy_since,
         })
     }
 
@@ -148,6 +153,15 @@ impl LogWriter {
     pub fn stats(&self) -> SyncStats {
         *self.stats.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// How long the write in progress has been going (`None` when idle): a large value
+    /// means the disk is stalled and nothing queued behind it can become durable.
+    pub fn busy_for(&self) -> Option<std::time::Duration> {
+        self.busy_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map(|since| since.elapsed())
+    }
 }
 
 impl Drop for LogWriter {
@@ -159,9 +173,18 @@ impl Drop for LogWriter {
     }
 }
 
-fn run(mut log: TxnLog, rx: Receiver<Cmd>, stats: Arc<Mutex<SyncStats>>) {
+fn run(
+    mut log: TxnLog,
+    rx: Receiver<Cmd>,
+    stats: Arc<Mutex<SyncStats>>,
+    busy_since: Arc<Mutex<Option<std::time::Instant>>>,
+) {
     let mut failed: Option<Arc<LogError>> = None;
+    let set_busy = |v: Option<std::time::Instant>| {
+        *busy_since.lock().unwrap_or_else(|e| e.into_inner()) = v;
+    };
     while let Ok(first) = rx.recv() {
+        set_busy(Some(std::time::Instant::now()));
         let mut round = vec![first];
         while round.len() < BATCH_TXNS_MAX {
             match rx.try_recv() {
@@ -173,6 +196,7 @@ fn run(mut log: TxnLog, rx: Receiver<Cmd>, stats: Arc<Mutex<SyncStats>>) {
             for cmd in round {
                 cmd.done()(Err(e.clone()));
             }
+            set_busy(None);
             continue;
         }
         let mut waiting: Vec<Done> = Vec::with_capacity(round.len());
@@ -235,6 +259,7 @@ fn run(mut log: TxnLog, rx: Receiver<Cmd>, stats: Arc<Mutex<SyncStats>>) {
             result = log.commit();
         }
         *stats.lock().unwrap_or_else(|e| e.into_inner()) = log.stats();
+        set_busy(None);
         match result {
             Ok(()) => waiting.into_iter().for_each(|d| d(Ok(()))),
             Err(e) => {

@@ -187,6 +187,8 @@ pub struct Core {
     pub(crate) expiry_log: expiry_log::ExpiryLog,
     /// When the last tick ran (ms since start), to notice a stall.
     last_tick_ms: Option<u64>,
+    /// Since when (ms since start) the disk has been stalled, while it is.
+    storage_stall_since: Option<u64>,
     /// Size guardrails: near-limit writes, oversized replies and frames, the children cap.
     pub(crate) guardrails: guardrails::Guardrails,
     /// Hot paths, session rates, timing histograms.
@@ -276,6 +278,7 @@ impl Core {
             pending_reconfig: None,
             expiry_log: Default::default(),
             last_tick_ms: None,
+            storage_stall_since: None,
             guardrails: guardrails::Guardrails::new(
                 config.jute_max_buffer,
                 config.size_warn_percent,
@@ -1375,6 +1378,9 @@ impl Core {
     fn tick(&mut self) {
         let now = self.now_ms();
         self.notice_stall(now);
+        if self.storage_stalled(now) {
+            return;
+        }
         // In an ensemble only the leader expires sessions and reaps containers.
         if self.replica.as_ref().is_some_and(|r| !r.leading()) {
             return;
@@ -1447,10 +1453,49 @@ impl Core {
         if threshold > 0 && late > threshold {
             let extended = self.sessions.extend_all(now);
             self.expiry_log.stalled(expiry_log::Stall {
+                kind: expiry_log::StallKind::Tick,
                 late_ms: late,
                 sessions_extended: extended,
                 at_ms: wall_ms(),
             });
+        }
+    }
+
+    /// Whether the disk is stalled now: a log write has been in progress for longer than
+    /// the stall threshold. Nothing can become durable meanwhile (an expiry's closeSession
+    /// neither), and clients whose requests wait behind it may give up on this server. So
+    /// no session expires while it lasts, and when it ends every session gets a full
+    /// timeout to come back, as after a pause; the stall is logged and listed.
+    fn storage_stalled(&mut self, now: u64) -> bool {
+        let threshold = self.config.stall_threshold_ms;
+        if threshold == 0 {
+            return false;
+        }
+        let busy_ms = self.writer.busy_for().map(|d| d.as_millis() as u64);
+        match (busy_ms, self.storage_stall_since) {
+            (Some(ms), _) if ms > threshold => {
+                if self.storage_stall_since.is_none() {
+                    tracing::warn!(
+                        busy_ms = ms,
+                        threshold_ms = threshold,
+                        "a txn log write is stalled: no session expires until it completes"
+                    );
+                    self.storage_stall_since = Some(now.saturating_sub(ms));
+                }
+                true
+            }
+            (_, Some(since)) => {
+                self.storage_stall_since = None;
+                let extended = self.sessions.extend_all(now);
+                self.expiry_log.stalled(expiry_log::Stall {
+                    kind: expiry_log::StallKind::Storage,
+                    late_ms: now.saturating_sub(since),
+                    sessions_extended: extended,
+                    at_ms: wall_ms(),
+                });
+                false
+            }
+            _ => false,
         }
     }
 }

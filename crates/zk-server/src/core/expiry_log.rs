@@ -56,10 +56,21 @@ impl Expiration {
     }
 }
 
-/// A stall of this server that it noticed (a tick far later than due).
+/// What stalled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StallKind {
+    /// The server's own tick came late (paused, starved).
+    Tick,
+    /// A txn log commit (write and fsync) took that long.
+    Storage,
+}
+
+/// A stall of this server that it noticed (a tick far later than due, or a commit that
+/// took far too long).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Stall {
-    /// How late the tick was.
+    pub kind: StallKind,
+    /// How late the tick was, or how long the commit took.
     pub late_ms: u64,
     pub sessions_extended: usize,
     pub at_ms: i64,
@@ -98,11 +109,14 @@ impl ExpiryLog {
     }
 
     pub(crate) fn stalled(&mut self, s: Stall) {
+        let what = match s.kind {
+            StallKind::Tick => format!("its tick came {} ms late", s.late_ms),
+            StallKind::Storage => format!("a txn log commit took {} ms", s.late_ms),
+        };
         tracing::warn!(
             late_ms = s.late_ms,
             sessions_extended = s.sessions_extended,
-            "this server stalled: its tick came {} ms late; {} sessions extended instead of expired",
-            s.late_ms,
+            "this server stalled: {what}; {} sessions extended instead of expired",
             s.sessions_extended
         );
         self.stalls_total += 1;
@@ -127,6 +141,7 @@ impl ExpiryLog {
         json!({
             "expirations": self.expirations.iter().rev().map(Expiration::to_json).collect::<Vec<_>>(),
             "stalls": self.stalls.iter().rev().map(|s| json!({
+                "kind": match s.kind { StallKind::Tick => "tick", StallKind::Storage => "storage" },
                 "late_ms": s.late_ms,
                 "sessions_extended": s.sessions_extended,
                 "at_ms": s.at_ms,
@@ -183,6 +198,7 @@ mod tests {
     fn stalls_and_deferrals_are_counted() {
         let mut log = ExpiryLog::default();
         log.stalled(Stall {
+            kind: StallKind::Tick,
             late_ms: 9000,
             sessions_extended: 12,
             at_ms: 5,
