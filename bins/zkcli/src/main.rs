@@ -4,6 +4,9 @@
 //! zkcli [-server host:port[,host:port]/chroot] [-timeout ms] [-r] [-waitforconnection]
 //!       [--output json] [cmd args...]
 //! ```
+//! `zkcli compat --a HOST:PORT --b HOST:PORT` compares two servers' behaviour instead
+//! (see `zk_cli::compat`).
+//!
 //! With a command it runs that command and exits with its status (0 ok, 1 failed, 127
 //! unknown command); otherwise it reads commands from a terminal (line editing, history in
 //! `~/.zkcli_history`, tab completion of commands and znode paths) or from standard input.
@@ -24,6 +27,21 @@ const USAGE: &str = "usage: zkcli [-server host:port[,host:port...][/chroot]] [-
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("compat") {
+        // `zkcli compat --a HOST:PORT --b HOST:PORT ...`: the compatibility oracle.
+        let code = match tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt.block_on(zk_cli::compat::main(&args[1..])),
+            Err(e) => {
+                eprintln!("zkcli: cannot start: {e}");
+                1
+            }
+        };
+        std::process::exit(code);
+    }
     let (opts, words) = match parse_args(&args) {
         Ok(x) => x,
         Err(msg) => {

@@ -1254,6 +1254,21 @@ pub(crate) async fn subtree_bfs(zk: &Client, root: &str) -> Result<Vec<String>, 
     Ok(out)
 }
 
+/// Deletes `root` and everything under it (nothing to do when it is absent).
+pub(crate) async fn delete_tree(zk: &Client, root: &str) -> Result<(), String> {
+    match zk.exists(root).await {
+        Ok(None) => return Ok(()),
+        Ok(Some(_)) => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    let nodes = subtree_bfs(zk, root).await.map_err(|e| e.to_string())?;
+    if delete_all(zk, &nodes, 100).await {
+        Ok(())
+    } else {
+        Err(format!("some nodes under {root} could not be deleted"))
+    }
+}
+
 /// Deletes `nodes` (a BFS list) deepest first, `batch` deletes per multi.
 async fn delete_all(zk: &Client, nodes: &[String], batch: usize) -> bool {
     let mut ok = true;

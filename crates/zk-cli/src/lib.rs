@@ -8,6 +8,7 @@
 //! stderr sinks exactly what zkCli would write to its own.
 
 mod commands;
+pub mod compat;
 pub mod text;
 
 use std::collections::BTreeMap;

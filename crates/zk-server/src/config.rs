@@ -128,6 +128,11 @@ pub struct Config {
     /// `sslQuorum=true` with the `ssl.quorum.*` stores: TLS between members, both sides
     /// presenting certificates.
     pub quorum_tls: Option<crate::tls::TlsSettings>,
+    /// Test builds only (feature `testing`; no configuration file sets it): a deliberate
+    /// difference from ZooKeeper, for the compatibility oracle's own test.
+    /// `"getData.aversion"`: getData answers with the Stat's aversion one too high.
+    #[cfg(feature = "testing")]
+    pub inject_difference: Option<&'static str>,
 }
 
 /// One `server.N=host:quorumPort:electionPort[:participant|:observer][;[addr:]clientPort]`
@@ -309,6 +314,8 @@ impl Default for Config {
             groups: Vec::new(),
             weights: BTreeMap::new(),
             quorum_tls: None,
+            #[cfg(feature = "testing")]
+            inject_difference: None,
         }
     }
 }

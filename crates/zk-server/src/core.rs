@@ -1174,7 +1174,12 @@ impl Core {
         watcher: Option<WatcherId>,
     ) -> Result<Response, ErrorCode> {
         self.readable(conn, path, perms::READ)?;
-        let (data, stat) = self.tree.get_data(path, watcher).map_err(|e| e.code())?;
+        #[cfg_attr(not(feature = "testing"), allow(unused_mut))]
+        let (data, mut stat) = self.tree.get_data(path, watcher).map_err(|e| e.code())?;
+        #[cfg(feature = "testing")]
+        if self.config.inject_difference == Some("getData.aversion") {
+            stat.aversion += 1;
+        }
         let payload = Guardrails::get_data_payload(data.as_ref().map_or(0, Bytes::len));
         let now = self.now_ms();
         self.guardrails.reply(path, payload, "getData", now);

@@ -25,6 +25,7 @@ pub mod digest;
 pub mod ephemeral;
 pub mod error;
 pub mod families;
+pub mod java;
 pub mod memory;
 pub mod path;
 pub mod prep;

@@ -591,22 +591,21 @@ impl Preparer<'_, '_> {
 
     /// The session's ephemerals as they will be, all to be deleted.
     fn close_session(&mut self) -> TxnBody {
-        let mut paths: BTreeSet<String> = self
-            .tree
-            .ephemerals_of(self.ctx.session, "/")
-            .into_iter()
-            .collect();
-        for (p, r) in &self.pending.by_path {
-            match &r.node {
-                None => {
-                    paths.remove(p);
-                }
-                Some(n) if n.stat.ephemeral_owner == self.ctx.session => {
-                    paths.insert(p.clone());
-                }
-                Some(_) => {}
-            }
-        }
+        // ZooKeeper's order (a Java hash set's; see `crate::java`): the session's
+        // ephemerals in creation order, then the pending writes in preparation order.
+        let mut created = self.tree.ephemerals_of(self.ctx.session, "/");
+        created.sort_by_key(|p| self.tree.stat_persisted(p).map_or(0, |s| s.czxid));
+        let session = self.ctx.session;
+        let pending = self
+            .pending
+            .order
+            .iter()
+            .filter_map(|(_, p, node)| match node {
+                None => Some((p.clone(), false)),
+                Some(n) if n.stat.ephemeral_owner == session => Some((p.clone(), true)),
+                Some(_) => None,
+            });
+        let paths = crate::java::close_session_order(created, pending);
         for p in &paths {
             let parent_path = path::parent(p);
             if let Some(mut parent) = self.node(parent_path) {
@@ -617,7 +616,7 @@ impl Preparer<'_, '_> {
             self.pending.record(self.zxid, p, None);
         }
         TxnBody::CloseSession(Some(CloseSessionTxn {
-            paths2_delete: paths.into_iter().collect(),
+            paths2_delete: paths,
         }))
     }
 }
