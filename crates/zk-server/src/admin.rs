@@ -1,6 +1,7 @@
 //! The AdminServer (ZooKeeper's Jetty `/commands`), over axum: every command as JSON under
-//! `/commands/<name>` with ZooKeeper's names and aliases, Prometheus text at `/metrics`, and
-//! `/healthz` (process up) and `/readyz` (serving clients) for orchestrators.
+//! `/commands/<name>` with ZooKeeper's names and aliases, Prometheus text at `/metrics`,
+//! `/healthz` (process up) and `/readyz` (serving clients) for orchestrators, and the web
+//! console at `/ui` ([`crate::console`]).
 //!
 //! Handlers ask the core for its state through the same channel clients use, so an answer
 //! is a consistent view of one moment.
@@ -245,9 +246,13 @@ pub async fn serve(
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .with_state(AppState {
+            to_core: to_core.clone(),
+            super_digest: super_digest.clone(),
+        })
+        .merge(crate::console::routes(crate::console::ConsoleState {
             to_core,
             super_digest,
-        });
+        }));
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
@@ -451,6 +456,23 @@ pub(crate) fn answer(
             })
         }
         "__prometheus" => json!({"text": prometheus_extra(core)}),
+        "__ensemble" => match core.replica.as_ref() {
+            Some(r) => json!({
+                "mode": r.mode(),
+                "myid": c.server_id,
+                "leader_id": r.leader_id(),
+                "last_zxid": format!("0x{:x}", core.tree.last_processed_zxid()),
+                "servers": c.servers.iter().map(|s| json!({
+                    "id": s.id, "host": s.host, "observer": s.observer,
+                    "client_port": s.client_port,
+                })).collect::<Vec<_>>(),
+                "followers": r.peer.follower_progress().into_iter().map(|(id, synced, unacked, heard)| json!({
+                    "id": id, "synced": synced, "unacked_proposals": unacked, "last_heard_ms_ago": heard,
+                })).collect::<Vec<_>>(),
+            }),
+            None => json!({"mode": "standalone", "myid": c.server_id,
+                           "last_zxid": format!("0x{:x}", core.tree.last_processed_zxid())}),
+        },
         "big_families" => {
             let n = arg(args, "n").unwrap_or(10).clamp(1, 1000);
             big_families_json(&core.tree.big_families(n), c.jute_max_buffer)

@@ -96,6 +96,22 @@ pub enum CoreMsg {
     },
     /// Ensemble: the peer's clock (election, pings, limits).
     ReplicaTick,
+    /// The web console (`/ui`): a connection with no session, holding exactly the
+    /// identities the HTTP request proved (its address, a digest credential if it gave
+    /// one), so every ACL applies to it as to a client.
+    ConsoleOpen {
+        conn: ConnId,
+        addr: IpAddr,
+        auth: Vec<Id>,
+        out: mpsc::Sender<Out>,
+    },
+    /// A request on a console connection. Writes are logged under session 0, the
+    /// server's own (as its container deletions are): the console owns no ephemerals.
+    ConsoleRequest {
+        conn: ConnId,
+        header: RequestHeader,
+        request: Request,
+    },
     /// Ensemble leader: hand leadership to server `to`; the outcome goes back on `reply`.
     Handoff {
         to: u64,
@@ -410,6 +426,30 @@ impl Core {
             CoreMsg::Handoff { to, reply } => {
                 let _ = reply.send(self.hand_off(to));
             }
+            CoreMsg::ConsoleOpen {
+                conn,
+                addr,
+                auth,
+                out,
+            } => {
+                self.conns.insert(
+                    conn,
+                    Conn {
+                        out,
+                        addr,
+                        session: None,
+                        auth,
+                        read_only: None,
+                        early: None,
+                        sasl: None,
+                    },
+                );
+            }
+            CoreMsg::ConsoleRequest {
+                conn,
+                header,
+                request,
+            } => self.console_request(conn, header, request),
         }
         Ok(())
     }
@@ -702,6 +742,36 @@ impl Core {
                 });
         } else {
             self.read(conn, header, request);
+        }
+    }
+
+    /// Serves a web console request: reads as a client's, writes as session 0's.
+    fn console_request(&mut self, conn: ConnId, header: RequestHeader, request: Request) {
+        let last = self.tree.last_processed_zxid();
+        let refuse = |code: ErrorCode| reply_frame(header.xid, last, code.code(), &Response::Empty);
+        match request {
+            Request::Create(_) | Request::Create2(_) | Request::Delete(_) | Request::SetData(_) => {
+                if !self.serving() {
+                    let f = refuse(if self.read_only() {
+                        ErrorCode::NotReadOnly
+                    } else {
+                        ErrorCode::ConnectionLoss
+                    });
+                    self.send(conn, Out::Frame(f));
+                } else {
+                    self.write(conn, 0, header, request);
+                }
+            }
+            Request::GetData(_)
+            | Request::GetChildren(_)
+            | Request::GetChildren2(_)
+            | Request::GetAcl(_)
+            | Request::Exists(_)
+            | Request::AddWatch(_) => self.read(conn, header, request),
+            _ => {
+                let f = refuse(ErrorCode::Unimplemented);
+                self.send(conn, Out::Frame(f));
+            }
         }
     }
 

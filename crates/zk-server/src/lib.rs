@@ -15,6 +15,7 @@
 pub mod admin;
 pub mod config;
 pub mod conn;
+mod console;
 pub mod core;
 pub mod fourlw;
 pub mod fuzzing;

@@ -69,6 +69,15 @@ pub struct Leader {
 }
 
 impl Leader {
+    /// Proposals outstanding that `follower` has not acknowledged yet: how far behind it
+    /// is (0 when caught up).
+    pub fn unacked_by(&self, follower: ServerId) -> usize {
+        self.outstanding
+            .values()
+            .filter(|holders| !holders.contains(&follower))
+            .count()
+    }
+
     /// A leader of `epoch` whose log is committed up to `last_committed`.
     pub fn new(me: ServerId, quorum: Quorum, epoch: u32, last_committed: Zxid) -> Leader {
         Leader {

@@ -391,6 +391,28 @@ impl Peer {
         }
     }
 
+    /// Leader: each follower it has heard from, whether it is synced, how many outstanding
+    /// proposals it has not acknowledged, and how long ago it was last heard from (ms).
+    /// Empty otherwise.
+    pub fn follower_progress(&self) -> Vec<(ServerId, bool, usize, u64)> {
+        match &self.state {
+            State::Leading(l) => l
+                .last_heard
+                .iter()
+                .map(|(id, at)| {
+                    let unacked = l.broadcast.as_ref().map_or(0, |b| b.unacked_by(*id));
+                    (
+                        *id,
+                        l.synced.contains(id),
+                        unacked,
+                        self.now.saturating_sub(*at),
+                    )
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// The last txn committed (and handed to the tree).
     pub fn committed(&self) -> Zxid {
         self.committed
