@@ -579,3 +579,94 @@ fn zk_client_over_tls_authenticates_with_its_certificate() {
     drop(zkd);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The web console over HTTPS (`admin.forceHttps`): a client certificate signs the browser
+/// in as its subject (`x509`), so `x509` ACLs apply to it; without one the console stays
+/// read-only; a plain-HTTP request gets no page.
+#[test]
+fn the_console_over_https_signs_in_with_a_client_certificate() {
+    let dir = temp("console-https");
+    let pki = certs::generate(&dir.join("pki"));
+    let tls = settings(&pki, ClientAuth::Need);
+    let zkd = Zkd::start(&dir.join("data"), move |c| {
+        c.tls = tls;
+        c.admin_https = true;
+    });
+    let admin = zkd.admin_addr.unwrap();
+    // A node only the certificate's subject may use, made through the plain client port.
+    let dn = pki.client_dn.clone();
+    zk_tests::runtime().block_on(async {
+        let c = zk_client::Client::connect(&zkd.addr.to_string())
+            .await
+            .unwrap();
+        let acl = vec![zk_proto::Acl {
+            perms: zk_proto::perms::ALL,
+            id: zk_proto::Id {
+                scheme: "x509".into(),
+                id: dn.clone(),
+            },
+        }];
+        c.create(
+            "/cert-only",
+            b"for the cert".to_vec(),
+            acl,
+            zk_client::CreateMode::Persistent,
+        )
+        .await
+        .unwrap();
+        c.close().await;
+    });
+    let script = r#"
+import http.client, json, ssl, sys
+host, port, ca, cert, key = sys.argv[1:6]
+def call(method, path, body=None, with_cert=False):
+    ctx = ssl.create_default_context(cafile=ca)
+    ctx.check_hostname = False
+    if with_cert:
+        ctx.load_cert_chain(cert, key)
+    c = http.client.HTTPSConnection(host, int(port), context=ctx, timeout=10)
+    c.request(method, path, body=body)
+    r = c.getresponse()
+    return [r.status, json.loads(r.read() or b"null")]
+out = {
+    "anon_whoami": call("GET", "/ui/api/whoami"),
+    "anon_write": call("POST", "/ui/api/create?path=/by-anon", b"x"),
+    "anon_read": call("GET", "/ui/api/node?path=/cert-only"),
+    "cert_whoami": call("GET", "/ui/api/whoami", with_cert=True),
+    "cert_read": call("GET", "/ui/api/node?path=/cert-only", with_cert=True),
+    "cert_write": call("POST", "/ui/api/set?path=/cert-only&version=0", b"changed", with_cert=True),
+}
+print(json.dumps(out))
+"#;
+    let text = zk_tests::output_ok(
+        Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .arg("127.0.0.1")
+            .arg(admin.port().to_string())
+            .arg(&pki.ca)
+            .arg(&pki.client_cert)
+            .arg(&pki.client_key),
+        "the console over HTTPS",
+    );
+    println!("{text}");
+    let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(v["anon_whoami"][1]["read_only"], true);
+    assert_eq!(v["anon_write"][0], 401);
+    assert_eq!(v["anon_read"][0], 403, "x509 ACL without the certificate");
+    assert_eq!(v["cert_whoami"][1]["user"], pki.client_dn.as_str());
+    assert_eq!(v["cert_whoami"][1]["read_only"], false);
+    assert_eq!(v["cert_read"][0], 200);
+    assert_eq!(v["cert_read"][1]["text"], "for the cert");
+    assert_eq!(v["cert_write"][0], 200);
+    assert_eq!(v["cert_write"][1]["stat"]["version"], 1);
+    // Plain HTTP on the HTTPS port gets no page.
+    let mut s = TcpStream::connect(admin).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = s.write_all(b"GET /ui HTTP/1.0\r\n\r\n");
+    let mut reply = Vec::new();
+    let _ = s.read_to_end(&mut reply);
+    assert!(!String::from_utf8_lossy(&reply).contains("zkd console"));
+    drop(zkd);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -231,10 +231,13 @@ async fn readyz(State(state): State<AppState>) -> Response {
 
 /// Serves the AdminServer on `listener` until `shutdown` completes. Mutating commands
 /// need the super user of `super_digest` when one is given, else the server's own host.
+/// With `tls` (`admin.forceHttps`) every connection is HTTPS, and a client certificate's
+/// identity reaches the web console ([`crate::console::TlsIdentities`]).
 pub async fn serve(
     listener: TcpListener,
     to_core: mpsc::UnboundedSender<CoreMsg>,
     super_digest: Option<String>,
+    tls: Option<crate::tls::Acceptor>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = Router::new()
@@ -253,12 +256,51 @@ pub async fn serve(
             to_core,
             super_digest,
         }));
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let Some(tls) = tls else {
+        return axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
+    };
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "AdminServer accept failed");
+                    continue;
+                }
+            },
+        };
+        let (tls, app) = (tls.clone(), app.clone());
+        tokio::spawn(async move {
+            let handshake = tls.acceptor().accept(tcp);
+            let stream = match tokio::time::timeout(tls.handshake_timeout(), handshake).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(client = %peer, error = %e, "AdminServer TLS handshake failed");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let ids = crate::console::TlsIdentities(tls.identities(stream.get_ref().1));
+            let app = app
+                .layer(axum::extract::connect_info::MockConnectInfo(peer))
+                .layer(axum::Extension(ids));
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let io = hyper_util::rt::TokioIo::new(stream);
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await
+            {
+                tracing::debug!(client = %peer, error = %e, "AdminServer connection ended");
+            }
+        });
+    }
 }
 
 /// The Prometheus lines beyond `monitor`'s gauges: the timing histograms, memory by

@@ -83,6 +83,12 @@ pub struct Config {
     pub admin_enabled: bool,
     /// `admin.serverAddress`:`admin.serverPort`.
     pub admin_addr: SocketAddr,
+    /// `admin.forceHttps`: the AdminServer speaks HTTPS only, with the `ssl.*` key and
+    /// trust stores; a client certificate gives the web console an `x509` identity.
+    pub admin_https: bool,
+    /// `admin.needClientAuth`: with HTTPS, a client certificate is required (else asked
+    /// for, optional).
+    pub admin_need_client_auth: bool,
     /// The server id (`myid`), the top byte of session ids; 0 for a standalone server.
     pub server_id: u8,
     /// `secureClientPortAddress`:`secureClientPort`: the TLS client port, if any.
@@ -293,6 +299,8 @@ impl Default for Config {
             max_children: 0,
             admin_enabled: true,
             admin_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            admin_https: false,
+            admin_need_client_auth: false,
             server_id: 0,
             secure_client_addr: None,
             port_unification: false,
@@ -595,6 +603,8 @@ impl Config {
                 "extendedTypesEnabled" => c.extended_types_enabled = boolean(k, v)?,
                 "DigestAuthenticationProvider.superDigest" => c.super_digest = Some(v.clone()),
                 "admin.enableServer" => c.admin_enabled = boolean(k, v)?,
+                "admin.forceHttps" => c.admin_https = boolean(k, v)?,
+                "admin.needClientAuth" => c.admin_need_client_auth = boolean(k, v)?,
                 "admin.serverPort" => c.admin_addr.set_port(number(k, v)?),
                 "admin.serverAddress" => {
                     c.admin_addr.set_ip(v.parse().map_err(|_| ConfigError {

@@ -19,7 +19,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use zk_proto::response::decode_notification;
@@ -41,6 +41,11 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1 << 62);
 /// Request xids of console calls, unique across them (their writes share session 0).
 static NEXT_XID: AtomicI32 = AtomicI32::new(1);
+
+/// What a verified client certificate proved on an HTTPS AdminServer connection
+/// (`x509:<DN>`, and `super` for the configured superuser), set per connection.
+#[derive(Clone, Debug, Default)]
+pub struct TlsIdentities(pub Vec<Id>);
 
 #[derive(Clone)]
 pub(crate) struct ConsoleState {
@@ -71,18 +76,29 @@ struct Caller {
     user: Option<String>,
 }
 
-fn caller(state: &ConsoleState, peer: SocketAddr, headers: &HeaderMap) -> Caller {
+fn caller(
+    state: &ConsoleState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    tls: Option<Extension<TlsIdentities>>,
+) -> Caller {
     let mut auth = vec![Id {
         scheme: "ip".into(),
         id: peer.ip().to_string(),
     }];
+    // A client certificate signs the browser in as its subject.
+    let certified = tls.map(|Extension(t)| t.0).unwrap_or_default();
+    let mut user = certified
+        .iter()
+        .find(|i| i.scheme == "x509")
+        .map(|i| i.id.clone());
+    auth.extend(certified);
     let credential = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("digest "))
         .map(str::trim)
         .filter(|c| c.contains(':'));
-    let mut user = None;
     if let Some(c) = credential {
         let id = zk_tree::acl::digest_id(c);
         if state.super_digest.as_deref() == Some(id.as_str()) {
@@ -231,8 +247,9 @@ async fn whoami(
     State(state): State<ConsoleState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
+    tls: Option<Extension<TlsIdentities>>,
 ) -> Response {
-    let who = caller(&state, peer, &headers);
+    let who = caller(&state, peer, &headers, tls);
     Json(json!({
         "user": who.user,
         "read_only": who.user.is_none(),
@@ -246,13 +263,14 @@ async fn node(
     State(state): State<ConsoleState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
+    tls: Option<Extension<TlsIdentities>>,
     Query(q): Query<Vec<(String, String)>>,
 ) -> Response {
     let path = match path_param(&q) {
         Ok(p) => p,
         Err(m) => return bad_path(m),
     };
-    let who = caller(&state, peer, &headers);
+    let who = caller(&state, peer, &headers, tls);
     let Some(mut c) = ConsoleConn::open(&state, &who) else {
         return failure(ErrorCode::ConnectionLoss);
     };
@@ -302,6 +320,7 @@ async fn children(
     State(state): State<ConsoleState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
+    tls: Option<Extension<TlsIdentities>>,
     Query(q): Query<Vec<(String, String)>>,
 ) -> Response {
     let path = match path_param(&q) {
@@ -311,7 +330,7 @@ async fn children(
     let offset: usize = param(&q, "offset")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let who = caller(&state, peer, &headers);
+    let who = caller(&state, peer, &headers, tls);
     let Some(mut c) = ConsoleConn::open(&state, &who) else {
         return failure(ErrorCode::ConnectionLoss);
     };
@@ -354,14 +373,15 @@ async fn children(
     Json(json!({"path": path, "offset": offset, "total": total, "children": page})).into_response()
 }
 
-/// Writes need a digest credential: the console is read-only without one.
+/// Writes need a credential (a digest user, or a client certificate): the console is
+/// read-only without one.
 fn need_credential(who: &Caller) -> Option<Response> {
     if who.user.is_some() {
         return None;
     }
     let body = json!({
         "error": "ReadOnly",
-        "message": "the console is read-only until you sign in (Authorization: digest user:password)",
+        "message": "the console is read-only until you sign in (Authorization: digest user:password, or a client certificate over HTTPS)",
     });
     Some((StatusCode::UNAUTHORIZED, Json(body)).into_response())
 }
@@ -377,10 +397,11 @@ async fn set_data(
     State(state): State<ConsoleState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
+    tls: Option<Extension<TlsIdentities>>,
     Query(q): Query<Vec<(String, String)>>,
     body: Bytes,
 ) -> Response {
-    let who = caller(&state, peer, &headers);
+    let who = caller(&state, peer, &headers, tls);
     if let Some(r) = need_credential(&who) {
         return r;
     }
@@ -406,10 +427,11 @@ async fn create(
     State(state): State<ConsoleState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
+    tls: Option<Extension<TlsIdentities>>,
     Query(q): Query<Vec<(String, String)>>,
     body: Bytes,
 ) -> Response {
-    let who = caller(&state, peer, &headers);
+    let who = caller(&state, peer, &headers, tls);
     if let Some(r) = need_credential(&who) {
         return r;
     }
@@ -438,9 +460,10 @@ async fn delete(
     State(state): State<ConsoleState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
+    tls: Option<Extension<TlsIdentities>>,
     Query(q): Query<Vec<(String, String)>>,
 ) -> Response {
-    let who = caller(&state, peer, &headers);
+    let who = caller(&state, peer, &headers, tls);
     if let Some(r) = need_credential(&who) {
         return r;
     }
@@ -465,13 +488,14 @@ async fn watch(
     State(state): State<ConsoleState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
+    tls: Option<Extension<TlsIdentities>>,
     Query(q): Query<Vec<(String, String)>>,
 ) -> Response {
     let path = match path_param(&q) {
         Ok(p) => p,
         Err(m) => return bad_path(m),
     };
-    let who = caller(&state, peer, &headers);
+    let who = caller(&state, peer, &headers, tls);
     let Some(mut c) = ConsoleConn::open(&state, &who) else {
         return failure(ErrorCode::ConnectionLoss);
     };
@@ -564,7 +588,7 @@ mod tests {
             super_digest: Some(zk_tree::acl::digest_id("super:boss")),
         };
         let peer: SocketAddr = "10.0.0.9:5555".parse().unwrap_or_else(|_| unreachable!());
-        let anon = caller(&state, peer, &HeaderMap::new());
+        let anon = caller(&state, peer, &HeaderMap::new(), None);
         assert_eq!(anon.user, None);
         assert_eq!(anon.auth.len(), 1);
         assert_eq!(anon.auth[0].id, "10.0.0.9");
@@ -573,7 +597,7 @@ mod tests {
             header::AUTHORIZATION,
             "digest alice:pw".parse().unwrap_or_else(|_| unreachable!()),
         );
-        let alice = caller(&state, peer, &h);
+        let alice = caller(&state, peer, &h, None);
         assert_eq!(alice.user.as_deref(), Some("alice"));
         assert_eq!(alice.auth[1].id, zk_tree::acl::digest_id("alice:pw"));
         assert!(need_credential(&alice).is_none());
@@ -584,7 +608,7 @@ mod tests {
                 .parse()
                 .unwrap_or_else(|_| unreachable!()),
         );
-        let boss = caller(&state, peer, &h);
+        let boss = caller(&state, peer, &h, None);
         assert!(boss.auth.iter().any(|i| i.scheme == "super"));
     }
 }

@@ -155,6 +155,21 @@ pub async fn run_with_listeners(
     } else {
         None
     };
+    // admin.forceHttps: the AdminServer with the same stores, the client certificate
+    // asked for (admin.needClientAuth: required).
+    let admin_tls = if config.admin_https && admin.is_some() {
+        let mut settings = config.tls.clone();
+        settings.client_auth = if config.admin_need_client_auth {
+            tls::ClientAuth::Need
+        } else {
+            tls::ClientAuth::Want
+        };
+        let acceptor = tls::Acceptor::new(settings)?;
+        acceptor.spawn_reloader(Duration::from_secs(2));
+        Some(acceptor)
+    } else {
+        None
+    };
     let dirs = DataDirs::new(&config.data_dir, config.data_log_dir.as_deref());
     let storage = Arc::new(FsStorage);
     let replicated = config.is_ensemble();
@@ -299,7 +314,7 @@ pub async fn run_with_listeners(
             let stop = async move {
                 let _ = admin_stopped.await;
             };
-            if let Err(e) = admin::serve(admin, to_core, super_digest, stop).await {
+            if let Err(e) = admin::serve(admin, to_core, super_digest, admin_tls, stop).await {
                 tracing::error!(error = %e, "AdminServer failed");
             }
         });
