@@ -670,3 +670,62 @@ print(json.dumps(out))
     drop(zkd);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Each client port has its own frame limit: `secureClientPort.maxPacket` lowered to 64 KiB
+/// refuses (closes on) a 70,000-byte frame on the TLS port, while the plain port, at
+/// `jute.maxbuffer`, waits for the rest of the same frame; the refusal is counted.
+#[test]
+fn each_client_port_has_its_own_max_packet() {
+    let dir = temp("maxpacket");
+    let pki = certs::generate(&dir.join("pki"));
+    let tls = settings(&pki, ClientAuth::Need);
+    let zkd = Zkd::start(&dir.join("data"), move |c| {
+        c.secure_client_addr = Some(([127, 0, 0, 1], 0).into());
+        c.tls = tls;
+        c.secure_max_packet = Some(65_536);
+    });
+    let secure = zkd.secure_addr.unwrap();
+    // Over TLS: a length prefix of 70,000 and a little of the body.
+    let script = r#"
+import socket, ssl, struct, sys
+host, port, ca, cert, key = sys.argv[1:6]
+ctx = ssl.create_default_context(cafile=ca)
+ctx.check_hostname = False
+ctx.load_cert_chain(cert, key)
+s = ctx.wrap_socket(socket.create_connection((host, int(port)), timeout=5))
+s.sendall(struct.pack(">i", 70000) + b"\0" * 1000)
+try:
+    print("closed" if s.recv(1) == b"" else "answered")
+except socket.timeout:
+    print("waiting")
+except (ConnectionError, ssl.SSLError):
+    print("closed")
+"#;
+    let text = zk_tests::output_ok(
+        Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .arg("127.0.0.1")
+            .arg(secure.port().to_string())
+            .arg(&pki.ca)
+            .arg(&pki.client_cert)
+            .arg(&pki.client_key),
+        "an oversized frame over TLS",
+    );
+    assert_eq!(text.trim(), "closed");
+    // The plain port takes frames up to jute.maxbuffer: it waits for the rest.
+    let mut plain = TcpStream::connect(zkd.addr).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    plain.write_all(&70_000i32.to_be_bytes()).unwrap();
+    plain.write_all(&[0u8; 1000]).unwrap();
+    let mut one = [0u8; 1];
+    let waited = matches!(plain.read(&mut one), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut);
+    assert!(waited, "the plain port refused a frame under its limit");
+    let monitor: serde_json::Value =
+        serde_json::from_str(&zkd.admin_get("/commands/monitor")).unwrap();
+    assert_eq!(monitor["guardrail_oversized_frames"], 1, "{monitor}");
+    drop(zkd);
+    let _ = std::fs::remove_dir_all(&dir);
+}
