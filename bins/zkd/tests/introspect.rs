@@ -267,6 +267,33 @@ fn sync_timings_and_transfer_leadership_in_an_ensemble() {
     assert_eq!(h["sync"]["count"], 20, "{h}");
     assert!(metrics(&servers[follower]).contains("zkd_sync_seconds_count 20"));
 
+    // The web console on a follower writes through the leader (as the servers' own
+    // session 0), signed in with a digest credential.
+    let created = {
+        use std::io::{Read, Write};
+        let mut t =
+            std::net::TcpStream::connect(("127.0.0.1", servers[follower].admin_port)).unwrap();
+        write!(
+            t,
+            "POST /ui/api/create?path=/from-console HTTP/1.0\r\nHost: x\r\nAuthorization: digest op:pw\r\nContent-Length: 2\r\n\r\nhi"
+        )
+        .unwrap();
+        let mut text = String::new();
+        t.read_to_string(&mut text).unwrap();
+        text
+    };
+    assert!(
+        created.starts_with("HTTP/1.0 200") || created.starts_with("HTTP/1.1 200"),
+        "{created}"
+    );
+    rt.block_on(async {
+        let c = Client::connect(&servers[leader].addr()).await.unwrap();
+        c.sync("/").await.unwrap();
+        let (data, _) = c.get_data("/from-console").await.unwrap();
+        assert_eq!(data.unwrap(), &b"hi"[..]);
+        c.close().await;
+    });
+
     // The leader hands over to the follower through the command-line tool.
     let to = follower + 1;
     let out = Command::new(ZKD)

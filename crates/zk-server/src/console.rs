@@ -167,7 +167,10 @@ impl ConsoleConn {
                 let Out::Frame(frame) = out else {
                     return Err(ErrorCode::ConnectionLoss);
                 };
-                let mut r = Reader::new(frame.slice(4..));
+                let Some(body) = frame.get(4..) else {
+                    continue;
+                };
+                let mut r = Reader::new(Bytes::copy_from_slice(body));
                 let h = ReplyHeader::read(&mut r).map_err(|_| ErrorCode::MarshallingError)?;
                 if h.xid != xid {
                     continue;
@@ -518,7 +521,10 @@ async fn watch(
         // Holding `c` keeps the watch; the stream's end (the browser left) drops it.
         while let Some(out) = c.rx.recv().await {
             let Out::Frame(frame) = out else { break };
-            let mut r = Reader::new(frame.slice(4..));
+            let Some(body) = frame.get(4..) else {
+                continue;
+            };
+            let mut r = Reader::new(Bytes::copy_from_slice(body));
             let Ok(h) = ReplyHeader::read(&mut r) else {
                 break;
             };

@@ -727,7 +727,9 @@ impl Core {
                 prep_create_session(session, cxid, timeout, zxid, time)
             }
             Forward::Write { auth, request } => {
+                // Session 0 is the servers' own (a follower's web console writes).
                 if !matches!(request, Request::CloseSession)
+                    && session != 0
                     && self.sessions.check(session).is_err()
                 {
                     error_txn(session, cxid, zxid, time, ErrorCode::SessionExpired)
