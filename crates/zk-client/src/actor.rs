@@ -521,6 +521,12 @@ impl Actor {
                 let Ok(event) = WatcherEvent::read(&mut r) else {
                     return Some(End::Lost);
                 };
+                // ZooKeeper 3.9 and zkd put the change's zxid in the header (3.8 sends -1):
+                // counting it as seen makes a reconnect's SetWatches ask exactly for the
+                // changes after the last one received, which zkd's catch-up then sends.
+                if header.zxid > 0 {
+                    self.last_zxid = self.last_zxid.max(header.zxid);
+                }
                 self.on_notification(event);
                 None
             }

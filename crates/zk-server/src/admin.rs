@@ -471,6 +471,10 @@ pub(crate) fn answer(
                 "session_expirations_deferred": core.expiry_log.deferred_total,
                 "server_stalls": core.expiry_log.stalls_total,
                 "sessions_extended_after_stall": core.expiry_log.extended_total,
+                "watch_catchup_reconnects": core.catch_up.caught_up,
+                "watch_catchup_events": core.catch_up.events,
+                "watch_catchup_fallbacks": core.catch_up.fallbacks,
+                "watch_catchup_retained_txns": core.tree.journal().txns(),
             }),
         ),
         "hot_paths" => {

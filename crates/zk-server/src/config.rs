@@ -68,6 +68,10 @@ pub struct Config {
     /// `sessionExpiry.maxPerTick` (zkd): at most this many sessions expire per tick, the
     /// rest the next tick (0 = no cap).
     pub max_expirations_per_tick: usize,
+    /// `watchCatchup.retainTxns` (zkd): how many recent txns' changes are remembered so a
+    /// reconnecting client's persistent watches get exactly the events they missed (0 =
+    /// off: ZooKeeper's behaviour, re-armed with the changes lost).
+    pub watch_catchup_retain_txns: usize,
     /// `clientPort.maxPacket` (zkd): the largest frame the plain client port accepts
     /// (default `jute.maxbuffer`). A bigger one closes the connection, as in ZooKeeper.
     pub max_packet: Option<usize>,
@@ -293,6 +297,7 @@ impl Default for Config {
             container_never_used_ms: 0,
             stall_threshold_ms: 2000,
             max_expirations_per_tick: 0,
+            watch_catchup_retain_txns: 600_000,
             max_packet: None,
             secure_max_packet: None,
             size_warn_percent: 80,
@@ -580,6 +585,7 @@ impl Config {
                 "maxClientCnxns" => c.max_client_cnxns = number(k, v)?,
                 "sessionExpiry.stallThresholdMs" => c.stall_threshold_ms = number(k, v)?,
                 "sessionExpiry.maxPerTick" => c.max_expirations_per_tick = number(k, v)?,
+                "watchCatchup.retainTxns" => c.watch_catchup_retain_txns = number(k, v)?,
                 "clientPort.maxPacket" => c.max_packet = Some(packet_size(k, v)?),
                 "secureClientPort.maxPacket" => c.secure_max_packet = Some(packet_size(k, v)?),
                 "guardrails.warnPercent" => c.size_warn_percent = percent(k, v)?,
@@ -1023,6 +1029,7 @@ struct TomlConfig {
     container_never_used_ms: Option<u64>,
     stall_threshold_ms: Option<u64>,
     max_expirations_per_tick: Option<usize>,
+    watch_catchup_retain_txns: Option<usize>,
     max_packet: Option<usize>,
     secure_max_packet: Option<usize>,
     size_warn_percent: Option<u8>,
@@ -1182,6 +1189,7 @@ impl Config {
             max_expirations_per_tick,
             size_warn_percent,
             max_children,
+            watch_catchup_retain_txns,
             server_id,
             admin_enabled
         );

@@ -209,6 +209,19 @@ pub struct Core {
     pub(crate) guardrails: guardrails::Guardrails,
     /// Hot paths, session rates, timing histograms.
     pub(crate) intro: introspect::Introspection,
+    /// Watch catch-up counters.
+    pub(crate) catch_up: CatchUpStats,
+}
+
+/// How reconnecting clients' persistent watches were caught up.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct CatchUpStats {
+    /// Reconnects whose missed changes were all delivered.
+    pub caught_up: u64,
+    /// Events delivered by catch-up.
+    pub events: u64,
+    /// Reconnects older than the journal: re-armed only.
+    pub fallbacks: u64,
 }
 
 impl std::fmt::Debug for Core {
@@ -275,6 +288,8 @@ impl Core {
             sessions.add(*id, *timeout, 0);
         }
         let zxid = tree.last_processed_zxid();
+        let mut tree = tree;
+        tree.enable_journal(config.watch_catchup_retain_txns);
         Core {
             tree,
             pending: PendingChanges::default(),
@@ -300,6 +315,7 @@ impl Core {
                 config.size_warn_percent,
             ),
             intro: Default::default(),
+            catch_up: CatchUpStats::default(),
             config,
         }
     }
@@ -365,7 +381,8 @@ impl Core {
                 .map(|c| c.auth.len() as u64 * 64)
                 .sum::<u64>()
             + self.conns.len() as u64 * CONNECTION_TASK_BYTES;
-        let caches = tree.index_bytes + self.intro.memory_bytes();
+        let journal = self.tree.journal().memory_bytes();
+        let caches = tree.index_bytes + self.intro.memory_bytes() + journal;
         let pending = self.pending.len() as u64 * 256 + self.inflight.len() as u64 * 512;
         let total =
             tree.node_bytes + tree.watch_bytes + session_bytes + conn_bytes + caches + pending;
@@ -374,7 +391,7 @@ impl Core {
             "watches": {"count": tree.watches, "bytes": tree.watch_bytes},
             "sessions": {"count": n_sessions, "bytes": session_bytes},
             "connections": {"count": self.conns.len(), "bytes": conn_bytes},
-            "caches": {"bytes": caches, "tree_indexes_and_acls": tree.index_bytes, "introspection": self.intro.memory_bytes()},
+            "caches": {"bytes": caches, "tree_indexes_and_acls": tree.index_bytes, "introspection": self.intro.memory_bytes(), "watch_catchup_journal": journal},
             "in_flight": {"txns": self.pending.len() + self.inflight.len(), "bytes": pending},
             "estimated_total_bytes": total,
             "rss_bytes": resident_bytes(),
@@ -742,6 +759,37 @@ impl Core {
                 });
         } else {
             self.read(conn, header, request);
+        }
+    }
+
+    /// Exact catch-up for a reconnecting client's persistent watches: the changes it
+    /// missed after its `relativeZxid`, from the journal; when the journal does not reach
+    /// back that far, none (ZooKeeper's behaviour), counted as a fallback.
+    fn watch_catch_up(&mut self, w: &zk_proto::SetWatches2, watcher: WatcherId) -> Vec<Event> {
+        if w.persistent_watches.is_empty() && w.persistent_recursive_watches.is_empty() {
+            return Vec::new();
+        }
+        match self.tree.missed_events(
+            w.relative_zxid,
+            &w.persistent_watches,
+            &w.persistent_recursive_watches,
+            watcher,
+        ) {
+            Some(events) => {
+                self.catch_up.caught_up += 1;
+                self.catch_up.events += events.len() as u64;
+                events
+            }
+            None => {
+                self.catch_up.fallbacks += 1;
+                tracing::info!(
+                    relative_zxid = format_args!("{:#x}", w.relative_zxid),
+                    retained_txns = self.tree.journal().txns(),
+                    "a reconnecting client's persistent watches missed changes older than \
+                     the journal (watchCatchup.retainTxns): re-armed only, as ZooKeeper does"
+                );
+                Vec::new()
+            }
         }
     }
 
@@ -1153,7 +1201,7 @@ impl Core {
                 Ok(Response::Empty)
             }
             Request::SetWatches2(w) => {
-                let events = self.tree.set_watches(
+                let one_shot = self.tree.set_watches(
                     w.relative_zxid,
                     &w.data_watches,
                     &w.exist_watches,
@@ -1162,7 +1210,19 @@ impl Core {
                     &w.persistent_recursive_watches,
                     watcher,
                 );
-                self.deliver(events);
+                let missed = self.watch_catch_up(&w, watcher);
+                // A change the catch-up delivers also ends a one-shot watch on its path
+                // (the client fires every watch an event matches): no second copy.
+                let one_shot = one_shot
+                    .into_iter()
+                    .filter(|e| {
+                        !missed
+                            .iter()
+                            .any(|m| m.path == e.path && m.event == e.event)
+                    })
+                    .collect();
+                self.deliver(one_shot);
+                self.deliver(missed);
                 Ok(Response::Empty)
             }
             Request::Auth(a) => {

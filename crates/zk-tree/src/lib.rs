@@ -26,6 +26,7 @@ pub mod ephemeral;
 pub mod error;
 pub mod families;
 pub mod java;
+pub mod journal;
 pub mod memory;
 pub mod path;
 pub mod prep;

@@ -118,6 +118,8 @@ pub struct DataTree {
     /// Session id -> negotiated timeout, as snapshots store them.
     sessions: BTreeMap<i64, i32>,
     watches: WatchRegistry,
+    /// Recent changes, for exact watch catch-up (off unless enabled).
+    journal: crate::journal::ChangeJournal,
     last_processed_zxid: i64,
     digest: u64,
     config: TreeConfig,
@@ -153,6 +155,7 @@ impl DataTree {
             quota_roots: BTreeSet::new(),
             sessions: BTreeMap::new(),
             watches: WatchRegistry::default(),
+            journal: Default::default(),
             last_processed_zxid: 0,
             digest: 0,
             config,
@@ -209,10 +212,36 @@ impl DataTree {
             quota_roots: self.quota_roots.clone(),
             sessions: self.sessions.clone(),
             watches: WatchRegistry::default(),
+            journal: Default::default(),
             last_processed_zxid: self.last_processed_zxid,
             digest: self.digest,
             config: self.config.clone(),
         }
+    }
+
+    /// Starts remembering the changes of the last `retain_txns` txns (0: off) from now,
+    /// for [`DataTree::missed_events`]: exact catch-up of persistent watches.
+    pub fn enable_journal(&mut self, retain_txns: usize) {
+        self.journal = crate::journal::ChangeJournal::new(retain_txns, self.last_processed_zxid);
+    }
+
+    /// The change journal (for its size and metrics).
+    pub fn journal(&self) -> &crate::journal::ChangeJournal {
+        &self.journal
+    }
+
+    /// The events a reconnecting watcher's persistent watches missed after
+    /// `relative_zxid`, in zxid order; `None` when the journal does not reach back that far
+    /// (then, as ZooKeeper, the watches are only re-armed).
+    pub fn missed_events(
+        &self,
+        relative_zxid: i64,
+        persistent: &[String],
+        recursive: &[String],
+        watcher: WatcherId,
+    ) -> Option<Vec<Event>> {
+        self.journal
+            .missed(relative_zxid, persistent, recursive, watcher)
     }
 
     /// The configuration the tree was built with.
@@ -994,6 +1023,7 @@ impl DataTree {
         acl: Arc<[Acl]>,
         events: &mut Vec<Event>,
     ) {
+        self.journal.record(zxid, event, p, acl.clone());
         for Fired {
             watcher,
             event,

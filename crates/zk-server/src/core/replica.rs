@@ -478,6 +478,10 @@ impl Core {
                     "installing the leader's snapshot"
                 );
                 self.tree = tree;
+                // The journal starts again from the snapshot: a client that missed
+                // changes before it falls back to ZooKeeper's behaviour.
+                self.tree
+                    .enable_journal(self.config.watch_catchup_retain_txns);
                 self.pending = Default::default();
                 let now = self.now_ms();
                 let known: Vec<i64> = self.sessions.iter().map(|s| s.id).collect();

@@ -1,0 +1,202 @@
+//! Exact watch catch-up (issue 13, part 1), through zk-client on 3-node ensembles:
+//! a client holds a persistent recursive watch on `/w` and a one-shot data watch on
+//! `/w/one`; its connection is cut (a TCP proxy) while another session makes 1,000 changes
+//! under `/w`; it reconnects to another server with its session. On zkd it receives all
+//! 1,000 events, in order, exactly once (and the one-shot watch fires once). The same run
+//! against Apache ZooKeeper 3.8 shows what ZooKeeper loses: it only re-arms the watch.
+
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use zk_client::{AddWatchMode, Client, CreateMode, EventType, State};
+use zk_proto::well_known;
+use zk_tests::proxy::Proxy;
+
+const CHANGES: usize = 1000;
+
+/// What the watching client saw.
+#[derive(Debug)]
+struct Seen {
+    /// Events of the recursive watch after the cut, in order: (type, path).
+    after_cut: Vec<(EventType, String)>,
+    one_shot_fired: bool,
+}
+
+/// Runs the scenario against the members at `servers` (the client goes through proxies
+/// to the first two; the writer uses the third).
+async fn scenario(servers: &[SocketAddr]) -> Seen {
+    let open = well_known::open_acl_unsafe;
+    let writer = Client::connect(&servers[2].to_string()).await.unwrap();
+    writer
+        .create("/w", Vec::new(), open(), CreateMode::Persistent)
+        .await
+        .unwrap();
+    writer
+        .create("/w/one", b"0".to_vec(), open(), CreateMode::Persistent)
+        .await
+        .unwrap();
+    let (p1, p2) = (Proxy::start(servers[0]), Proxy::start(servers[1]));
+    p2.cut();
+    let client = Client::builder(&format!("{},{}", p1.addr, p2.addr))
+        .session_timeout(Duration::from_secs(30))
+        .connect()
+        .await
+        .unwrap();
+    let session = client.session_id();
+    let mut tree = client
+        .add_watch("/w", AddWatchMode::PersistentRecursive)
+        .await
+        .unwrap();
+    let (_, _, one_shot) = client.get_data_watch("/w/one").await.unwrap();
+    // Ten changes seen live first: the client knows them (their zxids) when it comes back.
+    for i in 0..10 {
+        writer
+            .create(
+                &format!("/w/live-{i}"),
+                Vec::new(),
+                open(),
+                CreateMode::Persistent,
+            )
+            .await
+            .unwrap();
+    }
+    for _ in 0..10 {
+        tokio::time::timeout(Duration::from_secs(10), tree.next())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    // Cut; 1,000 changes while the client is away (500 creates, then 500 data changes,
+    // one of them on /w/one).
+    p1.cut();
+    let mut states = client.state_changes();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while *states.borrow() == State::Connected {
+        assert!(
+            Instant::now() < deadline,
+            "the client never noticed the cut"
+        );
+        let _ = tokio::time::timeout(Duration::from_millis(200), states.changed()).await;
+    }
+    for i in 0..CHANGES / 2 {
+        writer
+            .create(
+                &format!("/w/n{i:04}"),
+                Vec::new(),
+                open(),
+                CreateMode::Persistent,
+            )
+            .await
+            .unwrap();
+    }
+    writer.set_data("/w/one", b"1".to_vec(), -1).await.unwrap();
+    for i in 1..CHANGES / 2 {
+        writer
+            .set_data(&format!("/w/n{i:04}"), b"x".to_vec(), -1)
+            .await
+            .unwrap();
+    }
+    // Back, through the other server.
+    p2.heal();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while *states.borrow() != State::Connected {
+        assert!(Instant::now() < deadline, "the client never reconnected");
+        let _ = tokio::time::timeout(Duration::from_millis(200), states.changed()).await;
+    }
+    assert_eq!(
+        client.session_id(),
+        session,
+        "same session after the reconnect"
+    );
+    let mut after_cut = Vec::new();
+    // Everything that will come comes quickly; then a quiet second proves no duplicates.
+    while let Ok(Some(e)) = tokio::time::timeout(Duration::from_secs(2), tree.next()).await {
+        after_cut.push((e.event_type, e.path.unwrap_or_default()));
+    }
+    let one_shot_fired = tokio::time::timeout(Duration::from_secs(1), one_shot.changed())
+        .await
+        .is_ok_and(|e| e.event_type == EventType::NodeDataChanged);
+    client.close().await;
+    writer.close().await;
+    Seen {
+        after_cut,
+        one_shot_fired,
+    }
+}
+
+/// The 1,000 changes, in the order they were made.
+fn expected() -> Vec<(EventType, String)> {
+    let mut v: Vec<(EventType, String)> = (0..CHANGES / 2)
+        .map(|i| (EventType::NodeCreated, format!("/w/n{i:04}")))
+        .collect();
+    v.push((EventType::NodeDataChanged, "/w/one".into()));
+    v.extend((1..CHANGES / 2).map(|i| (EventType::NodeDataChanged, format!("/w/n{i:04}"))));
+    v
+}
+
+#[test]
+fn a_reconnecting_client_gets_every_missed_event_exactly_once_on_zkd() {
+    // tickTime is 200 ms there: allow the 30 s session the client asks for.
+    let servers = zk_tests::zkd::start_ensemble_with("catchup", 3, |c| {
+        c.max_session_timeout_ms = Some(60_000);
+    });
+    let addrs: Vec<SocketAddr> = servers.iter().map(|s| s.addr).collect();
+    let seen = zk_tests::runtime().block_on(scenario(&addrs));
+    println!(
+        "zkd: {} of {CHANGES} missed events delivered after the reconnect; one-shot fired: {}",
+        seen.after_cut.len(),
+        seen.one_shot_fired
+    );
+    assert_eq!(seen.after_cut, expected(), "every change, in order, once");
+    assert!(seen.one_shot_fired);
+    let monitor: serde_json::Value =
+        serde_json::from_str(&servers[1].admin_get("/commands/monitor")).unwrap();
+    assert_eq!(monitor["watch_catchup_events"], CHANGES as u64, "{monitor}");
+    assert_eq!(monitor["watch_catchup_fallbacks"], 0);
+}
+
+#[test]
+fn a_client_older_than_the_journal_falls_back_to_zookeepers_behaviour() {
+    // A journal of 100 txns cannot cover 1,000 changes: the watch is only re-armed.
+    let servers = zk_tests::zkd::start_ensemble_with("catchup-small", 3, |c| {
+        c.watch_catchup_retain_txns = 100;
+        c.max_session_timeout_ms = Some(60_000);
+    });
+    let addrs: Vec<SocketAddr> = servers.iter().map(|s| s.addr).collect();
+    let seen = zk_tests::runtime().block_on(scenario(&addrs));
+    // Only the one-shot watch's event (the client hands it to every watch matching
+    // /w/one, the recursive one included), as with ZooKeeper.
+    assert_eq!(
+        seen.after_cut,
+        vec![(EventType::NodeDataChanged, "/w/one".to_owned())]
+    );
+    assert!(
+        seen.one_shot_fired,
+        "one-shot watches fire as ZooKeeper fires them"
+    );
+    let monitor: serde_json::Value =
+        serde_json::from_str(&servers[1].admin_get("/commands/monitor")).unwrap();
+    assert_eq!(monitor["watch_catchup_fallbacks"], 1, "{monitor}");
+}
+
+#[test]
+fn zookeeper_only_rearms_persistent_watches() {
+    if !zk_tests::zookeeper::available() {
+        return;
+    }
+    let zks = zk_tests::zookeeper::start_ensemble("catchup", 3);
+    let addrs: Vec<SocketAddr> = zks.iter().map(|z| z.addr).collect();
+    let seen = zk_tests::runtime().block_on(scenario(&addrs));
+    println!(
+        "Apache ZooKeeper 3.8: {} of {CHANGES} missed events delivered after the reconnect; one-shot fired: {}",
+        seen.after_cut.len(),
+        seen.one_shot_fired
+    );
+    assert!(
+        seen.after_cut.len() < CHANGES,
+        "ZooKeeper delivered every missed event?"
+    );
+    assert!(seen.one_shot_fired);
+}
