@@ -232,6 +232,53 @@ pub mod java {
         ok
     }
 
+    /// The classpath of `classes` plus Debian's jars named `jars` (`/usr/share/java/J.jar`).
+    pub fn classpath(classes: &Path, jars: &[&str]) -> String {
+        let mut cp = vec![classes.display().to_string()];
+        cp.extend(jars.iter().map(|j| format!("/usr/share/java/{j}.jar")));
+        cp.join(":")
+    }
+
+    /// Compiles `source` into `classes` against `jars`; panics with javac's output when it
+    /// fails.
+    pub fn javac(source: &Path, classes: &Path, jars: &[&str]) {
+        std::fs::create_dir_all(classes).unwrap_or_else(|e| panic!("{}: {e}", classes.display()));
+        let out = Command::new("javac")
+            .arg("-d")
+            .arg(classes)
+            .arg("-cp")
+            .arg(classpath(classes, jars))
+            .arg(source)
+            .output()
+            .unwrap_or_else(|e| panic!("javac: {e}"));
+        assert!(
+            out.status.success(),
+            "javac {}: {}",
+            source.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Whether `javac` and every jar of `jars` are installed; under `CI=true` their
+    /// absence is a failure.
+    pub fn jdk_with(jars: &[&str]) -> bool {
+        let ok = jars
+            .iter()
+            .all(|j| Path::new(&format!("/usr/share/java/{j}.jar")).exists())
+            && Command::new("javac")
+                .arg("-version")
+                .output()
+                .is_ok_and(|o| o.status.success());
+        if !ok {
+            assert!(
+                std::env::var("CI").is_err(),
+                "CI must install a JDK and the Debian jars {jars:?}"
+            );
+            println!("SKIPPED: needs javac and the Debian jars {jars:?}");
+        }
+        ok
+    }
+
     /// Runs `class` from ZooKeeper's jar and returns its standard output; panics with its
     /// output when it fails.
     pub fn run<S: AsRef<OsStr>>(class: &str, args: &[S]) -> String {

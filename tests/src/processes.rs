@@ -228,6 +228,21 @@ pub fn start(
     servers
 }
 
+/// One standalone `zkd` (a one-member ensemble is standalone) with `extra` zoo.cfg lines
+/// and the crash or delay points `failpoints`, once it answers `srvr`.
+pub fn standalone(zkd: &Path, extra: &str, failpoints: &str) -> Vec<Server> {
+    let servers = start(zkd, 1, 0, extra, 0, failpoints);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while servers[0].srvr().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never answered srvr"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    servers
+}
+
 /// Waits until the running servers have one leader and the rest follow it, all at the same
 /// zxid; returns the leader's index.
 pub fn settled(servers: &[Server], running: &[usize]) -> usize {

@@ -23,31 +23,13 @@ const JARS: &[&str] = &[
     "netty-buffer",
 ];
 
-fn classpath(extra: &Path) -> String {
-    let mut cp = vec![extra.display().to_string()];
-    cp.extend(JARS.iter().map(|j| format!("/usr/share/java/{j}.jar")));
-    cp.join(":")
-}
-
-fn available() -> bool {
-    let ok = Path::new("/usr/share/java/curator-recipes.jar").exists()
-        && Command::new("javac")
-            .arg("-version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI must install libcurator-recipes-java and a JDK"
-        );
-        println!("SKIPPED: needs libcurator-*-java and javac");
-    }
-    ok
+fn classpath(classes: &Path) -> String {
+    zk_tests::java::classpath(classes, JARS)
 }
 
 #[test]
 fn curator_recipes_work_against_zkd() {
-    if !available() {
+    if !zk_tests::java::jdk_with(JARS) {
         return;
     }
     let dir = std::env::temp_dir().join(format!("zkd-curator-{}", std::process::id()));
@@ -55,19 +37,7 @@ fn curator_recipes_work_against_zkd() {
     let classes = dir.join("classes");
     std::fs::create_dir_all(&classes).unwrap();
     let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("curator/CuratorCheck.java");
-    let out = Command::new("javac")
-        .arg("-d")
-        .arg(&classes)
-        .arg("-cp")
-        .arg(classpath(&classes))
-        .arg(&source)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "javac: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    zk_tests::java::javac(&source, &classes, JARS);
     let zkd = Zkd::start(&dir.join("data"), |_| {});
     let text = zk_tests::output_ok(
         Command::new("java")

@@ -21,6 +21,57 @@ use zk_tests::proxy::Proxy;
 
 const CHANGES: usize = 1000;
 
+/// Creates `/w` and `/w/one` (the watched tree).
+async fn watched_tree(writer: &Client) {
+    let open = well_known::open_acl_unsafe;
+    writer
+        .create("/w", Vec::new(), open(), CreateMode::Persistent)
+        .await
+        .unwrap();
+    writer
+        .create("/w/one", b"0".to_vec(), open(), CreateMode::Persistent)
+        .await
+        .unwrap();
+}
+
+/// Ten changes the watcher sees live.
+async fn live_changes(writer: &Client) {
+    for i in 0..10 {
+        writer
+            .create(
+                &format!("/w/live-{i}"),
+                Vec::new(),
+                well_known::open_acl_unsafe(),
+                CreateMode::Persistent,
+            )
+            .await
+            .unwrap();
+    }
+}
+
+/// The 1,000 changes made while the watcher is away: 500 creates, then 500 data changes,
+/// one of them on /w/one.
+async fn missed_changes(writer: &Client) {
+    for i in 0..CHANGES / 2 {
+        writer
+            .create(
+                &format!("/w/n{i:04}"),
+                Vec::new(),
+                well_known::open_acl_unsafe(),
+                CreateMode::Persistent,
+            )
+            .await
+            .unwrap();
+    }
+    writer.set_data("/w/one", b"1".to_vec(), -1).await.unwrap();
+    for i in 1..CHANGES / 2 {
+        writer
+            .set_data(&format!("/w/n{i:04}"), b"x".to_vec(), -1)
+            .await
+            .unwrap();
+    }
+}
+
 /// What the watching client saw.
 #[derive(Debug)]
 struct Seen {
@@ -32,16 +83,8 @@ struct Seen {
 /// Runs the scenario against the members at `servers` (the client goes through proxies
 /// to the first two; the writer uses the third).
 async fn scenario(servers: &[SocketAddr]) -> Seen {
-    let open = well_known::open_acl_unsafe;
     let writer = Client::connect(&servers[2].to_string()).await.unwrap();
-    writer
-        .create("/w", Vec::new(), open(), CreateMode::Persistent)
-        .await
-        .unwrap();
-    writer
-        .create("/w/one", b"0".to_vec(), open(), CreateMode::Persistent)
-        .await
-        .unwrap();
+    watched_tree(&writer).await;
     let (p1, p2) = (Proxy::start(servers[0]), Proxy::start(servers[1]));
     p2.cut();
     let client = Client::builder(&format!("{},{}", p1.addr, p2.addr))
@@ -56,17 +99,7 @@ async fn scenario(servers: &[SocketAddr]) -> Seen {
         .unwrap();
     let (_, _, one_shot) = client.get_data_watch("/w/one").await.unwrap();
     // Ten changes seen live first: the client knows them (their zxids) when it comes back.
-    for i in 0..10 {
-        writer
-            .create(
-                &format!("/w/live-{i}"),
-                Vec::new(),
-                open(),
-                CreateMode::Persistent,
-            )
-            .await
-            .unwrap();
-    }
+    live_changes(&writer).await;
     for _ in 0..10 {
         tokio::time::timeout(Duration::from_secs(10), tree.next())
             .await
@@ -85,24 +118,7 @@ async fn scenario(servers: &[SocketAddr]) -> Seen {
         );
         let _ = tokio::time::timeout(Duration::from_millis(200), states.changed()).await;
     }
-    for i in 0..CHANGES / 2 {
-        writer
-            .create(
-                &format!("/w/n{i:04}"),
-                Vec::new(),
-                open(),
-                CreateMode::Persistent,
-            )
-            .await
-            .unwrap();
-    }
-    writer.set_data("/w/one", b"1".to_vec(), -1).await.unwrap();
-    for i in 1..CHANGES / 2 {
-        writer
-            .set_data(&format!("/w/n{i:04}"), b"x".to_vec(), -1)
-            .await
-            .unwrap();
-    }
+    missed_changes(&writer).await;
     // Back, through the other server.
     p2.heal();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -221,46 +237,6 @@ const JAVA_JARS: &[&str] = &[
     "netty-buffer",
 ];
 
-fn java_classpath(classes: &Path) -> String {
-    let mut cp = vec![classes.display().to_string()];
-    cp.extend(JAVA_JARS.iter().map(|j| format!("/usr/share/java/{j}.jar")));
-    cp.join(":")
-}
-
-/// Compiles the Java check once per test; `None` when there is no JDK or jar.
-fn java_check(dir: &Path) -> Option<PathBuf> {
-    let ok = Path::new("/usr/share/java/zookeeper.jar").exists()
-        && Command::new("javac")
-            .arg("-version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI must install zookeeper and a JDK"
-        );
-        println!("SKIPPED: needs javac and Debian's zookeeper jars");
-        return None;
-    }
-    let classes = dir.join("classes");
-    std::fs::create_dir_all(&classes).unwrap();
-    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("java/CatchUpCheck.java");
-    let out = Command::new("javac")
-        .arg("-d")
-        .arg(&classes)
-        .arg("-cp")
-        .arg(java_classpath(&classes))
-        .arg(&source)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "javac: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(classes)
-}
-
 /// The scenario with the Java client watching: (events after the reconnect, one-shot).
 fn java_scenario(classes: &Path, servers: &[SocketAddr]) -> (Vec<(String, String)>, String) {
     let rt = zk_tests::runtime();
@@ -282,7 +258,7 @@ fn java_scenario(classes: &Path, servers: &[SocketAddr]) -> (Vec<(String, String
     p2.cut();
     let mut java = Command::new("java")
         .arg("-cp")
-        .arg(java_classpath(classes))
+        .arg(zk_tests::java::classpath(classes, JAVA_JARS))
         .arg("CatchUpCheck")
         .arg(format!("{},{}", p1.addr, p2.addr))
         .stdin(Stdio::piped())
@@ -364,9 +340,12 @@ fn expected_java() -> Vec<(String, String)> {
 fn the_java_client_gets_every_missed_event_on_zkd_and_not_on_zookeeper() {
     let dir = std::env::temp_dir().join(format!("zkd-catchup-java-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let Some(classes) = java_check(&dir) else {
+    if !zk_tests::java::jdk_with(JAVA_JARS) {
         return;
-    };
+    }
+    let classes = dir.join("classes");
+    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("java/CatchUpCheck.java");
+    zk_tests::java::javac(&source, &classes, JAVA_JARS);
     let servers = zk_tests::zkd::start_ensemble_with("catchup-java", 3, |c| {
         c.max_session_timeout_ms = Some(60_000);
     });

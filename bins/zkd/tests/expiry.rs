@@ -81,20 +81,11 @@ fn standalone(extra: &str) -> Vec<Server> {
 
 /// [`standalone`] with crash or delay points armed (`ZKD_FAILPOINTS`).
 fn standalone_with(extra: &str, failpoints: &str) -> Vec<Server> {
-    let servers = processes::start(
+    processes::standalone(
         Path::new(ZKD),
-        1,
-        0,
         &format!("maxSessionTimeout=60000\n{extra}"),
-        0,
         failpoints,
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while servers[0].srvr().is_none() {
-        assert!(Instant::now() < deadline, "the server never answered srvr");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    servers
+    )
 }
 
 /// `n` sessions that go away without closing (their process died), each leaving an

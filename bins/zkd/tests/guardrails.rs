@@ -13,7 +13,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use zk_client::{Client, CreateMode, Error, Op, OpResult};
 use zk_proto::{well_known, ErrorCode};
@@ -29,13 +28,7 @@ fn json(server: &Server, command: &str) -> serde_json::Value {
 }
 
 fn standalone(extra: &str) -> Vec<Server> {
-    let servers = processes::start(Path::new(ZKD), 1, 0, extra, 0, "");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while servers[0].srvr().is_none() {
-        assert!(Instant::now() < deadline, "the server never answered srvr");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    servers
+    processes::standalone(Path::new(ZKD), extra, "")
 }
 
 fn log_of(server: &Server) -> String {

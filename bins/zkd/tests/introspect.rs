@@ -26,13 +26,7 @@ fn json(server: &Server, command: &str) -> Value {
 }
 
 fn standalone(extra: &str) -> Vec<Server> {
-    let servers = processes::start(Path::new(ZKD), 1, 0, extra, 0, "");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while servers[0].srvr().is_none() {
-        assert!(Instant::now() < deadline, "the server never answered srvr");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    servers
+    processes::standalone(Path::new(ZKD), extra, "")
 }
 
 fn metrics(server: &Server) -> String {

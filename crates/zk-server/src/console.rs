@@ -61,9 +61,7 @@ pub(crate) fn routes(state: ConsoleState) -> Router {
         .route("/ui/api/whoami", get(whoami))
         .route("/ui/api/node", get(node))
         .route("/ui/api/children", get(children))
-        .route("/ui/api/set", post(set_data))
-        .route("/ui/api/create", post(create))
-        .route("/ui/api/delete", post(delete))
+        .route("/ui/api/{op}", post(write))
         .route("/ui/api/watch", get(watch))
         .route("/ui/api/overview", get(overview))
         .with_state(state)
@@ -389,18 +387,16 @@ fn need_credential(who: &Caller) -> Option<Response> {
     Some((StatusCode::UNAUTHORIZED, Json(body)).into_response())
 }
 
-fn version_param(q: &[(String, String)]) -> i32 {
-    param(q, "version")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(-1)
-}
-
-/// `POST /ui/api/set?path=&version=` with the new data as the body.
-async fn set_data(
+/// `POST /ui/api/{set,create,delete}?path=&version=&sequential=` with the data as the body:
+/// setData (with its version check), create (a persistent node, open to everyone: the
+/// console owns no session, so no ephemerals; `sequential=true` for a sequential one), or
+/// delete (with its version check).
+async fn write(
     State(state): State<ConsoleState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     tls: Option<Extension<TlsIdentities>>,
+    axum::extract::Path(op): axum::extract::Path<String>,
     Query(q): Query<Vec<(String, String)>>,
     body: Bytes,
 ) -> Response {
@@ -412,74 +408,41 @@ async fn set_data(
         Ok(p) => p,
         Err(m) => return bad_path(m),
     };
-    let request = Request::SetData(zk_proto::SetDataRequest {
-        path,
-        data: Some(body),
-        version: version_param(&q),
-    });
+    let version = param(&q, "version")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(-1);
+    let request = match op.as_str() {
+        "set" => Request::SetData(zk_proto::SetDataRequest {
+            path,
+            data: Some(body),
+            version,
+        }),
+        "create" => Request::Create2(zk_proto::CreateRequest {
+            path,
+            data: Some(body),
+            acl: well_known::open_acl_unsafe(),
+            flags: if param(&q, "sequential") == Some("true") {
+                2
+            } else {
+                0
+            },
+        }),
+        "delete" => Request::Delete(zk_proto::DeleteRequest { path, version }),
+        _ => {
+            return (
+                StatusCode::NOT_FOUND,
+                Json(json!({"error": "no such call"})),
+            )
+                .into_response()
+        }
+    };
     match call(&state, &who, request).await {
         Ok(ZkResponse::SetData(r)) => Json(json!({"stat": stat_json(&r.stat)})).into_response(),
-        Ok(_) => failure(ErrorCode::MarshallingError),
-        Err(e) => failure(e),
-    }
-}
-
-/// `POST /ui/api/create?path=&sequential=` with the data as the body: a persistent node
-/// (the console owns no session, so no ephemerals) open to everyone.
-async fn create(
-    State(state): State<ConsoleState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    tls: Option<Extension<TlsIdentities>>,
-    Query(q): Query<Vec<(String, String)>>,
-    body: Bytes,
-) -> Response {
-    let who = caller(&state, peer, &headers, tls);
-    if let Some(r) = need_credential(&who) {
-        return r;
-    }
-    let path = match path_param(&q) {
-        Ok(p) => p,
-        Err(m) => return bad_path(m),
-    };
-    let sequential = param(&q, "sequential") == Some("true");
-    let request = Request::Create2(zk_proto::CreateRequest {
-        path,
-        data: Some(body),
-        acl: well_known::open_acl_unsafe(),
-        flags: if sequential { 2 } else { 0 },
-    });
-    match call(&state, &who, request).await {
         Ok(ZkResponse::Create2(r)) => {
             Json(json!({"path": r.path, "stat": stat_json(&r.stat)})).into_response()
         }
+        Ok(_) if op == "delete" => Json(json!({"deleted": true})).into_response(),
         Ok(_) => failure(ErrorCode::MarshallingError),
-        Err(e) => failure(e),
-    }
-}
-
-/// `POST /ui/api/delete?path=&version=`.
-async fn delete(
-    State(state): State<ConsoleState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    tls: Option<Extension<TlsIdentities>>,
-    Query(q): Query<Vec<(String, String)>>,
-) -> Response {
-    let who = caller(&state, peer, &headers, tls);
-    if let Some(r) = need_credential(&who) {
-        return r;
-    }
-    let path = match path_param(&q) {
-        Ok(p) => p,
-        Err(m) => return bad_path(m),
-    };
-    let request = Request::Delete(zk_proto::DeleteRequest {
-        path,
-        version: version_param(&q),
-    });
-    match call(&state, &who, request).await {
-        Ok(_) => Json(json!({"deleted": true})).into_response(),
         Err(e) => failure(e),
     }
 }
