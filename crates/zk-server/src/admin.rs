@@ -337,7 +337,7 @@ fn prometheus_extra(core: &mut crate::core::Core) -> String {
             mem[part]["bytes"].as_u64().unwrap_or(0)
         );
     }
-    let now = core.uptime_ms();
+    let now = core.now_ms();
     let hot = core.intro.hot_paths(10, now);
     for (list, metric, field) in [
         ("by_reads", "zkd_hot_path_reads", "reads"),
@@ -479,12 +479,12 @@ pub(crate) fn answer(
         ),
         "hot_paths" => {
             let n = arg(args, "n").unwrap_or(10).clamp(1, 1000);
-            let now = core.uptime_ms();
+            let now = core.now_ms();
             core.intro.hot_paths(n, now)
         }
         "session_rates" => {
             let n = arg(args, "n").unwrap_or(10).clamp(1, 10_000);
-            let now = core.uptime_ms();
+            let now = core.now_ms();
             core.intro.session_rates(n, now)
         }
         "memory" => core.memory(),

@@ -331,13 +331,9 @@ impl Core {
         self.replica.as_ref().map_or("standalone", |r| r.mode())
     }
 
-    fn now_ms(&self) -> u64 {
+    /// Milliseconds since the server started (session and introspection clocks).
+    pub(crate) fn now_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
-    }
-
-    /// Milliseconds since the server started (the introspection window's clock).
-    pub(crate) fn uptime_ms(&self) -> u64 {
-        self.now_ms()
     }
 
     /// Number of live connections.

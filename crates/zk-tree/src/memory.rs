@@ -76,13 +76,6 @@ pub struct TreeMemory {
     pub index_bytes: u64,
 }
 
-impl TreeMemory {
-    /// Everything the tree holds.
-    pub fn total(&self) -> u64 {
-        self.node_bytes + self.watch_bytes + self.index_bytes
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
