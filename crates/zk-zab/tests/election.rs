@@ -261,12 +261,18 @@ fn no_quorum_no_leader() {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
 
-    /// Any seed, logs, epochs and a minority down: the live servers all decide, on a live
-    /// leader. On reliable links (ZooKeeper's TCP, delays under the finalize wait) they
-    /// agree on one leader, exactly one leads, and it is the best live candidate. With 20% of
-    /// notifications lost a server may settle on a stale quorum, as fast leader election
-    /// can; the Zab handshake then undoes it (a follower of a non-leader gets no LEADERINFO
-    /// and abandons after initLimit, see `discovery`), so only liveness is asserted there.
+    /// Any seed, logs, epochs and a minority down: every decision names a live leader. On
+    /// reliable links (ZooKeeper's TCP, delays under the finalize wait) the live servers all
+    /// decide, agree on one leader, exactly one leads, and it is the best live candidate.
+    /// With 20% of notifications lost a server may settle on a stale quorum, as fast leader
+    /// election can, and the candidate it chose may then move on to a better vote: those
+    /// servers are only released by the Zab handshake (a follower of a non-leader gets no
+    /// LEADERINFO and abandons after initLimit, see `discovery`), which this election-only
+    /// network does not run. So with loss only the liveness of the leader named is checked
+    /// here; the whole ensemble recovering is shown by zk-sim (dropped connections,
+    /// partitions) and the chaos suite (30% packet loss on real processes). (Seed
+    /// 15206754745507958534 is such a run: servers 1 and 3 follow 5 while 5 and 2 wait for
+    /// them.)
     #[test]
     fn live_servers_elect_a_live_leader_and_agree_on_reliable_links(
         seed in any::<u64>(),
@@ -302,10 +308,10 @@ proptest! {
         }
         net.run(120_000);
         let live: Vec<ServerId> = all.iter().copied().filter(|i| !down.contains(i)).collect();
-        prop_assert_eq!(net.decided.len(), live.len(), "all live servers decide: {:?}", net.decided);
         let leaders: BTreeSet<ServerId> = net.decided.values().map(|d| d.0).collect();
         prop_assert!(leaders.iter().all(|l| live.contains(l)), "{:?}", net.decided);
         if !lossy {
+            prop_assert_eq!(net.decided.len(), live.len(), "all live servers decide: {:?}", net.decided);
             prop_assert_eq!(leaders.len(), 1, "one leader: {:?}", net.decided);
             let leader = *leaders.iter().next().unwrap();
             let leading = net.decided.values().filter(|d| d.2 == PeerState::Leading).count();
