@@ -13,6 +13,7 @@
 //! - [`epoch`]: `acceptedEpoch` / `currentEpoch`, replaced atomically.
 //! - [`purge`]: retention of snapshots and logs.
 //! - [`trigger`]: when the next snapshot is due (randomised, as ZooKeeper does).
+//! - [`backup`]: continuous backup to a directory, and point-in-time restore from it.
 //! - [`tools`]: offline operator tools (dump, summarize, compare, repair), for `zkd`.
 //!
 //! # Invariants
@@ -22,6 +23,7 @@
 //!
 //! Blocking std I/O only; no async runtime.
 
+pub mod backup;
 pub mod checksum;
 pub mod compress;
 pub mod epoch;

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use zk_log::purge::purge;
+use zk_log::purge::{purge, purge_keeping};
 use zk_log::snapfile::write_snapshot_file;
 use zk_log::storage::{SimStorage, Storage};
 use zk_log::{recover, DataDirs, SnapshotCompression, TxnLog, TxnLogConfig};
@@ -86,4 +86,54 @@ fn purge_keeps_what_recovery_needs() {
     assert_eq!(r.tree.digest(), tree.digest());
     // Nothing more to purge.
     assert!(purge(&storage, &dirs, 3).unwrap().is_empty());
+}
+
+#[test]
+fn purge_keeps_logs_a_backup_has_not_shipped() {
+    let storage = SimStorage::new();
+    let dirs = DataDirs::new(Path::new("/data"), None);
+    let config = TxnLogConfig {
+        prealloc_bytes: 4096,
+        ..TxnLogConfig::new(&dirs.log_dir)
+    };
+    let mut log = TxnLog::new(Arc::new(storage.clone()), config, 0);
+    let mut tree = DataTree::default();
+    for zxid in 1..=60 {
+        log.append(zxid, &create(&mut tree, zxid));
+        if zxid % 10 == 0 {
+            log.commit().unwrap();
+            write_snapshot_file(&storage, &dirs.snap_dir, &tree, SnapshotCompression::None)
+                .unwrap();
+            log.roll().unwrap();
+        }
+    }
+    // The backup has shipped up to 15: the log holding 16.. (log.b) and later stay.
+    purge_keeping(&storage, &dirs, 3, Some(15)).unwrap();
+    let logs: Vec<String> = storage
+        .list(&dirs.log_dir)
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.starts_with("log."))
+        .collect();
+    let mut want = vec!["log.b", "log.15", "log.1f", "log.29", "log.33"];
+    want.sort();
+    let mut logs = logs;
+    logs.sort();
+    assert_eq!(logs, want);
+    // Once shipped, retention proceeds as usual.
+    for zxid in 61..=70 {
+        log.append(zxid, &create(&mut tree, zxid));
+    }
+    log.commit().unwrap();
+    write_snapshot_file(&storage, &dirs.snap_dir, &tree, SnapshotCompression::None).unwrap();
+    log.roll().unwrap();
+    purge_keeping(&storage, &dirs, 3, Some(70)).unwrap();
+    let mut logs: Vec<String> = storage
+        .list(&dirs.log_dir)
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.starts_with("log."))
+        .collect();
+    logs.sort();
+    assert_eq!(logs, vec!["log.33", "log.3d"]);
 }
