@@ -5,7 +5,8 @@
 //!       [--output json] [cmd args...]
 //! ```
 //! `zkcli compat --a HOST:PORT --b HOST:PORT` compares two servers' behaviour instead
-//! (see `zk_cli::compat`).
+//! (see `zk_cli::compat`); `zkcli backup list|verify DIR` and `zkcli restore ...` work
+//! on zkd's continuous backups (see `zk_cli::backup`).
 //!
 //! With a command it runs that command and exits with its status (0 ok, 1 failed, 127
 //! unknown command); otherwise it reads commands from a terminal (line editing, history in
@@ -35,6 +36,22 @@ fn main() {
             .build()
         {
             Ok(rt) => rt.block_on(zk_cli::compat::main(&args[1..])),
+            Err(e) => {
+                eprintln!("zkcli: cannot start: {e}");
+                1
+            }
+        };
+        std::process::exit(code);
+    }
+    if args.first().map(String::as_str) == Some("backup") {
+        std::process::exit(zk_cli::backup::backup_main(&args[1..]));
+    }
+    if args.first().map(String::as_str) == Some("restore") {
+        let code = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt.block_on(zk_cli::backup::restore_main(&args[1..])),
             Err(e) => {
                 eprintln!("zkcli: cannot start: {e}");
                 1

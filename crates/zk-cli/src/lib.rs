@@ -7,6 +7,7 @@
 //! the same way: [`Shell::execute_line`] runs one line, writing to the shell's stdout and
 //! stderr sinks exactly what zkCli would write to its own.
 
+pub mod backup;
 mod commands;
 pub mod compat;
 pub mod text;

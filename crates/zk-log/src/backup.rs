@@ -327,6 +327,14 @@ impl Shipper {
                     self.ship_snapshot(m, zxid, &path, now_ms)?;
                     report.snapshots += 1;
                 }
+                // A fresh ensemble member has no snapshot until its first is due, but
+                // its log starts at the beginning: the empty tree is the base, as
+                // recovery would take it.
+                None if self.log_starts_from_empty()? => {
+                    let bytes = crate::snapfile::encode_snapshot(&DataTree::default());
+                    self.ship_snapshot_bytes(m, 0, &snapshot_file_name(0), &bytes, now_ms)?;
+                    report.snapshots += 1;
+                }
                 None => {
                     report.waiting = Some("no snapshot in the data directory yet".into());
                     return Ok(report);
@@ -419,6 +427,17 @@ impl Shipper {
         Ok(None)
     }
 
+    /// Whether the oldest local log begins with the first txn there is (nothing before it
+    /// to miss).
+    fn log_starts_from_empty(&self) -> Result<bool, BackupError> {
+        let logs = numbered_files(&FsStorage, &self.dirs.log_dir, log_file_zxid)?;
+        let Some((_, first)) = logs.first() else {
+            return Ok(false);
+        };
+        let file = fs::File::open(first).map_err(io_err(first))?;
+        Ok(read_record(&file, HEADER_LEN).is_some_and(|(r, _)| follows(0, r.zxid)))
+    }
+
     fn ship_snapshot(
         &mut self,
         m: &mut Manifest,
@@ -427,13 +446,24 @@ impl Shipper {
         now_ms: i64,
     ) -> Result<(), BackupError> {
         let bytes = fs::read(path).map_err(io_err(path))?;
-        let dir = self.target.join("snapshots");
-        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| snapshot_file_name(zxid));
-        write_durably(&dir, &name, &bytes)?;
+        self.ship_snapshot_bytes(m, zxid, &name, &bytes, now_ms)
+    }
+
+    fn ship_snapshot_bytes(
+        &mut self,
+        m: &mut Manifest,
+        zxid: i64,
+        name: &str,
+        bytes: &[u8],
+        now_ms: i64,
+    ) -> Result<(), BackupError> {
+        let dir = self.target.join("snapshots");
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        write_durably(&dir, name, bytes)?;
         m.entries.push(Entry {
             kind: EntryKind::Snapshot,
             file: format!("snapshots/{name}"),
@@ -442,7 +472,7 @@ impl Shipper {
             first_time_ms: 0,
             last_time_ms: 0,
             bytes: bytes.len() as u64,
-            sha256: sha256_hex(&bytes),
+            sha256: sha256_hex(bytes),
             shipped_ms: now_ms,
         });
         if m.shipped_through.is_none_or(|s| s < zxid) {

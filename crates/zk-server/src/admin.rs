@@ -26,6 +26,7 @@ pub const COMMANDS: &[&[&str]] = &[
     &["connections", "cons"],
     &["dirs"],
     &["dump"],
+    &["backup"],
     &["big_families", "bigf"],
     &["environment", "env", "envi"],
     &["expirations"],
@@ -475,6 +476,9 @@ pub(crate) fn answer(
                 "watch_catchup_events": core.catch_up.events,
                 "watch_catchup_fallbacks": core.catch_up.fallbacks,
                 "watch_catchup_retained_txns": core.tree.journal().txns(),
+                "backup_lag_txns": core.backup.as_ref().map_or(-1, |b| b.status(crate::core::wall_ms()).lag_txns),
+                "backup_lag_ms": core.backup.as_ref().map_or(-1, |b| b.status(crate::core::wall_ms()).lag_ms),
+                "backup_failures": core.backup.as_ref().map_or(0, |b| b.status(0).failures),
             }),
         ),
         "hot_paths" => {
@@ -488,6 +492,13 @@ pub(crate) fn answer(
             core.intro.session_rates(n, now)
         }
         "memory" => core.memory(),
+        "backup" => {
+            let now = crate::core::wall_ms();
+            match &core.backup {
+                Some(b) => serde_json::to_value(b.status(now)).unwrap_or_default(),
+                None => json!({"enabled": false, "hint": "set backup.dir to a directory"}),
+            }
+        }
         "histograms" => {
             use crate::core::introspect::histogram_json;
             let snapshot = *core

@@ -72,6 +72,13 @@ pub struct Config {
     /// reconnecting client's persistent watches get exactly the events they missed (0 =
     /// off: ZooKeeper's behaviour, re-armed with the changes lost).
     pub watch_catchup_retain_txns: usize,
+    /// `backup.dir` (zkd): a directory (an existing mount) the server ships its snapshots
+    /// and committed txns to as they are written, for point-in-time restore
+    /// (`zkcli restore`). Unset: no backup.
+    pub backup_dir: Option<PathBuf>,
+    /// `backup.intervalMs` (zkd): how often the backup ships what is new; the most a
+    /// backup can be behind on a healthy target.
+    pub backup_interval_ms: u64,
     /// `clientPort.maxPacket` (zkd): the largest frame the plain client port accepts
     /// (default `jute.maxbuffer`). A bigger one closes the connection, as in ZooKeeper.
     pub max_packet: Option<usize>,
@@ -298,6 +305,8 @@ impl Default for Config {
             stall_threshold_ms: 2000,
             max_expirations_per_tick: 0,
             watch_catchup_retain_txns: 600_000,
+            backup_dir: None,
+            backup_interval_ms: 1000,
             max_packet: None,
             secure_max_packet: None,
             size_warn_percent: 80,
@@ -586,6 +595,8 @@ impl Config {
                 "sessionExpiry.stallThresholdMs" => c.stall_threshold_ms = number(k, v)?,
                 "sessionExpiry.maxPerTick" => c.max_expirations_per_tick = number(k, v)?,
                 "watchCatchup.retainTxns" => c.watch_catchup_retain_txns = number(k, v)?,
+                "backup.dir" => c.backup_dir = Some(PathBuf::from(v)),
+                "backup.intervalMs" => c.backup_interval_ms = number(k, v)?,
                 "clientPort.maxPacket" => c.max_packet = Some(packet_size(k, v)?),
                 "secureClientPort.maxPacket" => c.secure_max_packet = Some(packet_size(k, v)?),
                 "guardrails.warnPercent" => c.size_warn_percent = percent(k, v)?,
@@ -1030,6 +1041,8 @@ struct TomlConfig {
     stall_threshold_ms: Option<u64>,
     max_expirations_per_tick: Option<usize>,
     watch_catchup_retain_txns: Option<usize>,
+    backup_dir: Option<PathBuf>,
+    backup_interval_ms: Option<u64>,
     max_packet: Option<usize>,
     secure_max_packet: Option<usize>,
     size_warn_percent: Option<u8>,
@@ -1190,9 +1203,11 @@ impl Config {
             size_warn_percent,
             max_children,
             watch_catchup_retain_txns,
+            backup_interval_ms,
             server_id,
             admin_enabled
         );
+        c.backup_dir = t.backup_dir.clone();
         c.max_packet = t.max_packet;
         c.secure_max_packet = t.secure_max_packet;
         for (key, v) in [
@@ -1421,5 +1436,20 @@ mod more_tests {
         assert_eq!(c.fsync_warn_ms, 50);
         assert_eq!(c.client_addr.port(), 2181);
         assert!(Config::properties_from_docker_env(&BTreeMap::new()).is_none());
+    }
+
+    #[test]
+    fn backup_settings_in_zoo_cfg_and_toml() {
+        let p = parse_properties("dataDir=/d\nbackup.dir=/mnt/backup\nbackup.intervalMs=250\n");
+        let c = Config::from_properties(&p, &BTreeMap::new()).unwrap();
+        assert_eq!(c.backup_dir, Some(PathBuf::from("/mnt/backup")));
+        assert_eq!(c.backup_interval_ms, 250);
+        let c = Config::from_toml("data_dir = \"/d\"\nbackup_dir = \"/b\"\n").unwrap();
+        assert_eq!(
+            (c.backup_dir, c.backup_interval_ms),
+            (Some(PathBuf::from("/b")), 1000)
+        );
+        let bad = parse_properties("dataDir=/d\nbackup.intervalMs=soon\n");
+        assert!(Config::from_properties(&bad, &BTreeMap::new()).is_err());
     }
 }

@@ -211,6 +211,8 @@ pub struct Core {
     pub(crate) intro: introspect::Introspection,
     /// Watch catch-up counters.
     pub(crate) catch_up: CatchUpStats,
+    /// Continuous backup (`backup.dir`), when configured.
+    pub(crate) backup: Option<crate::backup::Backup>,
 }
 
 /// How reconnecting clients' persistent watches were caught up.
@@ -316,6 +318,7 @@ impl Core {
             ),
             intro: Default::default(),
             catch_up: CatchUpStats::default(),
+            backup: None,
             config,
         }
     }

@@ -13,6 +13,7 @@
 //! never installs signal handlers or reads the environment.
 
 pub mod admin;
+pub mod backup;
 pub mod config;
 pub mod conn;
 mod console;
@@ -231,6 +232,16 @@ pub async fn run_with_listeners(
         )
         .await?;
     }
+    if let Some(target) = &config.backup_dir {
+        let backup = backup::Backup::spawn(
+            dirs.clone(),
+            target.clone(),
+            Duration::from_millis(config.backup_interval_ms.max(10)),
+        )?;
+        backup.set_applied(core.tree.last_processed_zxid());
+        tracing::info!(target = %target.display(), interval_ms = config.backup_interval_ms, "continuous backup on");
+        core.backup = Some(backup);
+    }
     let tick = Duration::from_millis(u64::from(config.tick_time_ms.max(2) / 2));
     let snap_dir = dirs.snap_dir.clone();
     let snapshot_time = core.intro.snapshot_time.clone();
@@ -254,8 +265,10 @@ pub async fn run_with_listeners(
                 _ = peer_ticker.tick(), if replicated => CoreMsg::ReplicaTick,
                 _ = purge_timer.tick(), if purge_on => {
                     let dirs = purge_dirs.clone();
+                    // With a backup, logs it has not shipped yet stay.
+                    let shipped = core.backup.as_ref().map(|b| b.shipped_zxid().unwrap_or(-1));
                     tokio::task::spawn_blocking(move || {
-                        match zk_log::purge::purge(&FsStorage, &dirs, retain) {
+                        match zk_log::purge::purge_keeping(&FsStorage, &dirs, retain, shipped) {
                             Ok(removed) => tracing::info!(files = removed.len(), "autopurge"),
                             Err(e) => tracing::warn!(error = %e, "autopurge failed"),
                         }
@@ -266,6 +279,9 @@ pub async fn run_with_listeners(
             core.handle(msg).map_err(ServerError::StorageFailed)?;
             // Snapshot in the background once enough txns were applied.
             let now = core.tree.last_processed_zxid();
+            if let Some(b) = &core.backup {
+                b.set_applied(now);
+            }
             let mut due = false;
             if now < applied_before {
                 // An ensemble member installed an older snapshot of the leader's.
