@@ -47,17 +47,7 @@ fn main() {
         std::process::exit(zk_cli::backup::backup_main(&args[1..]));
     }
     if args.first().map(String::as_str) == Some("restore") {
-        let code = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt.block_on(zk_cli::backup::restore_main(&args[1..])),
-            Err(e) => {
-                eprintln!("zkcli: cannot start: {e}");
-                1
-            }
-        };
-        std::process::exit(code);
+        std::process::exit(zk_cli::backup::restore_main(&args[1..]));
     }
     let (opts, words) = match parse_args(&args) {
         Ok(x) => x,

@@ -138,6 +138,41 @@ impl Writer {
     }
 }
 
+/// One round of the recorded load: creates, sets, children with a restrictive ACL,
+/// setACLs and deletes under `/app`, with pauses so txn times separate.
+fn phase(rt: &tokio::runtime::Runtime, w: &mut Writer, round: usize) {
+    rt.block_on(async {
+        if round == 0 {
+            w.create("/app", "root", open()).await;
+        }
+        for i in 0..40 {
+            let p = format!("/app/r{round}n{i}");
+            w.create(&p, &format!("v0 of {p}"), open()).await;
+            if i % 3 == 0 {
+                w.set(&p, &format!("v1 of {p}")).await;
+            }
+            if i % 5 == 1 {
+                w.create(&format!("{p}/kid"), "kid", read_only()).await;
+            }
+            if i % 7 == 2 {
+                w.set_acl(&p, read_only()).await;
+            }
+            if i % 4 == 3 {
+                let doomed = format!("/app/r{round}n{}", i - 1);
+                let kid = format!("{doomed}/kid");
+                if w.tree.contains_key(&kid) {
+                    w.delete(&kid).await;
+                }
+                w.delete(&doomed).await;
+            }
+            if i % 10 == 9 {
+                // Txn times apart, so times can name the states between.
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        }
+    })
+}
+
 /// The `/app` subtree of a data directory, loaded as zkd loads it.
 fn restored_app(dir: &Path) -> BTreeMap<String, Node> {
     let r = zk_log::recover(
@@ -188,7 +223,12 @@ fn restores_recorded_points_of_an_ensemble_under_load() {
     }
     let backup_base = base.clone();
     let mut servers: Vec<Option<Zkd>> = start_ensemble_with("backup", 3, move |c| {
-        c.backup_dir = Some(backup_base.join(format!("backup{}", c.server_id)));
+        c.backup_target = Some(
+            backup_base
+                .join(format!("backup{}", c.server_id))
+                .display()
+                .to_string(),
+        );
         c.backup_interval_ms = 200;
         // The operator restores subtrees whose ACLs deny writes as the super user.
         c.super_digest = Some(zk_tree::acl::digest_id("super:restore-pw"));
@@ -232,45 +272,13 @@ fn restores_recorded_points_of_an_ensemble_under_load() {
             history: Vec::new(),
         }
     });
-    let phase = |w: &mut Writer, round: usize| {
-        rt.block_on(async {
-            if round == 0 {
-                w.create("/app", "root", open()).await;
-            }
-            for i in 0..40 {
-                let p = format!("/app/r{round}n{i}");
-                w.create(&p, &format!("v0 of {p}"), open()).await;
-                if i % 3 == 0 {
-                    w.set(&p, &format!("v1 of {p}")).await;
-                }
-                if i % 5 == 1 {
-                    w.create(&format!("{p}/kid"), "kid", read_only()).await;
-                }
-                if i % 7 == 2 {
-                    w.set_acl(&p, read_only()).await;
-                }
-                if i % 4 == 3 {
-                    let doomed = format!("/app/r{round}n{}", i - 1);
-                    let kid = format!("{doomed}/kid");
-                    if w.tree.contains_key(&kid) {
-                        w.delete(&kid).await;
-                    }
-                    w.delete(&doomed).await;
-                }
-                if i % 10 == 9 {
-                    // Txn times apart, so times can name the states between.
-                    tokio::time::sleep(Duration::from_millis(25)).await;
-                }
-            }
-        })
-    };
-    phase(&mut w, 0);
-    phase(&mut w, 1);
+    phase(&rt, &mut w, 0);
+    phase(&rt, &mut w, 1);
 
     // The target goes away (an unmounted volume) while writes go on.
     let away = base.join("backup-away");
     std::fs::rename(&target, &away).unwrap();
-    phase(&mut w, 2);
+    phase(&rt, &mut w, 2);
     std::thread::sleep(Duration::from_millis(600));
     let status = backup_status(servers[ours].as_ref().unwrap());
     assert_eq!(status["available"], false, "{status}");
@@ -295,8 +303,8 @@ fn restores_recorded_points_of_an_ensemble_under_load() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });
-    phase(&mut w, 3);
-    phase(&mut w, 4);
+    phase(&rt, &mut w, 3);
+    phase(&rt, &mut w, 4);
     let writes = w.history.len();
     let last_zxid = w.history.iter().filter_map(|h| h.0).max().unwrap();
     assert!(
@@ -571,5 +579,185 @@ fn restores_recorded_points_of_an_ensemble_under_load() {
         w.client.close().await;
     });
     drop(servers);
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+/// moto's S3-compatible server (PyPI `moto[server]`) on a free loopback port, killed on
+/// drop.
+struct Moto {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Moto {
+    fn start() -> Moto {
+        let port = zk_tests::free_port();
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Moto { child, port }
+    }
+
+    /// Creates a bucket (moto takes unsigned requests for that); the HTTP status.
+    fn create_bucket(&self, name: &str) -> u16 {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            s,
+            "PUT /{name} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.port
+        )
+        .unwrap();
+        let mut reply = String::new();
+        let _ = s.read_to_string(&mut reply);
+        reply
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn an_s3_target_on_a_real_s3_compatible_server() {
+    if !zk_tests::python_has("moto.server, flask") {
+        return;
+    }
+    let moto = Moto::start();
+    assert_eq!(moto.create_bucket("zkbackup"), 200);
+    let endpoint = format!("http://127.0.0.1:{}", moto.port);
+    let base = std::env::temp_dir().join(format!("zkcli-backup-s3-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let s3 = zk_backup::S3Options {
+        endpoint: Some(endpoint.clone()),
+        region: Some("us-east-1".into()),
+        access_key_id: Some("testing".into()),
+        secret_access_key: Some("testing".into()),
+    };
+    let s3_opts = s3.clone();
+    let server = Zkd::start(&base.join("data"), move |c| {
+        c.backup_target = Some("s3://zkbackup/zk1".into());
+        c.backup_s3 = s3;
+        c.backup_interval_ms = 200;
+        c.snap_count = 100;
+    });
+    let rt = zk_tests::runtime();
+    let mut w = rt.block_on(async {
+        Writer {
+            client: Client::connect(&server.addr.to_string()).await.unwrap(),
+            tree: BTreeMap::new(),
+            history: Vec::new(),
+        }
+    });
+    phase(&rt, &mut w, 0);
+    phase(&rt, &mut w, 1);
+    let last_zxid = w.history.iter().filter_map(|h| h.0).max().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        let s = backup_status(&server);
+        if s["shipped_zxid"].as_i64() >= Some(last_zxid) {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the S3 backup never caught up: {s}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    println!("S3 backup status: {status}");
+    let target = "s3://zkbackup/zk1";
+    let env = [
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let zkcli_s3 = |args: &[&str]| {
+        let out = Command::new(ZKCLI).args(args).envs(env).output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = zkcli_s3(&["backup", "verify", target]);
+    assert_eq!(code, 0, "{out}{err}");
+    println!("{}", out.trim());
+    let known: Vec<usize> = (0..w.history.len())
+        .filter(|&i| w.history[i].0.is_some())
+        .collect();
+    for (n, &i) in [known[known.len() / 3], known[known.len() - 1]]
+        .iter()
+        .enumerate()
+    {
+        let zxid = w.history[i].0.unwrap();
+        let dir = base.join(format!("restored-{n}"));
+        let (code, out, err) = zkcli_s3(&[
+            "restore",
+            "--from",
+            target,
+            "--to-zxid",
+            &format!("{zxid:#x}"),
+            "--into",
+            dir.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{out}{err}");
+        let diff = differences(&w.history[i].2, &restored_app(&dir));
+        assert!(
+            diff.is_empty(),
+            "zxid {zxid:#x}: {:?}",
+            &diff[..diff.len().min(3)]
+        );
+        println!(
+            "from S3, zxid {zxid:#x}: {} znodes equal; {}",
+            w.history[i].2.len(),
+            out.trim()
+        );
+    }
+    // A segment damaged in the bucket is named by verify.
+    let bucket = zk_backup::open(target, &s3_opts).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&bucket.get("manifest.json").unwrap().unwrap()).unwrap();
+    let victim = manifest["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "log")
+        .nth(1)
+        .unwrap()["file"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut bytes = bucket.get(&victim).unwrap().unwrap();
+    let at = bytes.len() - 3;
+    bytes[at] ^= 0x04;
+    bucket.put(&victim, &bytes).unwrap();
+    let (code, out, _) = zkcli_s3(&["backup", "verify", target]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&format!("DAMAGED {victim}")), "{out}");
+    rt.block_on(w.client.close());
+    drop(server);
     let _ = std::fs::remove_dir_all(&base);
 }

@@ -2,11 +2,13 @@
 //! continuous backup (`backup.dir`, see `zk_log::backup`).
 //!
 //! ```text
-//! zkcli backup list DIR [--json]
-//! zkcli backup verify DIR [--json]
+//! zkcli backup list TARGET [--json]
+//! zkcli backup verify TARGET [--json]
 //! zkcli restore --from DIR (--to-zxid N | --to-time T) --into DATADIR
 //! zkcli restore --from DIR (--to-zxid N | --to-time T) --subtree /path -server HOST:PORT [--dry-run]
 //! ```
+//! A TARGET (or `--from`) is a directory or `s3://bucket/prefix`; S3 settings come from
+//! the `AWS_*` environment (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, ...).
 //! `--into` writes `DATADIR/version-2/snapshot.<zxid>`, which zkd and Apache ZooKeeper
 //! start from. `--subtree` puts one subtree of a live ensemble back as it was, through
 //! ordinary client calls: creates, setData and deletes in `multi` batches guarded by the
@@ -16,23 +18,24 @@
 //! (`--auth digest:super:PASSWORD`).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::json;
 use zk_client::{Client, Data, Op};
-use zk_log::backup::{restore_into, restore_tree, verify, Manifest, RestorePoint};
+use zk_log::backup::{restore_into, restore_tree, verify, BackupStore, Manifest, RestorePoint};
 use zk_log::tools::format_time;
 use zk_proto::{Acl, CreateMode};
 use zk_tree::ephemeral::EphemeralType;
 use zk_tree::TreeConfig;
 
-const USAGE: &str = "usage: zkcli backup list|verify DIR [--json]
+const USAGE: &str = "usage: zkcli backup list|verify TARGET [--json]
        zkcli restore --from DIR (--to-zxid N | --to-time T) --into DATADIR
        zkcli restore --from DIR (--to-zxid N | --to-time T) --subtree /path -server HOST:PORT
                      [--auth SCHEME:CREDENTIALS] [--dry-run]
   --auth: e.g. digest:super:PASSWORD, so ACLs that deny writes do not stop the restore
+  TARGET, DIR: a directory or s3://bucket/prefix (S3 settings from AWS_* variables)
   T: 2026-11-23T22:24:41.123Z (UTC) or epoch milliseconds; N: 0x1a2b or decimal";
 
 /// Ops per multi batch, and the bytes of data per batch (well under jute.maxbuffer).
@@ -47,14 +50,21 @@ pub fn backup_main(args: &[String]) -> i32 {
         eprintln!("{USAGE}");
         return 2;
     };
-    let dir = Path::new(dir.as_str());
+    let store = match zk_backup::open(dir, &zk_backup::S3Options::default()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("zkcli backup: {e}");
+            return 1;
+        }
+    };
+    let store = store.as_ref();
     match verb.as_str() {
-        "list" => match Manifest::load(dir) {
+        "list" => match Manifest::load(store) {
             Ok(m) => {
                 if json_out {
                     println!("{}", serde_json::to_string(&m).unwrap_or_default());
                 } else {
-                    print_list(dir, &m);
+                    print_list(store, &m);
                 }
                 0
             }
@@ -63,7 +73,7 @@ pub fn backup_main(args: &[String]) -> i32 {
                 1
             }
         },
-        "verify" => match verify(dir) {
+        "verify" => match verify(store) {
             Ok(r) => {
                 if json_out {
                     println!("{}", serde_json::to_string(&r).unwrap_or_default());
@@ -79,7 +89,7 @@ pub fn backup_main(args: &[String]) -> i32 {
                     }
                     println!(
                         "{}: {} files, {} txns checked, {} damaged",
-                        dir.display(),
+                        store.describe(),
                         r.files,
                         r.txns,
                         r.problems.len()
@@ -99,8 +109,8 @@ pub fn backup_main(args: &[String]) -> i32 {
     }
 }
 
-fn print_list(dir: &Path, m: &Manifest) {
-    println!("backup {}", dir.display());
+fn print_list(store: &dyn BackupStore, m: &Manifest) {
+    println!("backup {}", store.describe());
     match m.shipped_through {
         Some(z) => println!(
             "  through zxid {z:#x}, complete as of {}",
@@ -132,7 +142,7 @@ fn print_list(dir: &Path, m: &Manifest) {
 }
 
 struct RestoreArgs {
-    from: PathBuf,
+    from: String,
     to: RestorePoint,
     into: Option<PathBuf>,
     subtree: Option<String>,
@@ -162,7 +172,7 @@ fn parse_restore(args: &[String]) -> Result<RestoreArgs, String> {
                 .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))
         };
         match flag.as_str() {
-            "--from" => from = Some(PathBuf::from(value()?)),
+            "--from" => from = Some(value()?),
             "--to-zxid" => to = Some(RestorePoint::Zxid(parse_zxid(&value()?)?)),
             "--to-time" => to = Some(RestorePoint::Time(zk_proto::time::parse_time(&value()?)?)),
             "--into" => into = Some(PathBuf::from(value()?)),
@@ -200,8 +210,9 @@ fn parse_restore(args: &[String]) -> Result<RestoreArgs, String> {
     })
 }
 
-/// `zkcli restore ...`; returns the exit status.
-pub async fn restore_main(args: &[String]) -> i32 {
+/// `zkcli restore ...`; returns the exit status. Blocking: run it outside an async
+/// runtime (it starts its own for `--subtree`).
+pub fn restore_main(args: &[String]) -> i32 {
     let a = match parse_restore(args) {
         Ok(a) => a,
         Err(e) => {
@@ -209,8 +220,15 @@ pub async fn restore_main(args: &[String]) -> i32 {
             return 2;
         }
     };
+    let store = match zk_backup::open(&a.from, &zk_backup::S3Options::default()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("zkcli restore: {e}");
+            return 1;
+        }
+    };
     if let Some(into) = &a.into {
-        return match restore_into(&a.from, a.to, into) {
+        return match restore_into(store.as_ref(), a.to, into) {
             Ok((r, path)) => {
                 println!(
                     "restored zxid {:#x} ({} + {} txns) into {}",
@@ -230,13 +248,31 @@ pub async fn restore_main(args: &[String]) -> i32 {
     let (Some(root), Some(server)) = (a.subtree.as_deref(), a.server.as_deref()) else {
         return 2;
     };
-    let restored = match restore_tree(&a.from, a.to, TreeConfig::default()) {
+    let restored = match restore_tree(store.as_ref(), a.to, TreeConfig::default()) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("zkcli restore: {e}");
             return 1;
         }
     };
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(restore_live(&a, restored, root, server)),
+        Err(e) => {
+            eprintln!("zkcli restore: cannot start: {e}");
+            1
+        }
+    }
+}
+
+async fn restore_live(
+    a: &RestoreArgs,
+    restored: zk_log::backup::Restored,
+    root: &str,
+    server: &str,
+) -> i32 {
     let client = match Client::builder(server)
         .session_timeout(Duration::from_secs(30))
         .connect()

@@ -1,5 +1,5 @@
-//! Continuous backup of a data directory to a target directory, and point-in-time restore
-//! from it.
+//! Continuous backup of a data directory to a target (a [`BackupStore`]: a directory
+//! here, an S3-compatible bucket in `zk-backup`), and point-in-time restore from it.
 //!
 //! The [`Shipper`] copies the server's snapshots and its committed txns to the target as
 //! they are written: every round it appends the txns applied since the last round as one
@@ -39,6 +39,100 @@ use crate::txnlog::{
     TXNLOG_MAGIC, TXNLOG_VERSION,
 };
 
+/// Where backups go: a flat namespace of named files (`manifest.json`, `logs/...`,
+/// `snapshots/...`). Blocking calls; each `put` replaces the whole file atomically and
+/// durably, so the manifest is written last and never names a missing file.
+pub trait BackupStore: std::fmt::Debug + Send {
+    /// Fails with [`BackupError::Unavailable`] when the target cannot be reached now.
+    fn check(&self) -> Result<(), BackupError>;
+    /// Writes `name` (replacing it) atomically and durably.
+    fn put(&self, name: &str, bytes: &[u8]) -> Result<(), BackupError>;
+    /// Reads `name`; `None` when it does not exist.
+    fn get(&self, name: &str) -> Result<Option<Vec<u8>>, BackupError>;
+    /// The names under `prefix` (e.g. `logs/`).
+    fn list(&self, prefix: &str) -> Result<Vec<String>, BackupError>;
+    /// For messages: the directory or URL.
+    fn describe(&self) -> String;
+}
+
+/// A directory target (a local disk or a mounted volume). A missing directory is
+/// unavailable, never created: it may be an unmounted volume.
+#[derive(Debug, Clone)]
+pub struct DirStore {
+    root: PathBuf,
+}
+
+impl DirStore {
+    pub fn new(root: impl Into<PathBuf>) -> DirStore {
+        DirStore { root: root.into() }
+    }
+}
+
+impl BackupStore for DirStore {
+    fn check(&self) -> Result<(), BackupError> {
+        if self.root.is_dir() {
+            Ok(())
+        } else {
+            Err(BackupError::Unavailable {
+                target: self.describe(),
+                reason: "not a directory (unmounted or removed?)".into(),
+            })
+        }
+    }
+
+    fn put(&self, name: &str, bytes: &[u8]) -> Result<(), BackupError> {
+        self.check()?;
+        let path = self.root.join(name);
+        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        write_durably(&dir, &file_name, bytes)
+    }
+
+    fn get(&self, name: &str) -> Result<Option<Vec<u8>>, BackupError> {
+        self.check()?;
+        let path = self.root.join(name);
+        match fs::read(&path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err(&path)(e)),
+        }
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<String>, BackupError> {
+        self.check()?;
+        let (sub, _) = prefix.rsplit_once('/').unwrap_or(("", prefix));
+        let dir = self.root.join(sub);
+        let mut out = Vec::new();
+        let Ok(entries) = fs::read_dir(&dir) else {
+            return Ok(out);
+        };
+        for f in entries.flatten() {
+            let name = f.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            let full = if sub.is_empty() {
+                name
+            } else {
+                format!("{sub}/{name}")
+            };
+            if full.starts_with(prefix) {
+                out.push(full);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn describe(&self) -> String {
+        self.root.display().to_string()
+    }
+}
+
 /// The manifest's file name in the target.
 pub const MANIFEST_NAME: &str = "manifest.json";
 /// The manifest format this code writes and reads.
@@ -49,8 +143,8 @@ const MAX_RECORD: usize = 512 * 1024 * 1024;
 /// What went wrong backing up or restoring, each case with what an operator needs.
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
-    #[error("backup target {path} is unavailable: {reason}")]
-    Unavailable { path: PathBuf, reason: String },
+    #[error("backup target {target} is unavailable: {reason}")]
+    Unavailable { target: String, reason: String },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -59,8 +153,8 @@ pub enum BackupError {
     },
     #[error(transparent)]
     Log(#[from] LogError),
-    #[error("{path}: not a backup manifest: {reason}")]
-    BadManifest { path: PathBuf, reason: String },
+    #[error("{target}: not a backup manifest: {reason}")]
+    BadManifest { target: String, reason: String },
     #[error("{file}: {reason}")]
     Damaged { file: String, reason: String },
     #[error("cannot restore: {0}")]
@@ -119,45 +213,36 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    /// Reads `target/manifest.json`; an empty manifest when the target has none yet.
-    pub fn load(target: &Path) -> Result<Manifest, BackupError> {
-        if !target.is_dir() {
-            return Err(BackupError::Unavailable {
-                path: target.to_path_buf(),
-                reason: "not a directory".into(),
+    /// Reads the target's `manifest.json`; an empty manifest when it has none yet.
+    pub fn load(store: &dyn BackupStore) -> Result<Manifest, BackupError> {
+        store.check()?;
+        let Some(text) = store.get(MANIFEST_NAME)? else {
+            return Ok(Manifest {
+                format: FORMAT,
+                ..Manifest::default()
             });
-        }
-        let path = target.join(MANIFEST_NAME);
-        let text = match fs::read(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Manifest {
-                    format: FORMAT,
-                    ..Manifest::default()
-                })
-            }
-            Err(e) => return Err(io_err(&path)(e)),
         };
-        let m: Manifest = serde_json::from_slice(&text).map_err(|e| BackupError::BadManifest {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
+        let bad = |reason: String| BackupError::BadManifest {
+            target: store.describe(),
+            reason,
+        };
+        let m: Manifest = serde_json::from_slice(&text).map_err(|e| bad(e.to_string()))?;
         if m.format != FORMAT {
-            return Err(BackupError::BadManifest {
-                path,
-                reason: format!("format {} (this zkd reads {FORMAT})", m.format),
-            });
+            return Err(bad(format!(
+                "format {} (this zkd reads {FORMAT})",
+                m.format
+            )));
         }
         Ok(m)
     }
 
-    /// Replaces `target/manifest.json` durably (temporary file, fsync, rename, dir fsync).
-    pub fn store(&self, target: &Path) -> Result<(), BackupError> {
+    /// Replaces the target's `manifest.json`.
+    pub fn store(&self, store: &dyn BackupStore) -> Result<(), BackupError> {
         let text = serde_json::to_vec_pretty(self).map_err(|e| BackupError::BadManifest {
-            path: target.join(MANIFEST_NAME),
+            target: store.describe(),
             reason: e.to_string(),
         })?;
-        write_durably(target, MANIFEST_NAME, &text)
+        store.put(MANIFEST_NAME, &text)
     }
 
     /// The snapshots, oldest first.
@@ -266,16 +351,14 @@ struct Cursor {
 #[derive(Debug)]
 pub struct Shipper {
     dirs: DataDirs,
-    target: PathBuf,
+    target: Box<dyn BackupStore>,
     manifest: Option<Manifest>,
     cursor: Option<Cursor>,
 }
 
 impl Shipper {
-    /// A shipper for the data directory `dirs` into the directory `target`, which must
-    /// exist (a missing target is reported as unavailable, never created: it may be an
-    /// unmounted volume).
-    pub fn new(dirs: DataDirs, target: PathBuf) -> Shipper {
+    /// A shipper for the data directory `dirs` into `target`.
+    pub fn new(dirs: DataDirs, target: Box<dyn BackupStore>) -> Shipper {
         Shipper {
             dirs,
             target,
@@ -284,9 +367,9 @@ impl Shipper {
         }
     }
 
-    /// The target directory.
-    pub fn target(&self) -> &Path {
-        &self.target
+    /// The target.
+    pub fn target(&self) -> &dyn BackupStore {
+        self.target.as_ref()
     }
 
     /// The manifest as last read or written.
@@ -296,17 +379,14 @@ impl Shipper {
 
     /// Ships what the server has applied up to `applied`, observed at `now_ms`.
     pub fn round(&mut self, applied: i64, now_ms: i64) -> Result<RoundReport, BackupError> {
-        if !self.target.is_dir() {
+        if let Err(e) = self.target.check() {
             // Re-read the manifest when it comes back: it may have been restored elsewhere.
             self.manifest = None;
-            return Err(BackupError::Unavailable {
-                path: self.target.clone(),
-                reason: "not a directory (unmounted or removed?)".into(),
-            });
+            return Err(e);
         }
         let mut m = match self.manifest.take() {
             Some(m) => m,
-            None => Manifest::load(&self.target)?,
+            None => Manifest::load(self.target.as_ref())?,
         };
         let result = self.round_with(&mut m, applied, now_ms);
         self.manifest = Some(m);
@@ -399,7 +479,7 @@ impl Shipper {
             m.complete_as_of_ms = now_ms;
         }
         if *m != before {
-            m.store(&self.target)?;
+            m.store(self.target.as_ref())?;
         }
         Ok(report)
     }
@@ -461,9 +541,7 @@ impl Shipper {
         bytes: &[u8],
         now_ms: i64,
     ) -> Result<(), BackupError> {
-        let dir = self.target.join("snapshots");
-        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        write_durably(&dir, name, bytes)?;
+        self.target.put(&format!("snapshots/{name}"), bytes)?;
         m.entries.push(Entry {
             kind: EntryKind::Snapshot,
             file: format!("snapshots/{name}"),
@@ -501,10 +579,8 @@ impl Shipper {
         for r in records {
             encode_record(&r.raw, &mut bytes);
         }
-        let dir = self.target.join("logs");
-        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         let name = log_file_name(first.zxid);
-        write_durably(&dir, &name, &bytes)?;
+        self.target.put(&format!("logs/{name}"), &bytes)?;
         m.entries.push(Entry {
             kind: EntryKind::Log,
             file: format!("logs/{name}"),
@@ -644,12 +720,23 @@ pub struct Restored {
 }
 
 /// Reads a backed-up file and checks its size and SHA-256 against the manifest.
-fn read_checked(target: &Path, e: &Entry) -> Result<Vec<u8>, BackupError> {
-    let path = target.join(&e.file);
-    let bytes = fs::read(&path).map_err(|err| BackupError::Damaged {
-        file: e.file.clone(),
-        reason: format!("cannot read: {err}"),
-    })?;
+fn read_checked(target: &dyn BackupStore, e: &Entry) -> Result<Vec<u8>, BackupError> {
+    let bytes = match target.get(&e.file) {
+        Ok(Some(b)) => b,
+        Ok(None) => {
+            return Err(BackupError::Damaged {
+                file: e.file.clone(),
+                reason: "missing".into(),
+            })
+        }
+        Err(err @ BackupError::Unavailable { .. }) => return Err(err),
+        Err(err) => {
+            return Err(BackupError::Damaged {
+                file: e.file.clone(),
+                reason: format!("cannot read: {err}"),
+            })
+        }
+    };
     if bytes.len() as u64 != e.bytes {
         return Err(BackupError::Damaged {
             file: e.file.clone(),
@@ -667,9 +754,9 @@ fn read_checked(target: &Path, e: &Entry) -> Result<Vec<u8>, BackupError> {
 }
 
 /// Reads a segment's txns, checked.
-fn segment_txns(target: &Path, e: &Entry) -> Result<Vec<TxnEntry>, BackupError> {
+fn segment_txns(target: &dyn BackupStore, e: &Entry) -> Result<Vec<TxnEntry>, BackupError> {
     let bytes = read_checked(target, e)?;
-    let scan = scan_log(&target.join(&e.file), Bytes::from(bytes))?;
+    let scan = scan_log(Path::new(&e.file), Bytes::from(bytes))?;
     if let LogEnd::Torn { offset, reason } | LogEnd::Corrupt { offset, reason } = scan.end {
         return Err(BackupError::Damaged {
             file: e.file.clone(),
@@ -681,7 +768,11 @@ fn segment_txns(target: &Path, e: &Entry) -> Result<Vec<TxnEntry>, BackupError> 
 
 /// The zxid a restore point names: the last txn at or before it, checked against what
 /// the backup covers.
-pub fn resolve(target: &Path, m: &Manifest, to: RestorePoint) -> Result<i64, BackupError> {
+pub fn resolve(
+    target: &dyn BackupStore,
+    m: &Manifest,
+    to: RestorePoint,
+) -> Result<i64, BackupError> {
     let through = m
         .shipped_through
         .ok_or_else(|| BackupError::NotCovered("the backup holds nothing yet".into()))?;
@@ -745,7 +836,7 @@ pub fn resolve(target: &Path, m: &Manifest, to: RestorePoint) -> Result<i64, Bac
 
 /// Rebuilds the tree at `to` from the backup in `target`. See the module docs.
 pub fn restore_tree(
-    target: &Path,
+    target: &dyn BackupStore,
     to: RestorePoint,
     config: TreeConfig,
 ) -> Result<Restored, BackupError> {
@@ -757,7 +848,7 @@ pub fn restore_tree(
         .max_by_key(|e| e.first_zxid)
         .ok_or_else(|| BackupError::NotCovered(format!("no snapshot at or before {zxid:#x}")))?;
     let bytes = read_checked(target, base)?;
-    let mut tree = decode_snapshot(&target.join(&base.file), Bytes::from(bytes), config)?.tree;
+    let mut tree = decode_snapshot(Path::new(&base.file), Bytes::from(bytes), config)?.tree;
     let hole = |prev: i64, next: i64| {
         BackupError::NotCovered(format!(
             "the backup has no txns between {prev:#x} and {next:#x} (a hole in the shipping \
@@ -822,7 +913,7 @@ pub fn restore_tree(
 /// Restores the tree at `to` into `into/version-2/snapshot.<zxid>`, a data directory zkd
 /// and Apache ZooKeeper start from. `into` must not hold snapshots or logs already.
 pub fn restore_into(
-    target: &Path,
+    target: &dyn BackupStore,
     to: RestorePoint,
     into: &Path,
 ) -> Result<(Restored, PathBuf), BackupError> {
@@ -865,7 +956,7 @@ pub struct VerifyReport {
 /// Checks every file the manifest lists: present, size and SHA-256 as recorded, logs
 /// readable to a clean end with the recorded zxid range and contiguous txns, snapshots
 /// with valid seals and digests.
-pub fn verify(target: &Path) -> Result<VerifyReport, BackupError> {
+pub fn verify(target: &dyn BackupStore) -> Result<VerifyReport, BackupError> {
     let m = Manifest::load(target)?;
     let mut report = VerifyReport {
         gaps: m.gaps(),
@@ -896,7 +987,7 @@ pub fn verify(target: &Path) -> Result<VerifyReport, BackupError> {
                 Err(err) => Some(damage_reason(err)),
             },
             EntryKind::Snapshot => match read_checked(target, e).and_then(|b| {
-                decode_snapshot(&target.join(&e.file), Bytes::from(b), TreeConfig::default())
+                decode_snapshot(Path::new(&e.file), Bytes::from(b), TreeConfig::default())
                     .map_err(BackupError::from)
             }) {
                 Ok(s) if s.zxid == e.first_zxid => None,
@@ -916,12 +1007,8 @@ pub fn verify(target: &Path) -> Result<VerifyReport, BackupError> {
     }
     let listed: std::collections::HashSet<&str> =
         m.entries.iter().map(|e| e.file.as_str()).collect();
-    for sub in ["logs", "snapshots"] {
-        let Ok(dir) = fs::read_dir(target.join(sub)) else {
-            continue;
-        };
-        for f in dir.flatten() {
-            let name = format!("{sub}/{}", f.file_name().to_string_lossy());
+    for sub in ["logs/", "snapshots/"] {
+        for name in target.list(sub)? {
             if !listed.contains(name.as_str()) {
                 report.unlisted.push(name);
             }

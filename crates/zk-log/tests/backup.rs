@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use zk_log::backup::{
-    restore_into, restore_tree, verify, BackupError, Manifest, RestorePoint, Shipper,
+    restore_into, restore_tree, verify, BackupError, DirStore, Manifest, RestorePoint, Shipper,
 };
 use zk_log::snapfile::write_snapshot_file;
 use zk_log::{recover, DataDirs, FsStorage, SnapshotCompression, TxnLog, TxnLogConfig};
@@ -130,7 +130,7 @@ fn ships_round_by_round_and_restores_any_covered_zxid_or_time() {
     let target = root.join("backup");
     std::fs::create_dir_all(&target).unwrap();
     let mut server = Server::new(&root.join("data"));
-    let mut shipper = Shipper::new(server.dirs.clone(), target.clone());
+    let mut shipper = Shipper::new(server.dirs.clone(), Box::new(DirStore::new(&target)));
 
     server.write(1..=30);
     // Txns applied up to 20 only: 21..=30 are logged but not yet committed.
@@ -146,7 +146,7 @@ fn ships_round_by_round_and_restores_any_covered_zxid_or_time() {
     let r = shipper.round(server.applied(), 46_000).unwrap();
     assert_eq!((r.txns, r.snapshots), (0, 0));
 
-    let m = Manifest::load(&target).unwrap();
+    let m = Manifest::load(&DirStore::new(&target)).unwrap();
     assert_eq!(m.shipped_through, Some(45));
     assert_eq!(m.complete_as_of_ms, 46_000);
     assert_eq!(m.segments().count(), 3);
@@ -157,7 +157,12 @@ fn ships_round_by_round_and_restores_any_covered_zxid_or_time() {
     assert!(m.gaps().is_empty());
 
     for z in [0, 1, 7, 20, 29, 30, 31, 44, 45] {
-        let r = restore_tree(&target, RestorePoint::Zxid(z), TreeConfig::default()).unwrap();
+        let r = restore_tree(
+            &DirStore::new(&target),
+            RestorePoint::Zxid(z),
+            TreeConfig::default(),
+        )
+        .unwrap();
         assert_eq!(r.zxid, z);
         assert!(same_tree(&r.tree, &server.tree_at(z)), "zxid {z}");
     }
@@ -169,7 +174,12 @@ fn ships_round_by_round_and_restores_any_covered_zxid_or_time() {
         (45_000, 45),
         (45_900, 45),
     ] {
-        let r = restore_tree(&target, RestorePoint::Time(t), TreeConfig::default()).unwrap();
+        let r = restore_tree(
+            &DirStore::new(&target),
+            RestorePoint::Time(t),
+            TreeConfig::default(),
+        )
+        .unwrap();
         assert_eq!(r.zxid, z, "time {t}");
         assert!(same_tree(&r.tree, &server.tree_at(z)), "time {t}");
     }
@@ -181,7 +191,7 @@ fn ships_round_by_round_and_restores_any_covered_zxid_or_time() {
         (RestorePoint::Time(999), "before the first txn"),
         (RestorePoint::Zxid(-5), "before the oldest restore point"),
     ] {
-        match restore_tree(&target, to, TreeConfig::default()) {
+        match restore_tree(&DirStore::new(&target), to, TreeConfig::default()) {
             Err(e @ BackupError::NotCovered(_)) => {
                 assert!(e.to_string().contains(says), "{to:?}: {e}")
             }
@@ -191,7 +201,7 @@ fn ships_round_by_round_and_restores_any_covered_zxid_or_time() {
 
     // Restored into a data directory that recovery (zkd's and ZooKeeper's format) loads.
     let into = root.join("restored");
-    let (r, path) = restore_into(&target, RestorePoint::Zxid(37), &into).unwrap();
+    let (r, path) = restore_into(&DirStore::new(&target), RestorePoint::Zxid(37), &into).unwrap();
     assert_eq!(path.file_name().unwrap().to_string_lossy(), "snapshot.25");
     assert_eq!(r.replayed, 7, "from snapshot.1e");
     let back = recover(
@@ -203,11 +213,11 @@ fn ships_round_by_round_and_restores_any_covered_zxid_or_time() {
     assert_eq!(back.tree.last_processed_zxid(), 37);
     assert!(same_tree(&back.tree, &server.tree_at(37)));
     assert!(matches!(
-        restore_into(&target, RestorePoint::Zxid(38), &into),
+        restore_into(&DirStore::new(&target), RestorePoint::Zxid(38), &into),
         Err(BackupError::NotEmpty(_))
     ));
 
-    let report = verify(&target).unwrap();
+    let report = verify(&DirStore::new(&target)).unwrap();
     assert_eq!((report.files, report.txns), (5, 45));
     assert!(
         report.problems.is_empty() && report.unlisted.is_empty(),
@@ -222,7 +232,7 @@ fn an_unavailable_target_catches_up_without_gaps() {
     let target = root.join("backup");
     std::fs::create_dir_all(&target).unwrap();
     let mut server = Server::new(&root.join("data"));
-    let mut shipper = Shipper::new(server.dirs.clone(), target.clone());
+    let mut shipper = Shipper::new(server.dirs.clone(), Box::new(DirStore::new(&target)));
     server.write(1..=10);
     shipper.round(10, 10_000).unwrap();
 
@@ -240,11 +250,16 @@ fn an_unavailable_target_catches_up_without_gaps() {
     std::fs::rename(&away, &target).unwrap();
     let r = shipper.round(40, 40_000).unwrap();
     assert_eq!(r.txns, 30, "{r:?}");
-    let m = Manifest::load(&target).unwrap();
+    let m = Manifest::load(&DirStore::new(&target)).unwrap();
     assert_eq!(m.shipped_through, Some(40));
     assert!(m.gaps().is_empty(), "{:?}", m.gaps());
     for z in [15, 25, 40] {
-        let r = restore_tree(&target, RestorePoint::Zxid(z), TreeConfig::default()).unwrap();
+        let r = restore_tree(
+            &DirStore::new(&target),
+            RestorePoint::Zxid(z),
+            TreeConfig::default(),
+        )
+        .unwrap();
         assert!(same_tree(&r.tree, &server.tree_at(z)), "zxid {z}");
     }
     let _ = std::fs::remove_dir_all(&root);
@@ -256,7 +271,7 @@ fn verify_names_a_damaged_segment_and_restore_refuses_it() {
     let target = root.join("backup");
     std::fs::create_dir_all(&target).unwrap();
     let mut server = Server::new(&root.join("data"));
-    let mut shipper = Shipper::new(server.dirs.clone(), target.clone());
+    let mut shipper = Shipper::new(server.dirs.clone(), Box::new(DirStore::new(&target)));
     for end in [10, 20, 30] {
         server.write(end - 9..=end);
         shipper.round(end, end * 1000).unwrap();
@@ -267,13 +282,22 @@ fn verify_names_a_damaged_segment_and_restore_refuses_it() {
     bytes[mid] ^= 0x20;
     std::fs::write(&victim, bytes).unwrap();
 
-    let report = verify(&target).unwrap();
+    let report = verify(&DirStore::new(&target)).unwrap();
     assert_eq!(report.problems.len(), 1, "{report:?}");
     assert_eq!(report.problems[0].file, "logs/log.b");
     assert!(report.problems[0].reason.contains("SHA-256"), "{report:?}");
     // Before the damage restores; through it does not.
-    restore_tree(&target, RestorePoint::Zxid(10), TreeConfig::default()).unwrap();
-    match restore_tree(&target, RestorePoint::Zxid(25), TreeConfig::default()) {
+    restore_tree(
+        &DirStore::new(&target),
+        RestorePoint::Zxid(10),
+        TreeConfig::default(),
+    )
+    .unwrap();
+    match restore_tree(
+        &DirStore::new(&target),
+        RestorePoint::Zxid(25),
+        TreeConfig::default(),
+    ) {
         Err(BackupError::Damaged { file, .. }) => assert_eq!(file, "logs/log.b"),
         other => panic!("{other:?}"),
     }
@@ -286,7 +310,7 @@ fn a_hole_in_the_local_log_is_bridged_by_a_snapshot_and_refused_inside() {
     let target = root.join("backup");
     std::fs::create_dir_all(&target).unwrap();
     let mut server = Server::new(&root.join("data"));
-    let mut shipper = Shipper::new(server.dirs.clone(), target.clone());
+    let mut shipper = Shipper::new(server.dirs.clone(), Box::new(DirStore::new(&target)));
     server.write(1..=10);
     shipper.round(10, 10_000).unwrap();
     // The server is down while txns 11..=20 happen, then takes the leader's snapshot at
@@ -309,14 +333,26 @@ fn a_hole_in_the_local_log_is_bridged_by_a_snapshot_and_refused_inside() {
     let r = shipper.round(e1 | 5, 50_000).unwrap();
     assert_eq!((r.txns, r.snapshots), (5, 1), "{r:?}");
     assert!(r.waiting.is_none(), "{r:?}");
-    let m = Manifest::load(&target).unwrap();
+    let m = Manifest::load(&DirStore::new(&target)).unwrap();
     assert_eq!(m.gaps(), vec![(10, 20)]);
-    assert_eq!(verify(&target).unwrap().gaps, vec![(10, 20)]);
+    assert_eq!(
+        verify(&DirStore::new(&target)).unwrap().gaps,
+        vec![(10, 20)]
+    );
     for z in [10, 20, e1 | 3] {
-        let r = restore_tree(&target, RestorePoint::Zxid(z), TreeConfig::default()).unwrap();
+        let r = restore_tree(
+            &DirStore::new(&target),
+            RestorePoint::Zxid(z),
+            TreeConfig::default(),
+        )
+        .unwrap();
         assert!(same_tree(&r.tree, &server.tree_at(z)), "zxid {z:#x}");
     }
-    match restore_tree(&target, RestorePoint::Zxid(15), TreeConfig::default()) {
+    match restore_tree(
+        &DirStore::new(&target),
+        RestorePoint::Zxid(15),
+        TreeConfig::default(),
+    ) {
         Err(e @ BackupError::NotCovered(_)) => {
             assert!(
                 e.to_string().contains("no txns between 0xa and 0x14"),

@@ -2,13 +2,12 @@
 //! `backup.intervalMs`, shipping what the core has applied, and the status the
 //! AdminServer (`/commands/backup`) and the metrics report.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
-use zk_log::backup::{zxid_distance, Shipper};
+use zk_log::backup::{zxid_distance, BackupStore, Shipper};
 use zk_log::DataDirs;
 
 /// What the backup has done, for operators.
@@ -47,9 +46,13 @@ pub struct Backup {
 
 impl Backup {
     /// Starts shipping `dirs` to `target` every `interval`.
-    pub fn spawn(dirs: DataDirs, target: PathBuf, interval: Duration) -> std::io::Result<Backup> {
+    pub fn spawn(
+        dirs: DataDirs,
+        target: Box<dyn BackupStore>,
+        interval: Duration,
+    ) -> std::io::Result<Backup> {
         let status = Arc::new(Mutex::new(BackupStatus {
-            target: target.display().to_string(),
+            target: target.describe(),
             shipped_zxid: -1,
             ..BackupStatus::default()
         }));

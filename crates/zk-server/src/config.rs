@@ -72,10 +72,14 @@ pub struct Config {
     /// reconnecting client's persistent watches get exactly the events they missed (0 =
     /// off: ZooKeeper's behaviour, re-armed with the changes lost).
     pub watch_catchup_retain_txns: usize,
-    /// `backup.dir` (zkd): a directory (an existing mount) the server ships its snapshots
-    /// and committed txns to as they are written, for point-in-time restore
-    /// (`zkcli restore`). Unset: no backup.
-    pub backup_dir: Option<PathBuf>,
+    /// `backup.target` (zkd; `backup.dir` is the same key): where the server ships its
+    /// snapshots and committed txns as they are written, for point-in-time restore
+    /// (`zkcli restore`): a directory (an existing mount) or `s3://bucket/prefix`.
+    /// Unset: no backup.
+    pub backup_target: Option<String>,
+    /// `backup.s3.endpoint`, `backup.s3.region`, `backup.s3.accessKeyId`,
+    /// `backup.s3.secretAccessKey` (zkd): S3 settings over the `AWS_*` environment's.
+    pub backup_s3: zk_backup::S3Options,
     /// `backup.intervalMs` (zkd): how often the backup ships what is new; the most a
     /// backup can be behind on a healthy target.
     pub backup_interval_ms: u64,
@@ -305,7 +309,8 @@ impl Default for Config {
             stall_threshold_ms: 2000,
             max_expirations_per_tick: 0,
             watch_catchup_retain_txns: 600_000,
-            backup_dir: None,
+            backup_target: None,
+            backup_s3: zk_backup::S3Options::default(),
             backup_interval_ms: 1000,
             max_packet: None,
             secure_max_packet: None,
@@ -595,7 +600,11 @@ impl Config {
                 "sessionExpiry.stallThresholdMs" => c.stall_threshold_ms = number(k, v)?,
                 "sessionExpiry.maxPerTick" => c.max_expirations_per_tick = number(k, v)?,
                 "watchCatchup.retainTxns" => c.watch_catchup_retain_txns = number(k, v)?,
-                "backup.dir" => c.backup_dir = Some(PathBuf::from(v)),
+                "backup.dir" | "backup.target" => c.backup_target = Some(v.clone()),
+                "backup.s3.endpoint" => c.backup_s3.endpoint = Some(v.clone()),
+                "backup.s3.region" => c.backup_s3.region = Some(v.clone()),
+                "backup.s3.accessKeyId" => c.backup_s3.access_key_id = Some(v.clone()),
+                "backup.s3.secretAccessKey" => c.backup_s3.secret_access_key = Some(v.clone()),
                 "backup.intervalMs" => c.backup_interval_ms = number(k, v)?,
                 "clientPort.maxPacket" => c.max_packet = Some(packet_size(k, v)?),
                 "secureClientPort.maxPacket" => c.secure_max_packet = Some(packet_size(k, v)?),
@@ -1041,8 +1050,11 @@ struct TomlConfig {
     stall_threshold_ms: Option<u64>,
     max_expirations_per_tick: Option<usize>,
     watch_catchup_retain_txns: Option<usize>,
-    backup_dir: Option<PathBuf>,
+    backup_dir: Option<String>,
+    backup_target: Option<String>,
     backup_interval_ms: Option<u64>,
+    backup_s3_endpoint: Option<String>,
+    backup_s3_region: Option<String>,
     max_packet: Option<usize>,
     secure_max_packet: Option<usize>,
     size_warn_percent: Option<u8>,
@@ -1207,7 +1219,9 @@ impl Config {
             server_id,
             admin_enabled
         );
-        c.backup_dir = t.backup_dir.clone();
+        c.backup_target = t.backup_target.clone().or_else(|| t.backup_dir.clone());
+        c.backup_s3.endpoint = t.backup_s3_endpoint.clone();
+        c.backup_s3.region = t.backup_s3_region.clone();
         c.max_packet = t.max_packet;
         c.secure_max_packet = t.secure_max_packet;
         for (key, v) in [
@@ -1442,12 +1456,21 @@ mod more_tests {
     fn backup_settings_in_zoo_cfg_and_toml() {
         let p = parse_properties("dataDir=/d\nbackup.dir=/mnt/backup\nbackup.intervalMs=250\n");
         let c = Config::from_properties(&p, &BTreeMap::new()).unwrap();
-        assert_eq!(c.backup_dir, Some(PathBuf::from("/mnt/backup")));
+        assert_eq!(c.backup_target.as_deref(), Some("/mnt/backup"));
         assert_eq!(c.backup_interval_ms, 250);
         let c = Config::from_toml("data_dir = \"/d\"\nbackup_dir = \"/b\"\n").unwrap();
         assert_eq!(
-            (c.backup_dir, c.backup_interval_ms),
-            (Some(PathBuf::from("/b")), 1000)
+            (c.backup_target.as_deref(), c.backup_interval_ms),
+            (Some("/b"), 1000)
+        );
+        let p = parse_properties(
+            "dataDir=/d\nbackup.target=s3://b/zk1\nbackup.s3.endpoint=http://127.0.0.1:9000\n",
+        );
+        let c = Config::from_properties(&p, &BTreeMap::new()).unwrap();
+        assert_eq!(c.backup_target.as_deref(), Some("s3://b/zk1"));
+        assert_eq!(
+            c.backup_s3.endpoint.as_deref(),
+            Some("http://127.0.0.1:9000")
         );
         let bad = parse_properties("dataDir=/d\nbackup.intervalMs=soon\n");
         assert!(Config::from_properties(&bad, &BTreeMap::new()).is_err());

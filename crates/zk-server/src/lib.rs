@@ -232,14 +232,16 @@ pub async fn run_with_listeners(
         )
         .await?;
     }
-    if let Some(target) = &config.backup_dir {
+    if let Some(spec) = &config.backup_target {
+        let target = zk_backup::open(spec, &config.backup_s3)
+            .map_err(|e| ServerError::Io(std::io::Error::other(format!("backup.target: {e}"))))?;
         let backup = backup::Backup::spawn(
             dirs.clone(),
-            target.clone(),
+            target,
             Duration::from_millis(config.backup_interval_ms.max(10)),
         )?;
         backup.set_applied(core.tree.last_processed_zxid());
-        tracing::info!(target = %target.display(), interval_ms = config.backup_interval_ms, "continuous backup on");
+        tracing::info!(target = %spec, interval_ms = config.backup_interval_ms, "continuous backup on");
         core.backup = Some(backup);
     }
     let tick = Duration::from_millis(u64::from(config.tick_time_ms.max(2) / 2));
