@@ -376,3 +376,174 @@ fn the_java_client_gets_every_missed_event_on_zkd_and_not_on_zookeeper() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+const CURATOR_JARS: &[&str] = &[
+    "curator-client",
+    "curator-framework",
+    "curator-recipes",
+    "zookeeper",
+    "zookeeper-jute",
+    "guava",
+    "slf4j-api",
+    "netty-handler",
+    "netty-transport",
+    "netty-common",
+    "netty-buffer",
+];
+
+/// A cached or served node: (path, base64 data, version).
+type CachedNode = (String, String, i32);
+
+/// What a cache client ended with after the cut: listener events after the reconnect,
+/// its nodes, and the server's.
+struct CacheOutcome {
+    events: u64,
+    cached: Vec<CachedNode>,
+    served: Vec<CachedNode>,
+}
+
+/// The server's `/w` tree as (path, base64 data, version), sorted.
+async fn served_tree(c: &Client) -> Vec<CachedNode> {
+    use base64::Engine as _;
+    let mut out = Vec::new();
+    let mut todo = vec!["/w".to_owned()];
+    while let Some(p) = todo.pop() {
+        let (data, stat) = c.get_data(&p).await.unwrap();
+        let data = base64::engine::general_purpose::STANDARD.encode(data.unwrap_or_default());
+        for k in c.get_children(&p).await.unwrap() {
+            todo.push(format!("{p}/{k}"));
+        }
+        out.push((p, data, stat.version));
+    }
+    out.sort();
+    out
+}
+
+/// The catch-up scenario with an external cache client (`program` plus the connect
+/// string), speaking tests/java/CacheCheck.java's line protocol; deletes 50 nodes too.
+fn cache_scenario(mut program: Command, servers: &[SocketAddr]) -> CacheOutcome {
+    let rt = zk_tests::runtime();
+    let writer = rt
+        .block_on(Client::connect(&servers[2].to_string()))
+        .unwrap();
+    rt.block_on(watched_tree(&writer));
+    let (p1, p2) = (Proxy::start(servers[0]), Proxy::start(servers[1]));
+    p2.cut();
+    let mut child = program
+        .arg(format!("{},{}", p1.addr, p2.addr))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut expect = |what: &str| {
+        let line = lines.next().and_then(Result::ok).unwrap_or_default();
+        assert_eq!(line, what, "the cache client");
+    };
+    expect("READY");
+    rt.block_on(live_changes(&writer));
+    expect("LIVE-OK");
+    p1.cut();
+    expect("DISCONNECTED");
+    rt.block_on(async {
+        missed_changes(&writer).await;
+        for i in 100..150 {
+            writer.delete(&format!("/w/n{i:04}"), -1).await.unwrap();
+        }
+    });
+    p2.heal();
+    writeln!(child.stdin.take().unwrap(), "GO").unwrap();
+    expect("RECONNECTED");
+    let mut events = 0;
+    let mut cached = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(n) = line.strip_prefix("EVENTS ") {
+            events = n.parse().unwrap();
+        } else if let Some(rest) = line.strip_prefix("N ") {
+            let mut f = rest.split(' ');
+            let (p, d, v) = (f.next(), f.next(), f.next());
+            cached.push((
+                p.unwrap_or_default().to_owned(),
+                d.unwrap_or_default().to_owned(),
+                v.and_then(|v| v.parse().ok()).unwrap_or(-1),
+            ));
+        } else if line == "DONE" {
+            break;
+        }
+    }
+    let _ = child.wait();
+    let served = rt.block_on(served_tree(&writer));
+    rt.block_on(writer.close());
+    cached.sort();
+    CacheOutcome {
+        events,
+        cached,
+        served,
+    }
+}
+
+fn check_cache(who: &str, server: &str, o: &CacheOutcome) {
+    let missing = o.served.iter().filter(|n| !o.cached.contains(n)).count();
+    let extra = o.cached.iter().filter(|n| !o.served.contains(n)).count();
+    println!(
+        "{who} on {server}: {} cached nodes, {} served, {missing} missing or stale, {extra} extra; {} cache events after the reconnect",
+        o.cached.len(),
+        o.served.len(),
+        o.events
+    );
+    assert!(
+        o.cached == o.served,
+        "{who} on {server}: the cache differs from the server's tree ({missing} missing or stale, {extra} extra)"
+    );
+}
+
+#[test]
+fn curator_cache_and_kazoo_tree_cache_end_equal_to_the_server() {
+    let dir = std::env::temp_dir().join(format!("zkd-catchup-caches-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let curator = zk_tests::java::jdk_with(CURATOR_JARS);
+    let kazoo = zk_tests::python_has("kazoo");
+    let classes = dir.join("classes");
+    if curator {
+        let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("java/CacheCheck.java");
+        zk_tests::java::javac(&source, &classes, CURATOR_JARS);
+    }
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("kazoo/tree_cache_check.py");
+    let java = || {
+        let mut c = Command::new("java");
+        c.arg("-cp")
+            .arg(zk_tests::java::classpath(&classes, CURATOR_JARS))
+            .arg("CacheCheck");
+        c
+    };
+    let python = || {
+        let mut c = Command::new("python3");
+        c.arg(&script);
+        c
+    };
+    let mut runs: Vec<(&str, Box<dyn Fn() -> Command>)> = Vec::new();
+    if curator {
+        runs.push(("Curator CuratorCache", Box::new(java)));
+    }
+    if kazoo {
+        runs.push(("kazoo TreeCache", Box::new(python)));
+    }
+    for (who, program) in &runs {
+        let servers = zk_tests::zkd::start_ensemble_with("catchup-cache", 3, |c| {
+            c.max_session_timeout_ms = Some(60_000);
+        });
+        let addrs: Vec<SocketAddr> = servers.iter().map(|s| s.addr).collect();
+        let outcome = cache_scenario(program(), &addrs);
+        check_cache(who, "zkd", &outcome);
+        drop(servers);
+        if zk_tests::zookeeper::available() {
+            let zks = zk_tests::zookeeper::start_ensemble("catchup-cache", 3);
+            let addrs: Vec<SocketAddr> = zks.iter().map(|z| z.addr).collect();
+            let outcome = cache_scenario(program(), &addrs);
+            check_cache(who, "Apache ZooKeeper 3.8", &outcome);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
