@@ -391,6 +391,9 @@ const CURATOR_JARS: &[&str] = &[
     "netty-buffer",
 ];
 
+/// Starts a cache client (without its connect string).
+type Launcher<'a> = Box<dyn Fn() -> Command + 'a>;
+
 /// A cached or served node: (path, base64 data, version).
 type CachedNode = (String, String, i32);
 
@@ -523,7 +526,7 @@ fn curator_cache_and_kazoo_tree_cache_end_equal_to_the_server() {
         c.arg(&script);
         c
     };
-    let mut runs: Vec<(&str, Box<dyn Fn() -> Command>)> = Vec::new();
+    let mut runs: Vec<(&str, Launcher)> = Vec::new();
     if curator {
         runs.push(("Curator CuratorCache", Box::new(java)));
     }
