@@ -1022,6 +1022,7 @@ fn chaos_on_real_processes_keeps_every_promise() {
         finals,
         watches: rec.watches.lock().unwrap().clone(),
         syncs: Vec::new(),
+        lin_reads: Vec::new(),
     };
     let mut violations = zk_sim::check::check(&history);
     violations.extend(disagreements);

@@ -839,6 +839,13 @@ pub fn to_frame(msg: &Msg) -> pb::Frame {
             zxid: *zxid,
             epoch: *epoch,
         }),
+        Msg::ReadIndex(id) => Kind::ReadIndex(*id),
+        Msg::ReadIndexDone { id, zxid } => Kind::ReadIndexDone(pb::ReadIndexDone {
+            id: *id,
+            zxid: *zxid,
+        }),
+        Msg::Confirm(id) => Kind::Confirm(*id),
+        Msg::Confirmed(id) => Kind::Confirmed(*id),
     };
     pb::Frame { kind: Some(kind) }
 }
@@ -886,6 +893,13 @@ pub fn from_frame(frame: pb::Frame) -> Option<Msg> {
             zxid: h.zxid,
             epoch: h.epoch,
         },
+        Kind::ReadIndex(id) => Msg::ReadIndex(id),
+        Kind::ReadIndexDone(r) => Msg::ReadIndexDone {
+            id: r.id,
+            zxid: r.zxid,
+        },
+        Kind::Confirm(id) => Msg::Confirm(id),
+        Kind::Confirmed(id) => Msg::Confirmed(id),
     })
 }
 
@@ -974,6 +988,13 @@ mod tests {
             Msg::Request(vec![4, 5]),
             Msg::Ping(Vec::new()),
             Msg::SyncDone(vec![7; 12]),
+            Msg::ReadIndex(u64::MAX),
+            Msg::ReadIndexDone {
+                id: 9,
+                zxid: 5 << 32,
+            },
+            Msg::Confirm(1),
+            Msg::Confirmed(2),
             Msg::Handoff {
                 to: 2,
                 zxid: 3 << 32,

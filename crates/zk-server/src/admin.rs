@@ -479,6 +479,8 @@ pub(crate) fn answer(
                 "backup_lag_txns": core.backup.as_ref().map_or(-1, |b| b.status(crate::core::wall_ms()).lag_txns),
                 "backup_lag_ms": core.backup.as_ref().map_or(-1, |b| b.status(crate::core::wall_ms()).lag_ms),
                 "backup_failures": core.backup.as_ref().map_or(0, |b| b.status(0).failures),
+                "read_barrier_reads": core.barrier_reads,
+                "read_barrier_failures": core.barrier_failures,
             }),
         ),
         "hot_paths" => {

@@ -14,6 +14,58 @@ pub struct ConfigError {
     pub problem: String,
 }
 
+/// How a read is served in an ensemble (`readPolicy`); see [`Config::read_policy`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadPolicy {
+    Local,
+    Linearizable,
+    /// Local when in touch with the leader (or, leading, a quorum) within this many ms.
+    Bounded(u64),
+}
+
+impl ReadPolicy {
+    /// `local`, `linearizable`, `bounded(500)` (or `bounded:500`).
+    pub fn parse(key: &str, value: &str) -> Result<ReadPolicy, ConfigError> {
+        let v = value.trim().to_ascii_lowercase();
+        let bad = || ConfigError {
+            key: key.to_owned(),
+            problem: format!("{value:?} is not a read policy: local, linearizable or bounded(MS)"),
+        };
+        match v.as_str() {
+            "local" => Ok(ReadPolicy::Local),
+            "linearizable" => Ok(ReadPolicy::Linearizable),
+            _ => {
+                let ms = v
+                    .strip_prefix("bounded(")
+                    .and_then(|r| r.strip_suffix(')'))
+                    .or_else(|| v.strip_prefix("bounded:"))
+                    .ok_or_else(bad)?;
+                ms.trim()
+                    .parse::<u64>()
+                    .map(ReadPolicy::Bounded)
+                    .map_err(|_| bad())
+            }
+        }
+    }
+}
+
+impl Config {
+    /// The policy for reads of `path`: the longest matching prefix's, else the default.
+    pub fn read_policy_for(&self, path: &str) -> ReadPolicy {
+        self.read_policy_prefixes
+            .iter()
+            .filter(|(prefix, _)| {
+                path == prefix
+                    || prefix == "/"
+                    || path
+                        .strip_prefix(prefix.as_str())
+                        .is_some_and(|rest| rest.starts_with('/'))
+            })
+            .max_by_key(|(prefix, _)| prefix.len())
+            .map_or(self.read_policy, |(_, p)| *p)
+    }
+}
+
 /// Everything the standalone server needs to start.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -80,6 +132,16 @@ pub struct Config {
     /// `backup.s3.endpoint`, `backup.s3.region`, `backup.s3.accessKeyId`,
     /// `backup.s3.secretAccessKey` (zkd): S3 settings over the `AWS_*` environment's.
     pub backup_s3: zk_backup::S3Options,
+    /// `readPolicy` (zkd): how reads are served in an ensemble by default: `local` (as
+    /// ZooKeeper: from this server's state, possibly behind the leader), `linearizable`
+    /// (after a read barrier: the leader confirms with a quorum that it still leads, and
+    /// this server applies everything committed until then), or `bounded(ms)` (locally
+    /// while this server heard from its leader, or a leader from a quorum, within `ms`;
+    /// otherwise as `linearizable`).
+    pub read_policy: ReadPolicy,
+    /// `readPolicy./path=...` (zkd): the policy for a subtree (longest prefix wins), e.g.
+    /// `readPolicy./locks=linearizable` with `readPolicy=local`.
+    pub read_policy_prefixes: Vec<(String, ReadPolicy)>,
     /// `backup.intervalMs` (zkd): how often the backup ships what is new; the most a
     /// backup can be behind on a healthy target.
     pub backup_interval_ms: u64,
@@ -312,6 +374,8 @@ impl Default for Config {
             backup_target: None,
             backup_s3: zk_backup::S3Options::default(),
             backup_interval_ms: 1000,
+            read_policy: ReadPolicy::Local,
+            read_policy_prefixes: Vec::new(),
             max_packet: None,
             secure_max_packet: None,
             size_warn_percent: 80,
@@ -606,6 +670,12 @@ impl Config {
                 "backup.s3.accessKeyId" => c.backup_s3.access_key_id = Some(v.clone()),
                 "backup.s3.secretAccessKey" => c.backup_s3.secret_access_key = Some(v.clone()),
                 "backup.intervalMs" => c.backup_interval_ms = number(k, v)?,
+                "readPolicy" => c.read_policy = ReadPolicy::parse(k, v)?,
+                _ if k.starts_with("readPolicy./") => {
+                    let prefix = k.trim_start_matches("readPolicy.").to_owned();
+                    c.read_policy_prefixes
+                        .push((prefix, ReadPolicy::parse(k, v)?));
+                }
                 "clientPort.maxPacket" => c.max_packet = Some(packet_size(k, v)?),
                 "secureClientPort.maxPacket" => c.secure_max_packet = Some(packet_size(k, v)?),
                 "guardrails.warnPercent" => c.size_warn_percent = percent(k, v)?,
@@ -1054,6 +1124,8 @@ struct TomlConfig {
     backup_target: Option<String>,
     backup_interval_ms: Option<u64>,
     backup_s3_endpoint: Option<String>,
+    read_policy: Option<String>,
+    read_policy_prefixes: Option<BTreeMap<String, String>>,
     backup_s3_region: Option<String>,
     max_packet: Option<usize>,
     secure_max_packet: Option<usize>,
@@ -1221,6 +1293,15 @@ impl Config {
         );
         c.backup_target = t.backup_target.clone().or_else(|| t.backup_dir.clone());
         c.backup_s3.endpoint = t.backup_s3_endpoint.clone();
+        if let Some(p) = &t.read_policy {
+            c.read_policy = ReadPolicy::parse("read_policy", p)?;
+        }
+        for (prefix, p) in t.read_policy_prefixes.iter().flatten() {
+            c.read_policy_prefixes.push((
+                prefix.clone(),
+                ReadPolicy::parse("read_policy_prefixes", p)?,
+            ));
+        }
         c.backup_s3.region = t.backup_s3_region.clone();
         c.max_packet = t.max_packet;
         c.secure_max_packet = t.secure_max_packet;

@@ -142,6 +142,8 @@ enum Queued {
     },
     /// A write of this session (its cxid) not yet committed: later reads wait for it.
     Write { cxid: i32 },
+    /// A read barrier (`readPolicy`): the read behind it waits until it has passed.
+    Barrier { token: u64, passed: bool },
 }
 
 /// What a logged txn is for, to act on it once durable.
@@ -213,6 +215,12 @@ pub struct Core {
     pub(crate) catch_up: CatchUpStats,
     /// Continuous backup (`backup.dir`), when configured.
     pub(crate) backup: Option<crate::backup::Backup>,
+    /// Read barriers in flight (`readPolicy`): token -> (session, connection).
+    read_barriers: HashMap<u64, (i64, ConnId)>,
+    next_read_token: u64,
+    /// Reads served after a barrier, and barriers that failed (their connection closed).
+    pub(crate) barrier_reads: u64,
+    pub(crate) barrier_failures: u64,
 }
 
 /// How reconnecting clients' persistent watches were caught up.
@@ -319,6 +327,10 @@ impl Core {
             intro: Default::default(),
             catch_up: CatchUpStats::default(),
             backup: None,
+            read_barriers: HashMap::new(),
+            next_read_token: 1,
+            barrier_reads: 0,
+            barrier_failures: 0,
             config,
         }
     }
@@ -747,6 +759,8 @@ impl Core {
             self.replica_sync(conn, session, header.xid, path);
         } else if is_write {
             self.write(conn, session, header, request);
+        } else if self.needs_barrier(&request) {
+            self.read_after_barrier(conn, session, header, request);
         } else if self.queues.get(&session).is_some_and(|q| !q.is_empty()) {
             self.queues
                 .entry(session)
@@ -1048,6 +1062,107 @@ impl Core {
         }
     }
 
+    /// Whether `request` is a read this server must not answer from its own state alone:
+    /// an ensemble member whose `readPolicy` for the paths read is `linearizable`, or
+    /// `bounded(ms)` while out of touch for longer than that.
+    fn needs_barrier(&self, request: &Request) -> bool {
+        let Some(r) = &self.replica else {
+            return false;
+        };
+        let policy = |path: &str| self.config.read_policy_for(path);
+        let policies: Vec<crate::config::ReadPolicy> = match request {
+            Request::GetData(g) => vec![policy(&g.path)],
+            Request::Exists(e) => vec![policy(&e.path)],
+            Request::GetChildren(g) => vec![policy(&g.path)],
+            Request::GetChildren2(g) => vec![policy(&g.path)],
+            Request::GetAcl(g) => vec![policy(&g.path)],
+            Request::GetAllChildrenNumber(g) => vec![policy(&g.path)],
+            Request::GetEphemerals(g) => vec![policy(&g.prefix_path)],
+            Request::MultiRead(ops) => ops
+                .iter()
+                .filter_map(|op| match op {
+                    MultiOp::GetData(g) => Some(policy(&g.path)),
+                    MultiOp::GetChildren(g) => Some(policy(&g.path)),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let age = r.peer.contact_age();
+        policies.iter().any(|p| match p {
+            crate::config::ReadPolicy::Local => false,
+            crate::config::ReadPolicy::Linearizable => true,
+            crate::config::ReadPolicy::Bounded(ms) => age.is_none_or(|a| a > *ms),
+        })
+    }
+
+    /// Queues a read behind a read barrier (after the session's earlier requests).
+    fn read_after_barrier(
+        &mut self,
+        conn: ConnId,
+        session: i64,
+        header: RequestHeader,
+        request: Request,
+    ) {
+        let token = self.next_read_token;
+        self.next_read_token += 1;
+        let Some(r) = self.replica.as_mut() else {
+            return;
+        };
+        let mut out = Vec::new();
+        if !r.peer.read_barrier(token, &mut out) {
+            // Not leading or following right now: the client reconnects and asks again.
+            self.replica_outputs(out);
+            self.barrier_failures += 1;
+            self.send(conn, Out::Close);
+            return;
+        }
+        self.read_barriers.insert(token, (session, conn));
+        let q = self.queues.entry(session).or_default();
+        q.push_back(Queued::Barrier {
+            token,
+            passed: false,
+        });
+        q.push_back(Queued::Read {
+            conn,
+            header,
+            request,
+        });
+        self.replica_outputs(out);
+    }
+
+    /// A read barrier passed (serve what waits behind it) or failed (this server left its
+    /// role: the connection closes, its client asks another server).
+    pub(crate) fn barrier_done(&mut self, token: u64, passed: bool) {
+        let Some((session, conn)) = self.read_barriers.remove(&token) else {
+            return;
+        };
+        if let Some(q) = self.queues.get_mut(&session) {
+            if passed {
+                for item in q.iter_mut() {
+                    if let Queued::Barrier { token: t, passed } = item {
+                        if *t == token {
+                            *passed = true;
+                        }
+                    }
+                }
+            } else {
+                q.retain(|item| match item {
+                    Queued::Barrier { token: t, .. } => *t != token,
+                    Queued::Read { conn: c, .. } => *c != conn,
+                    Queued::Write { .. } => true,
+                });
+            }
+        }
+        if passed {
+            self.barrier_reads += 1;
+        } else {
+            self.barrier_failures += 1;
+            self.send(conn, Out::Close);
+        }
+        self.drain(session);
+    }
+
     /// Serves the reads that were waiting behind a session's writes.
     fn drain(&mut self, session: i64) {
         loop {
@@ -1065,7 +1180,10 @@ impl Core {
                         self.read(conn, header, request);
                     }
                 }
-                Some(Queued::Write { .. }) => return,
+                Some(Queued::Barrier { passed: true, .. }) => {
+                    q.pop_front();
+                }
+                Some(Queued::Write { .. } | Queued::Barrier { .. }) => return,
                 None => {
                     self.queues.remove(&session);
                     return;

@@ -51,6 +51,17 @@ pub struct Read {
     pub value: Option<Vec<u8>>,
 }
 
+/// A linearizable read (its value is checked as a [`Read`] too): when it was asked and
+/// answered, and the state (zxid) it was served from.
+#[derive(Debug, Clone)]
+pub struct LinRead {
+    pub client: usize,
+    pub key: String,
+    pub zxid: Zxid,
+    pub invoked: u64,
+    pub responded: u64,
+}
+
 /// A watch a client set (`exists` with a watch) and what it delivered.
 #[derive(Debug, Clone)]
 pub struct WatchRecord {
@@ -88,6 +99,7 @@ pub struct History {
     pub finals: Vec<(usize, Zxid, i64, bool)>,
     pub watches: Vec<WatchRecord>,
     pub syncs: Vec<SyncRecord>,
+    pub lin_reads: Vec<LinRead>,
 }
 
 /// Checks a history; every violation is one line.
@@ -216,6 +228,8 @@ pub fn check(h: &History) -> Vec<String> {
         }
     }
 
+    lin_reads_are_linearizable(h, &values, &by_response, &mut v);
+
     // Watches fire exactly once, for the first change of their key after they were set.
     for w in &h.watches {
         let next = values
@@ -263,6 +277,74 @@ pub fn check(h: &History) -> Vec<String> {
         }
     }
     v
+}
+
+/// Linearizable reads: each is served from a state that holds every write acknowledged
+/// before it was asked (so an old leader cut off from the quorum cannot answer), holds no
+/// acknowledged write asked after it was answered, and never shows a key older than a
+/// read of the same key answered before it was asked.
+fn lin_reads_are_linearizable(
+    h: &History,
+    values: &BTreeMap<String, KeyHistory>,
+    by_response: &[&AckedWrite],
+    v: &mut Vec<String>,
+) {
+    // The zxid of the last change to `key` at or before `zxid` (0: never changed).
+    let touched_at = |key: &str, zxid: Zxid| -> Zxid {
+        values
+            .get(key)
+            .and_then(|hist| hist.iter().rev().find(|(z, _)| *z <= zxid))
+            .map_or(0, |(z, _)| *z)
+    };
+    let invoked_of: BTreeMap<Zxid, u64> = h.acked.iter().map(|a| (a.zxid, a.invoked)).collect();
+    for r in &h.lin_reads {
+        let newest = by_response
+            .iter()
+            .take_while(|a| a.responded < r.invoked)
+            .map(|a| a.zxid)
+            .max();
+        if let Some(z) = newest.filter(|z| *z > r.zxid) {
+            v.push(format!(
+                "client {}'s linearizable read of {} asked at {} ms was served at {:#x}, before the acknowledged {z:#x}",
+                r.client, r.key, r.invoked, r.zxid
+            ));
+        }
+        let source = touched_at(&r.key, r.zxid);
+        if let Some(&asked) = invoked_of.get(&source) {
+            if asked > r.responded {
+                v.push(format!(
+                    "client {}'s linearizable read of {} answered at {} ms shows {source:#x}, asked only at {asked} ms",
+                    r.client, r.key, r.responded
+                ));
+            }
+        }
+    }
+    // Reads of a key answered before another was asked: the later one is not older.
+    let mut events: Vec<(u64, bool, usize)> = Vec::new();
+    for (i, r) in h.lin_reads.iter().enumerate() {
+        events.push((r.invoked, false, i));
+        events.push((r.responded, true, i));
+    }
+    // At equal times an invocation comes first: those reads overlap.
+    events.sort();
+    let mut newest_seen: BTreeMap<&str, (Zxid, usize)> = BTreeMap::new();
+    for (_, answered, i) in events {
+        let r = &h.lin_reads[i];
+        let at = touched_at(&r.key, r.zxid);
+        if answered {
+            let e = newest_seen.entry(r.key.as_str()).or_insert((at, i));
+            if at > e.0 {
+                *e = (at, i);
+            }
+        } else if let Some(&(seen, j)) = newest_seen.get(r.key.as_str()) {
+            if at < seen {
+                v.push(format!(
+                    "client {}'s linearizable read of {} shows {at:#x}, older than client {}'s read answered before it was asked ({seen:#x})",
+                    r.client, r.key, h.lin_reads[j].client
+                ));
+            }
+        }
+    }
 }
 
 /// Ephemerals vanish exactly with their session: every owner is a live session, and an
@@ -405,6 +487,48 @@ mod tests {
             value: None,
         });
         assert!(check(&h).iter().any(|l| l.contains("the model says")));
+    }
+
+    fn lin(key: &str, zxid: Zxid, invoked: u64, responded: u64) -> LinRead {
+        LinRead {
+            client: 1,
+            key: key.to_owned(),
+            zxid,
+            invoked,
+            responded,
+        }
+    }
+
+    #[test]
+    fn linearizable_reads_are_checked_against_real_time() {
+        let mut h = history();
+        h.lin_reads.push(lin("/b", 0x1_0000_0002, 20, 25));
+        assert_eq!(check(&h), Vec::<String>::new());
+        // Served from a state without /b, though its create was acknowledged first: the
+        // stale leader's answer.
+        let mut h = history();
+        h.lin_reads.push(lin("/b", 0x1_0000_0001, 20, 25));
+        let v = check(&h);
+        assert!(
+            v.iter().any(|l| l.contains("before the acknowledged")),
+            "{v:?}"
+        );
+        // Showing a write asked only after the read was answered.
+        let mut h = history();
+        h.lin_reads.push(lin("/b", 0x1_0000_0002, 0, 1));
+        let v = check(&h);
+        assert!(v.iter().any(|l| l.contains("asked only at")), "{v:?}");
+        // A read older than one answered before it was asked.
+        let mut h = history();
+        h.lin_reads.push(lin("/b", 0x1_0000_0002, 5, 8));
+        h.lin_reads.push(lin("/b", 0x1_0000_0001, 9, 10));
+        let v = check(&h);
+        assert!(v.iter().any(|l| l.contains("older than client")), "{v:?}");
+        // Overlapping reads may see either.
+        let mut h = history();
+        h.lin_reads.push(lin("/b", 0x1_0000_0002, 5, 9));
+        h.lin_reads.push(lin("/b", 0x1_0000_0001, 9, 10));
+        assert_eq!(check(&h), Vec::<String>::new());
     }
 
     #[test]

@@ -18,7 +18,7 @@ use zk_zab::peer::{Config, Durable, Input, Membership, Msg, Output, Peer, Role, 
 use zk_zab::quorum::Quorum;
 use zk_zab::{Millis, ServerId, Zxid};
 
-use crate::check::{self, AckedWrite, History, Read, SyncRecord, WatchRecord};
+use crate::check::{self, AckedWrite, History, LinRead, Read, SyncRecord, WatchRecord};
 use crate::Rng;
 
 /// What to simulate.
@@ -74,6 +74,10 @@ pub struct Coverage {
     pub syncs: u64,
     pub reconfigs: u64,
     pub leader_isolations: u64,
+    /// Linearizable reads served, and failed (their server left its role first).
+    pub lin_reads: u64,
+    pub lin_reads_failed: u64,
+    pub clock_stalls: u64,
 }
 
 impl Coverage {
@@ -101,6 +105,9 @@ impl Coverage {
         self.syncs += o.syncs;
         self.reconfigs += o.reconfigs;
         self.leader_isolations += o.leader_isolations;
+        self.lin_reads += o.lin_reads;
+        self.lin_reads_failed += o.lin_reads_failed;
+        self.clock_stalls += o.clock_stalls;
     }
 }
 
@@ -108,7 +115,7 @@ impl fmt::Display for Coverage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "syncs diff={} trunc={} trunc+diff={} snap={}; leader changes={}; crashes={} power losses={} partitions={} pauses={}; writes acked={} failed={}; reads={}; snapshots={}; sessions created={} expired={}; ephemerals={}; watches set={} fired={}; handoffs={} epoch renewals={}; syncs={}; reconfigs={}; leader isolations={}",
+            "syncs diff={} trunc={} trunc+diff={} snap={}; leader changes={}; crashes={} power losses={} partitions={} pauses={}; writes acked={} failed={}; reads={}; snapshots={}; sessions created={} expired={}; ephemerals={}; watches set={} fired={}; handoffs={} epoch renewals={}; syncs={}; reconfigs={}; leader isolations={}; linearizable reads={} failed={}; clock stalls={}",
             self.diff_syncs,
             self.trunc_syncs,
             self.trunc_diff_syncs,
@@ -131,7 +138,10 @@ impl fmt::Display for Coverage {
             self.epoch_renewals,
             self.syncs,
             self.reconfigs,
-            self.leader_isolations
+            self.leader_isolations,
+            self.lin_reads,
+            self.lin_reads_failed,
+            self.clock_stalls
         )
     }
 }
@@ -199,6 +209,9 @@ struct Node {
     paused_until: Millis,
     clock_offset: Millis,
     clock_permille: u64,
+    /// The node's clock stands still until this time (its timer thread starved while
+    /// it keeps handling messages and requests): (local time it shows, until).
+    clock_stall: Option<(Millis, Millis)>,
     peer: Option<Peer>,
     tree: DataTree,
     prep: PendingChanges,
@@ -237,6 +250,8 @@ struct Link {
 struct Pending {
     create_session: bool,
     sync: bool,
+    /// A linearizable read of this key, waiting for its server's read barrier.
+    lin_read: Option<String>,
     cxid: i32,
     server: usize,
     invoked: Millis,
@@ -426,6 +441,7 @@ impl World {
                 paused_until: 0,
                 clock_offset: rng.below(1_000_000),
                 clock_permille: rng.between(950, 1050),
+                clock_stall: None,
                 peer: None,
                 tree: DataTree::new(tree_config()),
                 prep: PendingChanges::default(),
@@ -483,7 +499,10 @@ impl World {
 
     fn local_now(&self, i: usize) -> Millis {
         let n = &self.nodes[i];
-        n.clock_offset + self.now * n.clock_permille / 1000
+        match n.clock_stall {
+            Some((shown, until)) if self.now < until => shown,
+            _ => n.clock_offset + self.now * n.clock_permille / 1000,
+        }
     }
 
     fn heal_at(&self) -> Millis {
@@ -554,7 +573,36 @@ impl World {
                     self.reset_link(i, j);
                 }
             }
-            70..=84 => {
+            80..=84 => {
+                // The leader's clock stalls: it goes on answering as leader well past the
+                // moment the others gave up on it and elected another (the stale-leader
+                // case linearizable reads must survive).
+                let leader = (0..n).find(|&j| matches!(self.nodes[j].role, Role::Leading { .. }));
+                let j = leader.unwrap_or(i);
+                if self.nodes[j].up {
+                    self.coverage.clock_stalls += 1;
+                    let d = self.rng.between(1_000, 4_000);
+                    let shown = self.local_now(j);
+                    self.nodes[j].clock_stall = Some((shown, self.now + d));
+                    self.trace(|| format!("server {}: clock stalled {d} ms", j + 1));
+                    // Half the time the others lose it too (a silent cut): it believes it
+                    // still leads while they elect another; its clients still reach it.
+                    if self.rng.below(2) == 0 {
+                        let mut cut = Vec::new();
+                        for k in (0..n).filter(|&k| k != j) {
+                            cut.push((j, k));
+                            cut.push((k, j));
+                        }
+                        for &(a, b) in &cut {
+                            self.links[a][b].queue.clear();
+                            self.links[a][b].cut = Cut::Silent;
+                        }
+                        self.trace(|| format!("server {} cut off while stalled", j + 1));
+                        self.heals.push((self.now + d, cut));
+                    }
+                }
+            }
+            70..=79 => {
                 if self.nodes[i].up {
                     self.coverage.pauses += 1;
                     let d = self.rng.between(200, 3_000);
@@ -768,6 +816,7 @@ impl World {
         }
         for i in 0..self.nodes.len() {
             self.nodes[i].paused_until = 0;
+            self.nodes[i].clock_stall = None;
             if !self.nodes[i].up {
                 self.restart(i);
             }
@@ -995,6 +1044,8 @@ impl World {
                     SyncKind::Snap => self.coverage.snap_syncs += 1,
                 },
                 Output::SyncDone { token } => self.sync_done(i, &token),
+                Output::ReadReady { token } => self.lin_read_done(i, token, true),
+                Output::ReadFailed { token } => self.lin_read_done(i, token, false),
                 Output::Abandoned(why) => {
                     if why.starts_with("handing leadership over") {
                         self.coverage.handoffs += 1;
@@ -1482,6 +1533,18 @@ impl World {
         self.clients_expire();
         self.clients_ping();
         for c in 0..self.clients.len() {
+            // A server that stops leading or following closes its clients' connections
+            // (as ZooKeeper's does): what they were waiting for is lost with it.
+            let stranded = self.clients[c]
+                .pending
+                .as_ref()
+                .is_some_and(|p| self.responsive(p.server) && !self.nodes[p.server].serving());
+            if stranded {
+                self.drop_connection(c);
+                if self.clients[c].pending.take().is_some() {
+                    self.coverage.failed_writes += 1;
+                }
+            }
             if self.now < self.clients[c].next_at || self.clients[c].pending.is_some() {
                 continue;
             }
@@ -1502,6 +1565,9 @@ impl World {
                 self.clients[c].session = 0;
                 continue;
             }
+            // The fourth client only reads, linearizably (so a stale leader's clients
+            // keep asking it while the others write).
+            let reader = c == 3;
             match self.rng.below(100) {
                 0 => {
                     // The client dies: its session is left to expire, its ephemerals with it.
@@ -1514,16 +1580,29 @@ impl World {
                 }
                 1..=10 => {
                     let key = format!("/e{c}-{}", self.rng.below(3));
-                    self.write(c, s, key, true);
+                    if reader {
+                        self.lin_read(c, s, format!("/k{}", key.len() % KEYS as usize));
+                    } else {
+                        self.write(c, s, key, true);
+                    }
                 }
                 11..=14 => self.submit(c, s, Forward::Sync),
                 15..=35 => {
                     let key = format!("/k{}", self.rng.below(KEYS));
-                    self.read(c, s, key);
+                    // Odd clients read linearizably (no extra draw: seeds keep their ops).
+                    if c % 2 == 1 {
+                        self.lin_read(c, s, key);
+                    } else {
+                        self.read(c, s, key);
+                    }
                 }
                 _ => {
                     let key = format!("/k{}", self.rng.below(KEYS));
-                    self.write(c, s, key, false);
+                    if reader {
+                        self.lin_read(c, s, key);
+                    } else {
+                        self.write(c, s, key, false);
+                    }
                 }
             }
         }
@@ -1615,6 +1694,88 @@ impl World {
         });
     }
 
+    /// A linearizable read: asks server `s` for a read barrier and waits for it.
+    fn lin_read(&mut self, c: usize, s: usize, key: String) {
+        let client = &mut self.clients[c];
+        client.cxid += 1;
+        let cxid = client.cxid;
+        let token = ((c as u64) << 32) | u64::from(cxid as u32);
+        client.pending = Some(Pending {
+            create_session: false,
+            sync: false,
+            lin_read: Some(key),
+            cxid,
+            server: s,
+            invoked: self.now,
+            deadline: self.now + 6_000,
+        });
+        let mut out = Vec::new();
+        let asked = self.nodes[s]
+            .peer
+            .as_mut()
+            .is_some_and(|p| p.read_barrier(token, &mut out));
+        self.outputs(s, out);
+        if !asked {
+            // Not leading or following: the server refuses the read at once.
+            self.clients[c].pending = None;
+            self.coverage.lin_reads_failed += 1;
+        }
+    }
+
+    /// Server `i`'s read barrier `token` passed (or failed): serve (or fail) the read.
+    fn lin_read_done(&mut self, i: usize, token: u64, passed: bool) {
+        let c = (token >> 32) as usize;
+        let cxid = token as u32 as i32;
+        let Some(client) = self.clients.get_mut(c) else {
+            return;
+        };
+        let key = match client.pending.as_ref() {
+            Some(p) if p.cxid == cxid && p.server == i => p.lin_read.clone(),
+            _ => None,
+        };
+        let Some(key) = key else {
+            return;
+        };
+        let Some(p) = client.pending.take() else {
+            return;
+        };
+        if !passed {
+            self.coverage.lin_reads_failed += 1;
+            return;
+        }
+        let tree = &self.nodes[i].tree;
+        let zxid = tree.last_processed_zxid();
+        let value = tree.data(&key).map(|d| d.unwrap_or_default().to_vec());
+        if zxid < client.last_zxid {
+            self.violations.push(format!(
+                "client {c} read linearizably at {zxid:#x} from server {} after seeing {:#x}",
+                i + 1,
+                client.last_zxid
+            ));
+        }
+        client.last_zxid = client.last_zxid.max(zxid);
+        self.coverage.lin_reads += 1;
+        self.trace(|| {
+            format!(
+                "client {c}: linearizable read of {key} at server {} ({zxid:#x})",
+                i + 1
+            )
+        });
+        self.history.reads.push(Read {
+            client: c,
+            key: key.clone(),
+            zxid,
+            value: value.clone(),
+        });
+        self.history.lin_reads.push(LinRead {
+            client: c,
+            key,
+            zxid,
+            invoked: p.invoked,
+            responded: self.now,
+        });
+    }
+
     fn new_session(&mut self, c: usize, s: usize) {
         let client = &mut self.clients[c];
         client.generation += 1;
@@ -1663,6 +1824,7 @@ impl World {
         client.pending = Some(Pending {
             create_session: matches!(request, Forward::CreateSession),
             sync: matches!(request, Forward::Sync),
+            lin_read: None,
             cxid,
             server: s,
             invoked: self.now,

@@ -111,6 +111,18 @@ pub enum Msg {
     /// Liveness, both ways, every tick once established. A follower's may carry the
     /// host's session touches for the leader (opaque here).
     Ping(Vec<u8>),
+    /// Follower to leader: a read barrier (the follower's token) for a linearizable read.
+    ReadIndex(u64),
+    /// Leader to follower: a quorum confirmed this leadership after the barrier arrived;
+    /// the read may be served once `zxid` (the leader's commit index then) is applied.
+    ReadIndexDone {
+        id: u64,
+        zxid: Zxid,
+    },
+    /// Leader to followers: are you still following me? (one round serves many reads)
+    Confirm(u64),
+    /// Follower to its leader: yes, for this round.
+    Confirmed(u64),
 }
 
 /// What drives a peer.
@@ -204,6 +216,16 @@ pub enum Output {
         from: ServerId,
         payload: Vec<u8>,
     },
+    /// A read barrier asked with [`Peer::read_barrier`] passed: serve the read now; it
+    /// sees every write committed anywhere before the barrier was asked.
+    ReadReady {
+        token: u64,
+    },
+    /// The barrier cannot pass here (this server stopped leading or following): fail the
+    /// read rather than answer it from possibly stale state.
+    ReadFailed {
+        token: u64,
+    },
     /// The leader received a forwarded write: prepare it and [`Peer::propose`] it.
     Request {
         from: ServerId,
@@ -268,6 +290,34 @@ struct Leading {
     /// Leadership is being handed to this server once everything proposed is committed;
     /// no new proposals meanwhile.
     handoff: Option<ServerId>,
+    /// Barriers waiting for the next confirmation round: (asker, what).
+    reads_next: Vec<(ServerId, Barrier)>,
+    /// The confirmation round in flight.
+    round: Option<ConfirmRound>,
+    /// Rounds started (the next round's id).
+    rounds: u64,
+}
+
+/// A leadership confirmation round: a quorum answering [`Msg::Confirm`] proves nobody
+/// else can have committed anything this leader does not have, so every read barrier
+/// that arrived before it began may be served at `zxid`.
+#[derive(Debug)]
+struct ConfirmRound {
+    id: u64,
+    /// The commit index when the round began.
+    zxid: Zxid,
+    acks: BTreeSet<ServerId>,
+    reads: Vec<(ServerId, Barrier)>,
+}
+
+/// What waits for a confirmation round.
+#[derive(Debug)]
+enum Barrier {
+    /// A linearizable read (the asker's token).
+    Read(u64),
+    /// A `sync`: answered once its proposals are committed too. Confirming leadership
+    /// first means a leader that lost its quorum without noticing yet cannot answer it.
+    Sync { token: Vec<u8>, upto: Zxid },
 }
 
 #[derive(Debug)]
@@ -283,6 +333,10 @@ struct Following {
     epoch: u32,
     last_heard: Millis,
     next_ping: Millis,
+    /// Read barriers sent to the leader, by token.
+    reads_asked: BTreeSet<u64>,
+    /// Barriers the leader passed, waiting for their zxid to be applied here.
+    reads_applying: Vec<(Zxid, u64)>,
 }
 
 #[derive(Debug)]
@@ -413,6 +467,42 @@ impl Peer {
         }
     }
 
+    /// How long ago this server last knew it was in touch with an established leader, in
+    /// ms: a follower, since it last heard from its leader; a leader, the age within which
+    /// a quorum (itself included) was heard from. `None` when it is neither (for
+    /// `bounded(ms)` reads: state this recent is served locally).
+    pub fn contact_age(&self) -> Option<Millis> {
+        match &self.state {
+            State::Following(f) if f.broadcast.is_some() => {
+                Some(self.now.saturating_sub(f.last_heard))
+            }
+            State::Leading(l) if l.broadcast.is_some() => {
+                let mut ages: Vec<(Millis, ServerId)> = l
+                    .synced
+                    .iter()
+                    .filter_map(|id| {
+                        l.last_heard
+                            .get(id)
+                            .map(|t| (self.now.saturating_sub(*t), *id))
+                    })
+                    .collect();
+                ages.sort();
+                let mut heard = BTreeSet::from([self.cfg.me]);
+                if self.cfg.quorum.contains_quorum(&heard) {
+                    return Some(0);
+                }
+                for (age, id) in ages {
+                    heard.insert(id);
+                    if self.cfg.quorum.contains_quorum(&heard) {
+                        return Some(age);
+                    }
+                }
+                None
+            }
+            _ => None,
+        }
+    }
+
     /// The last txn committed (and handed to the tree).
     pub fn committed(&self) -> Zxid {
         self.committed
@@ -504,6 +594,7 @@ impl Peer {
         why: &'static str,
         out: &mut Vec<Output>,
     ) {
+        self.fail_reads(out);
         self.generation += 1;
         out.push(Output::Abandoned(why));
         self.state = State::Looking;
@@ -665,7 +756,9 @@ impl Peer {
     }
 
     /// ZooKeeper's `sync`: `token` comes back as [`Output::SyncDone`] once everything the
-    /// leader proposed before it is committed here. On the leader, `from` is this server;
+    /// leader proposed before it is committed here, and a quorum has confirmed the leader
+    /// still leads (a round shared with the read barriers: so a leader cut off from its
+    /// quorum, not knowing it yet, cannot answer a sync with stale state). On the leader, `from` is this server;
     /// a follower forwards its client's sync (host-encoded) and the leader calls this with
     /// the follower's id. False when this server is not an established leader or follower.
     pub fn sync(&mut self, from: ServerId, token: Vec<u8>, out: &mut Vec<Output>) -> bool {
@@ -675,11 +768,141 @@ impl Peer {
                     return false;
                 };
                 let upto = b.outstanding().last().unwrap_or(self.committed);
-                l.syncs.push((from, token, upto));
-                self.release_syncs(out);
+                l.reads_next.push((from, Barrier::Sync { token, upto }));
+                self.start_round(out);
                 true
             }
             _ => false,
+        }
+    }
+
+    /// A read barrier for a linearizable read: [`Output::ReadReady`] with `token` comes
+    /// once a quorum has confirmed this server's leader still leads (a round started after
+    /// this call, shared by every barrier waiting for it) and this server has applied the
+    /// leader's commit index as of then. No log write. [`Output::ReadFailed`] if this
+    /// server stops leading or following first. False when it is not an established
+    /// leader or follower (the host fails the read at once).
+    pub fn read_barrier(&mut self, token: u64, out: &mut Vec<Output>) -> bool {
+        let me = self.cfg.me;
+        match &mut self.state {
+            State::Leading(l) if l.broadcast.is_some() => {
+                l.reads_next.push((me, Barrier::Read(token)));
+                self.start_round(out);
+                true
+            }
+            State::Following(f) if f.broadcast.is_some() => {
+                f.reads_asked.insert(token);
+                out.push(Output::Send {
+                    to: f.leader,
+                    msg: Msg::ReadIndex(token),
+                });
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Leader: starts a confirmation round for the waiting barriers, unless one is in
+    /// flight (they wait for the next: a round must begin after the reads it serves).
+    fn start_round(&mut self, out: &mut Vec<Output>) {
+        let me = self.cfg.me;
+        let committed = self.committed;
+        let State::Leading(l) = &mut self.state else {
+            return;
+        };
+        if l.round.is_some() || l.reads_next.is_empty() {
+            return;
+        }
+        l.rounds += 1;
+        let id = l.rounds;
+        l.round = Some(ConfirmRound {
+            id,
+            zxid: committed,
+            acks: BTreeSet::from([me]),
+            reads: std::mem::take(&mut l.reads_next),
+        });
+        for &to in &l.synced {
+            out.push(Output::Send {
+                to,
+                msg: Msg::Confirm(id),
+            });
+        }
+        self.finish_round(out);
+    }
+
+    /// Leader: once a quorum confirmed the round in flight, its barriers pass; the next
+    /// round starts for those that came meanwhile.
+    fn finish_round(&mut self, out: &mut Vec<Output>) {
+        let me = self.cfg.me;
+        let State::Leading(l) = &mut self.state else {
+            return;
+        };
+        let confirmed = l
+            .round
+            .as_ref()
+            .is_some_and(|r| self.cfg.quorum.contains_quorum(&r.acks));
+        if !confirmed {
+            return;
+        }
+        let Some(round) = l.round.take() else {
+            return;
+        };
+        for (asker, barrier) in round.reads {
+            match barrier {
+                Barrier::Read(token) if asker == me => out.push(Output::ReadReady { token }),
+                Barrier::Read(token) => out.push(Output::Send {
+                    to: asker,
+                    msg: Msg::ReadIndexDone {
+                        id: token,
+                        zxid: round.zxid,
+                    },
+                }),
+                Barrier::Sync { token, upto } => l.syncs.push((asker, token, upto)),
+            }
+        }
+        self.release_syncs(out);
+        self.start_round(out);
+    }
+
+    /// Follower: the passed barriers whose zxid is now applied.
+    fn release_reads(&mut self, out: &mut Vec<Output>) {
+        let committed = self.committed;
+        let State::Following(f) = &mut self.state else {
+            return;
+        };
+        f.reads_applying.retain(|&(zxid, token)| {
+            if zxid <= committed {
+                out.push(Output::ReadReady { token });
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    /// Every barrier waiting here fails: this server leaves its role.
+    fn fail_reads(&mut self, out: &mut Vec<Output>) {
+        let me = self.cfg.me;
+        match &mut self.state {
+            State::Leading(l) => {
+                let waiting = l.round.take().map(|r| r.reads).unwrap_or_default();
+                for (asker, barrier) in waiting.into_iter().chain(l.reads_next.drain(..)) {
+                    if let (true, Barrier::Read(token)) = (asker == me, barrier) {
+                        out.push(Output::ReadFailed { token });
+                    }
+                }
+            }
+            State::Following(f) => {
+                let asked = std::mem::take(&mut f.reads_asked);
+                let applying = std::mem::take(&mut f.reads_applying);
+                for token in asked
+                    .into_iter()
+                    .chain(applying.into_iter().map(|(_, t)| t))
+                {
+                    out.push(Output::ReadFailed { token });
+                }
+            }
+            State::Looking => {}
         }
     }
 
@@ -737,6 +960,7 @@ impl Peer {
     // ---- roles ----
 
     fn look(&mut self, why: &'static str, out: &mut Vec<Output>) {
+        self.fail_reads(out);
         self.generation += 1;
         out.push(Output::Abandoned(why));
         let member = Member {
@@ -761,6 +985,7 @@ impl Peer {
     }
 
     fn lead(&mut self, out: &mut Vec<Output>) {
+        self.fail_reads(out);
         self.generation += 1;
         // A reconfiguration logged but not known committed: establishing this epoch commits
         // it, so a quorum of the new configuration must take part as well as one of the old.
@@ -790,6 +1015,9 @@ impl Peer {
             next_ping: self.now,
             syncs: Vec::new(),
             handoff: None,
+            reads_next: Vec::new(),
+            round: None,
+            rounds: 0,
         }));
         out.push(Output::Role(Role::Joining {
             leader: self.cfg.me,
@@ -797,6 +1025,7 @@ impl Peer {
     }
 
     fn follow(&mut self, leader: ServerId, out: &mut Vec<Output>) {
+        self.fail_reads(out);
         self.generation += 1;
         let mut d_out = Vec::new();
         let handshake = FollowerHandshake::start(
@@ -818,6 +1047,8 @@ impl Peer {
             epoch: 0,
             last_heard: self.now,
             next_ping: self.now,
+            reads_asked: BTreeSet::new(),
+            reads_applying: Vec::new(),
         }));
         out.push(Output::Role(Role::Joining { leader }));
         self.handshake_outputs(d_out, out);
@@ -1002,6 +1233,16 @@ impl Peer {
                     Msg::Ping(payload) if l.broadcast.is_some() && !payload.is_empty() => {
                         out.push(Output::Pinged { from, payload });
                     }
+                    Msg::ReadIndex(token) if l.broadcast.is_some() => {
+                        l.reads_next.push((from, Barrier::Read(token)));
+                        self.start_round(out);
+                    }
+                    Msg::Confirmed(id) => {
+                        if let Some(r) = l.round.as_mut().filter(|r| r.id == id) {
+                            r.acks.insert(from);
+                        }
+                        self.finish_round(out);
+                    }
                     _ => {}
                 }
             }
@@ -1070,6 +1311,14 @@ impl Peer {
                         }
                     }
                     Msg::Ping(_) => {}
+                    Msg::Confirm(id) => out.push(Output::Send {
+                        to: from,
+                        msg: Msg::Confirmed(id),
+                    }),
+                    Msg::ReadIndexDone { id, zxid } if f.reads_asked.remove(&id) => {
+                        f.reads_applying.push((zxid, id));
+                        self.release_reads(out);
+                    }
                     Msg::SyncDone(token) if f.broadcast.is_some() => {
                         out.push(Output::SyncDone { token });
                     }
@@ -1319,6 +1568,7 @@ impl Peer {
             // Only after the COMMITs just queued: a follower must apply them before it
             // answers a sync or follows a new leader.
             self.release_syncs(out);
+            self.release_reads(out);
             self.try_hand_off(out);
         }
     }

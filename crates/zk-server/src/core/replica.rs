@@ -444,6 +444,8 @@ impl Core {
                 }
                 Output::Role(role) => self.role_changed(role),
                 Output::SyncDone { token } => self.sync_done(&token),
+                Output::ReadReady { token } => self.barrier_done(token, true),
+                Output::ReadFailed { token } => self.barrier_done(token, false),
                 Output::Synced { to, kind } => {
                     tracing::info!(follower = to, sync = ?kind, "syncing a follower");
                 }
