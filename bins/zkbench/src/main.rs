@@ -75,6 +75,9 @@ struct Args {
     /// A label for the output (e.g. the server's name).
     #[arg(long, default_value = "")]
     label: String,
+    /// An existing znode to work under (e.g. a subtree with its own `readPolicy`).
+    #[arg(long, default_value = "/")]
+    parent: String,
 }
 
 /// The value written to znode `i`: recognisable, so reads can be checked; exactly `size`
@@ -115,7 +118,8 @@ async fn connect(servers: &str) -> Result<Client, String> {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let root = format!("/zkbench-{}", std::process::id());
+    let parent = args.parent.trim_end_matches('/');
+    let root = format!("{parent}/zkbench-{}", std::process::id());
     let admin = connect(&args.servers).await?;
     let open = well_known::open_acl_unsafe;
     admin

@@ -1556,4 +1556,30 @@ mod more_tests {
         let bad = parse_properties("dataDir=/d\nbackup.intervalMs=soon\n");
         assert!(Config::from_properties(&bad, &BTreeMap::new()).is_err());
     }
+
+    #[test]
+    fn read_policies_parse_and_the_longest_prefix_wins() {
+        let p = parse_properties(
+            "dataDir=/d\nreadPolicy=bounded(250)\nreadPolicy./locks=linearizable\nreadPolicy./locks/cheap=local\n",
+        );
+        let c = Config::from_properties(&p, &BTreeMap::new()).unwrap();
+        assert_eq!(c.read_policy_for("/app"), ReadPolicy::Bounded(250));
+        assert_eq!(c.read_policy_for("/locks"), ReadPolicy::Linearizable);
+        assert_eq!(c.read_policy_for("/locks/a/b"), ReadPolicy::Linearizable);
+        assert_eq!(c.read_policy_for("/locks/cheap/x"), ReadPolicy::Local);
+        assert_eq!(c.read_policy_for("/locksmith"), ReadPolicy::Bounded(250));
+        assert_eq!(
+            ReadPolicy::parse("k", "bounded:10").unwrap(),
+            ReadPolicy::Bounded(10)
+        );
+        for bad in ["sometimes", "bounded()", "bounded(x)", ""] {
+            assert!(ReadPolicy::parse("readPolicy", bad).is_err(), "{bad}");
+        }
+        let c = Config::from_toml(
+            "data_dir = \"/d\"\nread_policy = \"linearizable\"\nread_policy_prefixes = { \"/cache\" = \"local\" }\n",
+        )
+        .unwrap();
+        assert_eq!(c.read_policy_for("/x"), ReadPolicy::Linearizable);
+        assert_eq!(c.read_policy_for("/cache/y"), ReadPolicy::Local);
+    }
 }
