@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use zk_client::{Client, CreateMode};
 use zk_proto::*;
-use zk_sim::check::{AckedWrite, History, Read, WatchRecord};
+use zk_sim::check::{AckedWrite, History, LinRead, Read, WatchRecord};
 use zk_tests::processes::srvr_at as srvr;
 use zk_tests::proxy::DelayProxy;
 use zk_tests::raw::RawClient;
@@ -38,6 +38,8 @@ const CLIENTS: usize = 8;
 /// Sessions through zk-client, and as many through kazoo.
 const LIBRARY_CLIENTS: usize = 2;
 const KEYS: usize = 4;
+/// Keys whose reads go through a read barrier (`readPolicy./k0=linearizable`, ...).
+const LINEARIZABLE_KEYS: [&str; 2] = ["/k0", "/k1"];
 
 fn sh(args: &[&str]) -> bool {
     Command::new(args[0])
@@ -306,6 +308,8 @@ struct Recorder {
     monotonic_start: u64,
     acked: Mutex<Vec<AckedWrite>>,
     reads: Mutex<Vec<Read>>,
+    /// Raw sessions' reads of the keys under `readPolicy=linearizable`.
+    lin_reads: Mutex<Vec<LinRead>>,
     watches: Mutex<Vec<WatchRecord>>,
     lost_connections: Mutex<usize>,
     sessions_closed: Mutex<usize>,
@@ -315,6 +319,20 @@ struct Recorder {
 impl Recorder {
     fn now(&self) -> u64 {
         self.start.elapsed().as_micros() as u64
+    }
+
+    /// A raw session's read of `key`, served at `zxid` (the reply's): checked for
+    /// linearizability when the key is under `readPolicy=linearizable`.
+    fn lin_read(&self, client: usize, key: &str, zxid: i64, invoked: u64, responded: u64) {
+        if LINEARIZABLE_KEYS.contains(&key) {
+            self.lin_reads.lock().unwrap().push(LinRead {
+                client,
+                key: key.to_owned(),
+                zxid,
+                invoked,
+                responded,
+            });
+        }
     }
 
     /// Notes `zxid` as the newest version of `key` that `who` read or wrote; a violation if
@@ -493,6 +511,7 @@ fn client(id: usize, hosts: Vec<SocketAddr>, rec: Arc<Recorder>, stop: Arc<Atomi
                                 },
                             );
                         }
+                        rec.lin_read(id, &key, h.zxid, invoked, responded);
                         rec.reads.lock().unwrap().push(Read {
                             client: id,
                             key,
@@ -501,6 +520,7 @@ fn client(id: usize, hosts: Vec<SocketAddr>, rec: Arc<Recorder>, stop: Arc<Atomi
                         })
                     }
                     (None, _) if h.err == ErrorCode::NoNode.code() => {
+                        rec.lin_read(id, &key, h.zxid, invoked, responded);
                         rec.reads.lock().unwrap().push(Read {
                             client: id,
                             key,
@@ -770,7 +790,8 @@ fn chaos_on_real_processes_keeps_every_promise() {
                 dir.join("zoo.cfg"),
                 format!(
                     "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort=2181\n\
-                     4lw.commands.whitelist=*\npreAllocSize=64\nadmin.serverPort=8080\n{lines}",
+                     4lw.commands.whitelist=*\npreAllocSize=64\nadmin.serverPort=8080\n\
+                     readPolicy./k0=linearizable\nreadPolicy./k1=linearizable\n{lines}",
                     dir.join("data").display()
                 ),
             )
@@ -833,6 +854,7 @@ fn chaos_on_real_processes_keeps_every_promise() {
         monotonic_start: monotonic.tv_sec() as u64 * 1_000_000 + monotonic.tv_nsec() as u64 / 1000,
         acked: Mutex::default(),
         reads: Mutex::default(),
+        lin_reads: Mutex::default(),
         watches: Mutex::default(),
         lost_connections: Mutex::new(0),
         sessions_closed: Mutex::new(0),
@@ -1022,7 +1044,7 @@ fn chaos_on_real_processes_keeps_every_promise() {
         finals,
         watches: rec.watches.lock().unwrap().clone(),
         syncs: Vec::new(),
-        lin_reads: Vec::new(),
+        lin_reads: rec.lin_reads.lock().unwrap().clone(),
     };
     let mut violations = zk_sim::check::check(&history);
     violations.extend(disagreements);
@@ -1052,9 +1074,10 @@ fn chaos_on_real_processes_keeps_every_promise() {
         by_library(CLIENTS + LIBRARY_CLIENTS..CLIENTS + 2 * LIBRARY_CLIENTS),
     );
     println!(
-        "chaos: {seconds} s, {total} faults {faults:?}; {} acknowledged writes ({zk_client_writes} through zk-client, {kazoo_writes} through kazoo, {ephemerals} ephemeral creates), {} reads, {} watches set ({fired} fired), {} sessions closed, {} connections lost; {} committed txns up to {final_zxid:#x}; {} violations",
+        "chaos: {seconds} s, {total} faults {faults:?}; {} acknowledged writes ({zk_client_writes} through zk-client, {kazoo_writes} through kazoo, {ephemerals} ephemeral creates), {} reads ({} linearizable), {} watches set ({fired} fired), {} sessions closed, {} connections lost; {} committed txns up to {final_zxid:#x}; {} violations",
         history.acked.len(),
         history.reads.len(),
+        history.lin_reads.len(),
         history.watches.len(),
         rec.sessions_closed.lock().unwrap(),
         rec.lost_connections.lock().unwrap(),
@@ -1081,6 +1104,11 @@ fn chaos_on_real_processes_keeps_every_promise() {
         history.reads.len()
     );
     assert!(fired >= 20, "too few watches fired: {fired}");
+    assert!(
+        history.lin_reads.len() >= 30,
+        "too few linearizable reads: {}",
+        history.lin_reads.len()
+    );
     assert!(ephemerals >= 20, "too few ephemerals: {ephemerals}");
     assert!(
         zk_client_writes >= 20 && (kazoo_writes >= 20 || !kazoo_ran),
