@@ -206,6 +206,21 @@ pub fn output_ok(cmd: &mut std::process::Command, what: &str) -> String {
 /// Running Apache ZooKeeper's own Java tools from the Debian package (`zookeeper`), which
 /// must read what zk-log writes.
 pub mod java {
+    /// Debian's jars for Apache Curator's recipes and their dependencies.
+    pub const CURATOR_JARS: &[&str] = &[
+        "curator-client",
+        "curator-framework",
+        "curator-recipes",
+        "zookeeper",
+        "zookeeper-jute",
+        "guava",
+        "slf4j-api",
+        "netty-handler",
+        "netty-transport",
+        "netty-common",
+        "netty-buffer",
+    ];
+
     use std::collections::BTreeMap;
     use std::ffi::OsStr;
     use std::path::Path;

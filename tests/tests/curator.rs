@@ -9,19 +9,7 @@ use std::process::Command;
 
 use zk_tests::zkd::Zkd;
 
-const JARS: &[&str] = &[
-    "curator-client",
-    "curator-framework",
-    "curator-recipes",
-    "zookeeper",
-    "zookeeper-jute",
-    "guava",
-    "slf4j-api",
-    "netty-handler",
-    "netty-transport",
-    "netty-common",
-    "netty-buffer",
-];
+const JARS: &[&str] = zk_tests::java::CURATOR_JARS;
 
 fn classpath(classes: &Path) -> String {
     zk_tests::java::classpath(classes, JARS)

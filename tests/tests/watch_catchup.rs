@@ -240,20 +240,10 @@ const JAVA_JARS: &[&str] = &[
 /// The scenario with the Java client watching: (events after the reconnect, one-shot).
 fn java_scenario(classes: &Path, servers: &[SocketAddr]) -> (Vec<(String, String)>, String) {
     let rt = zk_tests::runtime();
-    let open = well_known::open_acl_unsafe;
     let writer = rt
         .block_on(Client::connect(&servers[2].to_string()))
         .unwrap();
-    rt.block_on(async {
-        writer
-            .create("/w", Vec::new(), open(), CreateMode::Persistent)
-            .await
-            .unwrap();
-        writer
-            .create("/w/one", b"0".to_vec(), open(), CreateMode::Persistent)
-            .await
-            .unwrap();
-    });
+    rt.block_on(watched_tree(&writer));
     let (p1, p2) = (Proxy::start(servers[0]), Proxy::start(servers[1]));
     p2.cut();
     let mut java = Command::new("java")
@@ -272,41 +262,12 @@ fn java_scenario(classes: &Path, servers: &[SocketAddr]) -> (Vec<(String, String
         assert_eq!(line, what, "the Java client");
     };
     expect("READY");
-    rt.block_on(async {
-        for i in 0..10 {
-            writer
-                .create(
-                    &format!("/w/live-{i}"),
-                    Vec::new(),
-                    open(),
-                    CreateMode::Persistent,
-                )
-                .await
-                .unwrap();
-        }
-    });
+    rt.block_on(live_changes(&writer));
     expect("LIVE-OK");
     p1.cut();
     expect("DISCONNECTED");
     rt.block_on(async {
-        for i in 0..CHANGES / 2 {
-            writer
-                .create(
-                    &format!("/w/n{i:04}"),
-                    Vec::new(),
-                    open(),
-                    CreateMode::Persistent,
-                )
-                .await
-                .unwrap();
-        }
-        writer.set_data("/w/one", b"1".to_vec(), -1).await.unwrap();
-        for i in 1..CHANGES / 2 {
-            writer
-                .set_data(&format!("/w/n{i:04}"), b"x".to_vec(), -1)
-                .await
-                .unwrap();
-        }
+        missed_changes(&writer).await;
         writer.close().await;
     });
     p2.heal();
@@ -377,19 +338,7 @@ fn the_java_client_gets_every_missed_event_on_zkd_and_not_on_zookeeper() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-const CURATOR_JARS: &[&str] = &[
-    "curator-client",
-    "curator-framework",
-    "curator-recipes",
-    "zookeeper",
-    "zookeeper-jute",
-    "guava",
-    "slf4j-api",
-    "netty-handler",
-    "netty-transport",
-    "netty-common",
-    "netty-buffer",
-];
+const CURATOR_JARS: &[&str] = zk_tests::java::CURATOR_JARS;
 
 /// Starts a cache client (without its connect string).
 type Launcher<'a> = Box<dyn Fn() -> Command + 'a>;

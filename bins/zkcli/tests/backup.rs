@@ -34,7 +34,10 @@ struct Node {
 /// txn time when the reply tells it, the tree).
 type History = Vec<(Option<i64>, Option<i64>, BTreeMap<String, Node>)>;
 
-fn zkcli(args: &[&str]) -> (i32, String, String) {
+/// A command's exit status, standard output and standard error.
+type Outcome = (i32, String, String);
+
+fn zkcli(args: &[&str]) -> Outcome {
     let out = Command::new(ZKCLI).args(args).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
@@ -197,6 +200,29 @@ fn restored_app(dir: &Path) -> BTreeMap<String, Node> {
     out
 }
 
+/// `zkcli restore --from FROM FLAG POINT --into DIR` (through `zkcli`), then the restored
+/// `/app` compared node by node with `want`; zkcli's output.
+fn restore_and_compare(
+    zkcli: &dyn Fn(&[&str]) -> Outcome,
+    from: &str,
+    flag: &str,
+    point: &str,
+    dir: &Path,
+    want: &BTreeMap<String, Node>,
+) -> String {
+    let into = dir.to_str().unwrap();
+    let (code, out, err) = zkcli(&["restore", "--from", from, flag, point, "--into", into]);
+    assert_eq!(code, 0, "{out}{err}");
+    let diff = differences(want, &restored_app(dir));
+    assert!(
+        diff.is_empty(),
+        "{flag} {point}: {} differences, first: {:?}",
+        diff.len(),
+        &diff[..diff.len().min(3)]
+    );
+    out
+}
+
 fn differences(want: &BTreeMap<String, Node>, got: &BTreeMap<String, Node>) -> Vec<String> {
     let mut out = Vec::new();
     for (p, w) in want {
@@ -344,22 +370,13 @@ fn restores_recorded_points_of_an_ensemble_under_load() {
     for (n, &i) in points.iter().enumerate() {
         let zxid = w.history[i].0.unwrap();
         let dir = base.join(format!("restored-zxid-{n}"));
-        let (code, out, err) = zkcli(&[
-            "restore",
-            "--from",
+        let out = restore_and_compare(
+            &zkcli,
             target_s,
             "--to-zxid",
             &format!("{zxid:#x}"),
-            "--into",
-            dir.to_str().unwrap(),
-        ]);
-        assert_eq!(code, 0, "{out}{err}");
-        let diff = differences(&w.history[i].2, &restored_app(&dir));
-        assert!(
-            diff.is_empty(),
-            "zxid {zxid:#x}: {} differences, first: {:?}",
-            diff.len(),
-            &diff[..diff.len().min(3)]
+            &dir,
+            &w.history[i].2,
         );
         println!(
             "zxid {zxid:#x} (write {i} of {writes}): {} znodes equal; {}",
@@ -383,23 +400,7 @@ fn restores_recorded_points_of_an_ensemble_under_load() {
         let t = w.history[i].1.unwrap() + 1;
         let when = zk_log::tools::format_time(t);
         let dir = base.join(format!("restored-time-{n}"));
-        let (code, out, err) = zkcli(&[
-            "restore",
-            "--from",
-            target_s,
-            "--to-time",
-            &when,
-            "--into",
-            dir.to_str().unwrap(),
-        ]);
-        assert_eq!(code, 0, "{out}{err}");
-        let diff = differences(&w.history[i].2, &restored_app(&dir));
-        assert!(
-            diff.is_empty(),
-            "time {when}: {} differences, first: {:?}",
-            diff.len(),
-            &diff[..diff.len().min(3)]
-        );
+        let out = restore_and_compare(&zkcli, target_s, "--to-time", &when, &dir, &w.history[i].2);
         println!(
             "time {when} (write {i} of {writes}): {} znodes equal; {}",
             w.history[i].2.len(),
@@ -714,21 +715,13 @@ fn an_s3_target_on_a_real_s3_compatible_server() {
     {
         let zxid = w.history[i].0.unwrap();
         let dir = base.join(format!("restored-{n}"));
-        let (code, out, err) = zkcli_s3(&[
-            "restore",
-            "--from",
+        let out = restore_and_compare(
+            &zkcli_s3,
             target,
             "--to-zxid",
             &format!("{zxid:#x}"),
-            "--into",
-            dir.to_str().unwrap(),
-        ]);
-        assert_eq!(code, 0, "{out}{err}");
-        let diff = differences(&w.history[i].2, &restored_app(&dir));
-        assert!(
-            diff.is_empty(),
-            "zxid {zxid:#x}: {:?}",
-            &diff[..diff.len().min(3)]
+            &dir,
+            &w.history[i].2,
         );
         println!(
             "from S3, zxid {zxid:#x}: {} znodes equal; {}",

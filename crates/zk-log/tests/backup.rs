@@ -120,17 +120,24 @@ impl Server {
     }
 }
 
+/// A fresh data directory and backup target under a temporary `name` directory, and the
+/// shipper between them: (root, target, server, shipper).
+fn setup(name: &str) -> (PathBuf, PathBuf, Server, Shipper) {
+    let root = temp(name);
+    let target = root.join("backup");
+    std::fs::create_dir_all(&target).unwrap();
+    let server = Server::new(&root.join("data"));
+    let shipper = Shipper::new(server.dirs.clone(), Box::new(DirStore::new(&target)));
+    (root, target, server, shipper)
+}
+
 fn same_tree(a: &DataTree, b: &DataTree) -> bool {
     a.digest() == b.digest() && a.node_count() == b.node_count() && a.walk() == b.walk()
 }
 
 #[test]
 fn ships_round_by_round_and_restores_any_covered_zxid_or_time() {
-    let root = temp("rounds");
-    let target = root.join("backup");
-    std::fs::create_dir_all(&target).unwrap();
-    let mut server = Server::new(&root.join("data"));
-    let mut shipper = Shipper::new(server.dirs.clone(), Box::new(DirStore::new(&target)));
+    let (root, target, mut server, mut shipper) = setup("rounds");
 
     server.write(1..=30);
     // Txns applied up to 20 only: 21..=30 are logged but not yet committed.
@@ -228,11 +235,7 @@ fn ships_round_by_round_and_restores_any_covered_zxid_or_time() {
 
 #[test]
 fn an_unavailable_target_catches_up_without_gaps() {
-    let root = temp("unavailable");
-    let target = root.join("backup");
-    std::fs::create_dir_all(&target).unwrap();
-    let mut server = Server::new(&root.join("data"));
-    let mut shipper = Shipper::new(server.dirs.clone(), Box::new(DirStore::new(&target)));
+    let (root, target, mut server, mut shipper) = setup("unavailable");
     server.write(1..=10);
     shipper.round(10, 10_000).unwrap();
 
@@ -267,11 +270,7 @@ fn an_unavailable_target_catches_up_without_gaps() {
 
 #[test]
 fn verify_names_a_damaged_segment_and_restore_refuses_it() {
-    let root = temp("damaged");
-    let target = root.join("backup");
-    std::fs::create_dir_all(&target).unwrap();
-    let mut server = Server::new(&root.join("data"));
-    let mut shipper = Shipper::new(server.dirs.clone(), Box::new(DirStore::new(&target)));
+    let (root, target, mut server, mut shipper) = setup("damaged");
     for end in [10, 20, 30] {
         server.write(end - 9..=end);
         shipper.round(end, end * 1000).unwrap();
@@ -306,11 +305,7 @@ fn verify_names_a_damaged_segment_and_restore_refuses_it() {
 
 #[test]
 fn a_hole_in_the_local_log_is_bridged_by_a_snapshot_and_refused_inside() {
-    let root = temp("hole");
-    let target = root.join("backup");
-    std::fs::create_dir_all(&target).unwrap();
-    let mut server = Server::new(&root.join("data"));
-    let mut shipper = Shipper::new(server.dirs.clone(), Box::new(DirStore::new(&target)));
+    let (root, target, mut server, mut shipper) = setup("hole");
     server.write(1..=10);
     shipper.round(10, 10_000).unwrap();
     // The server is down while txns 11..=20 happen, then takes the leader's snapshot at

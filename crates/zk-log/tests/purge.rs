@@ -37,16 +37,21 @@ fn create(tree: &mut DataTree, zxid: i64) -> Bytes {
     entry.encode()
 }
 
-#[test]
-fn purge_keeps_what_recovery_needs() {
+/// A simulated disk with an empty data directory, its log writer and tree.
+fn fresh() -> (SimStorage, DataDirs, TxnLog, DataTree) {
     let storage = SimStorage::new();
     let dirs = DataDirs::new(Path::new("/data"), None);
     let config = TxnLogConfig {
         prealloc_bytes: 4096,
         ..TxnLogConfig::new(&dirs.log_dir)
     };
-    let mut log = TxnLog::new(Arc::new(storage.clone()), config, 0);
-    let mut tree = DataTree::default();
+    let log = TxnLog::new(Arc::new(storage.clone()), config, 0);
+    (storage, dirs, log, DataTree::default())
+}
+
+#[test]
+fn purge_keeps_what_recovery_needs() {
+    let (storage, dirs, mut log, mut tree) = fresh();
     let mut zxid = 0;
     // Six rounds: 10 txns, then a snapshot and a log roll.
     for _ in 0..6 {
@@ -90,14 +95,7 @@ fn purge_keeps_what_recovery_needs() {
 
 #[test]
 fn purge_keeps_logs_a_backup_has_not_shipped() {
-    let storage = SimStorage::new();
-    let dirs = DataDirs::new(Path::new("/data"), None);
-    let config = TxnLogConfig {
-        prealloc_bytes: 4096,
-        ..TxnLogConfig::new(&dirs.log_dir)
-    };
-    let mut log = TxnLog::new(Arc::new(storage.clone()), config, 0);
-    let mut tree = DataTree::default();
+    let (storage, dirs, mut log, mut tree) = fresh();
     for zxid in 1..=60 {
         log.append(zxid, &create(&mut tree, zxid));
         if zxid % 10 == 0 {

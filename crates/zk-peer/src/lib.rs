@@ -349,9 +349,15 @@ impl Network {
                         .await
                 }
                 None => {
-                    server
-                        .serve_with_incoming(TcpListenerStream::new(listener))
-                        .await
+                    // Small messages (acks, confirmations) must not wait for Nagle's
+                    // algorithm on the accepting side either (tonic's own `tcp_nodelay`
+                    // does not reach an incoming stream).
+                    let incoming = TcpListenerStream::new(listener).map(|accepted| {
+                        accepted.inspect(|tcp| {
+                            let _ = tcp.set_nodelay(true);
+                        })
+                    });
+                    server.serve_with_incoming(incoming).await
                 }
             };
             if let Err(e) = result {

@@ -111,7 +111,8 @@ pub enum Msg {
     /// Liveness, both ways, every tick once established. A follower's may carry the
     /// host's session touches for the leader (opaque here).
     Ping(Vec<u8>),
-    /// Follower to leader: a read barrier (the follower's token) for a linearizable read.
+    /// Follower to leader: read barriers for linearizable reads (a batch id; the follower
+    /// keeps one in flight and gathers the reads that come meanwhile into the next).
     ReadIndex(u64),
     /// Leader to follower: a quorum confirmed this leadership after the barrier arrived;
     /// the read may be served once `zxid` (the leader's commit index then) is applied.
@@ -333,8 +334,14 @@ struct Following {
     epoch: u32,
     last_heard: Millis,
     next_ping: Millis,
-    /// Read barriers sent to the leader, by token.
-    reads_asked: BTreeSet<u64>,
+    /// The barriers sent to the leader in one `ReadIndex` (its id, their tokens): one
+    /// request in flight at a time, so one confirmation serves them all.
+    reads_asked: Option<(u64, Vec<u64>)>,
+    /// Barriers that came while one was in flight: they go in the next request (a round
+    /// must begin after the reads it serves arrived).
+    reads_waiting: Vec<u64>,
+    /// Requests sent (the next one's id).
+    read_batches: u64,
     /// Barriers the leader passed, waiting for their zxid to be applied here.
     reads_applying: Vec<(Zxid, u64)>,
 }
@@ -791,15 +798,27 @@ impl Peer {
                 true
             }
             State::Following(f) if f.broadcast.is_some() => {
-                f.reads_asked.insert(token);
-                out.push(Output::Send {
-                    to: f.leader,
-                    msg: Msg::ReadIndex(token),
-                });
+                f.reads_waiting.push(token);
+                Self::ask_read_index(f, out);
                 true
             }
             _ => false,
         }
+    }
+
+    /// Follower: sends the waiting barriers to the leader as one request, unless one is in
+    /// flight.
+    fn ask_read_index(f: &mut Following, out: &mut Vec<Output>) {
+        if f.reads_asked.is_some() || f.reads_waiting.is_empty() {
+            return;
+        }
+        f.read_batches += 1;
+        let id = f.read_batches;
+        f.reads_asked = Some((id, std::mem::take(&mut f.reads_waiting)));
+        out.push(Output::Send {
+            to: f.leader,
+            msg: Msg::ReadIndex(id),
+        });
     }
 
     /// Leader: starts a confirmation round for the waiting barriers, unless one is in
@@ -893,10 +912,12 @@ impl Peer {
                 }
             }
             State::Following(f) => {
-                let asked = std::mem::take(&mut f.reads_asked);
+                let asked = f.reads_asked.take().map(|(_, t)| t).unwrap_or_default();
+                let waiting = std::mem::take(&mut f.reads_waiting);
                 let applying = std::mem::take(&mut f.reads_applying);
                 for token in asked
                     .into_iter()
+                    .chain(waiting)
                     .chain(applying.into_iter().map(|(_, t)| t))
                 {
                     out.push(Output::ReadFailed { token });
@@ -1047,7 +1068,9 @@ impl Peer {
             epoch: 0,
             last_heard: self.now,
             next_ping: self.now,
-            reads_asked: BTreeSet::new(),
+            reads_asked: None,
+            reads_waiting: Vec::new(),
+            read_batches: 0,
             reads_applying: Vec::new(),
         }));
         out.push(Output::Role(Role::Joining { leader }));
@@ -1315,8 +1338,14 @@ impl Peer {
                         to: from,
                         msg: Msg::Confirmed(id),
                     }),
-                    Msg::ReadIndexDone { id, zxid } if f.reads_asked.remove(&id) => {
-                        f.reads_applying.push((zxid, id));
+                    Msg::ReadIndexDone { id, zxid }
+                        if f.reads_asked.as_ref().is_some_and(|(a, _)| *a == id) =>
+                    {
+                        if let Some((_, tokens)) = f.reads_asked.take() {
+                            f.reads_applying
+                                .extend(tokens.into_iter().map(|t| (zxid, t)));
+                        }
+                        Self::ask_read_index(f, out);
                         self.release_reads(out);
                     }
                     Msg::SyncDone(token) if f.broadcast.is_some() => {
