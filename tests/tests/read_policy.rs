@@ -117,3 +117,61 @@ fn bounded_reads_stay_local_while_in_touch_with_the_leader() {
         c.close().await;
     });
 }
+
+#[test]
+fn an_observer_serves_linearizable_and_bounded_reads() {
+    // Server 3 observes: it follows without voting, and reads there go through the
+    // leader's confirmation round (/lin) or stay local while it is in touch (/b).
+    let servers = zk_tests::zkd::start_ensemble_with("read-policy-observer", 3, |c| {
+        c.servers[2].observer = true;
+        c.read_policy = ReadPolicy::Bounded(60_000);
+        c.read_policy_prefixes = vec![("/lin".into(), ReadPolicy::Linearizable)];
+    });
+    let leader = leader_index(&servers);
+    assert_ne!(leader, 2, "an observer never leads");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !zk_tests::zookeeper::four_letter(servers[2].addr, "srvr")
+        .unwrap_or_default()
+        .contains("Mode: observer")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "server 3 never observed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let rt = zk_tests::runtime();
+    rt.block_on(async {
+        let writer = Client::connect(&servers[leader].addr.to_string())
+            .await
+            .unwrap();
+        let observer = Client::connect(&servers[2].addr.to_string()).await.unwrap();
+        for p in ["/lin", "/b"] {
+            writer
+                .create(
+                    p,
+                    b"0".to_vec(),
+                    well_known::open_acl_unsafe(),
+                    CreateMode::Persistent,
+                )
+                .await
+                .unwrap();
+        }
+        for i in 1..=50u32 {
+            let v = i.to_string();
+            writer.set_data("/lin", v.clone(), -1).await.unwrap();
+            let (data, _) = observer.get_data("/lin").await.unwrap();
+            assert_eq!(
+                data.as_deref(),
+                Some(v.as_bytes()),
+                "read {i} at the observer"
+            );
+        }
+        for _ in 0..20 {
+            observer.get_data("/b").await.unwrap();
+        }
+        assert_eq!(monitor(&servers[2])["read_barrier_reads"], 50);
+        writer.close().await;
+        observer.close().await;
+    });
+}
