@@ -15,6 +15,19 @@ fn monitor(z: &zk_tests::zkd::Zkd) -> serde_json::Value {
     serde_json::from_str(&z.admin_get("/commands/monitor")).unwrap()
 }
 
+async fn create_all(c: &Client, paths: &[&str]) {
+    for p in paths {
+        c.create(
+            p,
+            b"0".to_vec(),
+            well_known::open_acl_unsafe(),
+            CreateMode::Persistent,
+        )
+        .await
+        .unwrap();
+    }
+}
+
 fn leader_index(servers: &[zk_tests::zkd::Zkd]) -> usize {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
@@ -40,17 +53,7 @@ fn linearizable_prefixes_read_through_a_barrier_and_see_every_acknowledged_write
     rt.block_on(async {
         let writer = Client::connect(&servers[a].addr.to_string()).await.unwrap();
         let reader = Client::connect(&servers[b].addr.to_string()).await.unwrap();
-        for p in ["/lin", "/loc"] {
-            writer
-                .create(
-                    p,
-                    b"0".to_vec(),
-                    well_known::open_acl_unsafe(),
-                    CreateMode::Persistent,
-                )
-                .await
-                .unwrap();
-        }
+        create_all(&writer, &["/lin", "/loc"]).await;
         let before = monitor(&servers[b])["read_barrier_reads"].as_u64().unwrap();
         for i in 1..=200u32 {
             let v = i.to_string();
@@ -146,17 +149,7 @@ fn an_observer_serves_linearizable_and_bounded_reads() {
             .await
             .unwrap();
         let observer = Client::connect(&servers[2].addr.to_string()).await.unwrap();
-        for p in ["/lin", "/b"] {
-            writer
-                .create(
-                    p,
-                    b"0".to_vec(),
-                    well_known::open_acl_unsafe(),
-                    CreateMode::Persistent,
-                )
-                .await
-                .unwrap();
-        }
+        create_all(&writer, &["/lin", "/b"]).await;
         for i in 1..=50u32 {
             let v = i.to_string();
             writer.set_data("/lin", v.clone(), -1).await.unwrap();

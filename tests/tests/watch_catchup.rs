@@ -237,8 +237,19 @@ const JAVA_JARS: &[&str] = &[
     "netty-buffer",
 ];
 
-/// The scenario with the Java client watching: (events after the reconnect, one-shot).
-fn java_scenario(classes: &Path, servers: &[SocketAddr]) -> (Vec<(String, String)>, String) {
+/// An external watching client (`program`, given the connect string) in the middle of
+/// the scenario: connected through two proxies, it saw the live changes, was cut off
+/// while the 1,000 changes (and, with `deletes`, 50 deletes) were made, and was told GO
+/// once the way to another server was open. What the reading needs goes with it.
+struct External {
+    rt: tokio::runtime::Runtime,
+    writer: Client,
+    child: std::process::Child,
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+    proxies: (Proxy, Proxy),
+}
+
+fn external(mut program: Command, servers: &[SocketAddr], who: &str, deletes: bool) -> External {
     let rt = zk_tests::runtime();
     let writer = rt
         .block_on(Client::connect(&servers[2].to_string()))
@@ -246,20 +257,17 @@ fn java_scenario(classes: &Path, servers: &[SocketAddr]) -> (Vec<(String, String
     rt.block_on(watched_tree(&writer));
     let (p1, p2) = (Proxy::start(servers[0]), Proxy::start(servers[1]));
     p2.cut();
-    let mut java = Command::new("java")
-        .arg("-cp")
-        .arg(zk_tests::java::classpath(classes, JAVA_JARS))
-        .arg("CatchUpCheck")
+    let mut child = program
         .arg(format!("{},{}", p1.addr, p2.addr))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(java.stdout.take().unwrap()).lines();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut expect = |what: &str| {
         let line = lines.next().and_then(Result::ok).unwrap_or_default();
-        assert_eq!(line, what, "the Java client");
+        assert_eq!(line, what, "{who}");
     };
     expect("READY");
     rt.block_on(live_changes(&writer));
@@ -268,11 +276,36 @@ fn java_scenario(classes: &Path, servers: &[SocketAddr]) -> (Vec<(String, String
     expect("DISCONNECTED");
     rt.block_on(async {
         missed_changes(&writer).await;
-        writer.close().await;
+        if deletes {
+            for i in 100..150 {
+                writer.delete(&format!("/w/n{i:04}"), -1).await.unwrap();
+            }
+        }
     });
     p2.heal();
-    let mut stdin = java.stdin.take().unwrap();
-    writeln!(stdin, "GO").unwrap();
+    writeln!(child.stdin.take().unwrap(), "GO").unwrap();
+    External {
+        rt,
+        writer,
+        child,
+        lines,
+        proxies: (p1, p2),
+    }
+}
+
+/// The scenario with the Java client watching: (events after the reconnect, one-shot).
+fn java_scenario(classes: &Path, servers: &[SocketAddr]) -> (Vec<(String, String)>, String) {
+    let mut java = Command::new("java");
+    java.arg("-cp")
+        .arg(zk_tests::java::classpath(classes, JAVA_JARS))
+        .arg("CatchUpCheck");
+    let External {
+        rt,
+        writer,
+        mut child,
+        mut lines,
+        proxies,
+    } = external(java, servers, "the Java client", false);
     let mut events = Vec::new();
     let mut one_shot = String::new();
     for line in lines.by_ref() {
@@ -286,7 +319,9 @@ fn java_scenario(classes: &Path, servers: &[SocketAddr]) -> (Vec<(String, String
             break;
         }
     }
-    let _ = java.wait();
+    let _ = child.wait();
+    rt.block_on(writer.close());
+    drop(proxies);
     (events, one_shot)
 }
 
@@ -373,39 +408,18 @@ async fn served_tree(c: &Client) -> Vec<CachedNode> {
 
 /// The catch-up scenario with an external cache client (`program` plus the connect
 /// string), speaking tests/java/CacheCheck.java's line protocol; deletes 50 nodes too.
-fn cache_scenario(mut program: Command, servers: &[SocketAddr]) -> CacheOutcome {
-    let rt = zk_tests::runtime();
-    let writer = rt
-        .block_on(Client::connect(&servers[2].to_string()))
-        .unwrap();
-    rt.block_on(watched_tree(&writer));
-    let (p1, p2) = (Proxy::start(servers[0]), Proxy::start(servers[1]));
-    p2.cut();
-    let mut child = program
-        .arg(format!("{},{}", p1.addr, p2.addr))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+fn cache_scenario(program: Command, servers: &[SocketAddr]) -> CacheOutcome {
+    let External {
+        rt,
+        writer,
+        mut child,
+        mut lines,
+        proxies,
+    } = external(program, servers, "the cache client", true);
     let mut expect = |what: &str| {
         let line = lines.next().and_then(Result::ok).unwrap_or_default();
         assert_eq!(line, what, "the cache client");
     };
-    expect("READY");
-    rt.block_on(live_changes(&writer));
-    expect("LIVE-OK");
-    p1.cut();
-    expect("DISCONNECTED");
-    rt.block_on(async {
-        missed_changes(&writer).await;
-        for i in 100..150 {
-            writer.delete(&format!("/w/n{i:04}"), -1).await.unwrap();
-        }
-    });
-    p2.heal();
-    writeln!(child.stdin.take().unwrap(), "GO").unwrap();
     expect("RECONNECTED");
     let mut events = 0;
     let mut cached = Vec::new();
@@ -428,6 +442,7 @@ fn cache_scenario(mut program: Command, servers: &[SocketAddr]) -> CacheOutcome 
     let _ = child.wait();
     let served = rt.block_on(served_tree(&writer));
     rt.block_on(writer.close());
+    drop(proxies);
     cached.sort();
     CacheOutcome {
         events,
