@@ -815,9 +815,11 @@ pub fn to_frame(msg: &Msg) -> pb::Frame {
             discovery::Msg::AckEpoch {
                 current_epoch,
                 last_zxid,
+                epoch,
             } => Kind::AckEpoch(pb::AckEpoch {
                 current_epoch,
                 last_zxid,
+                epoch,
             }),
             discovery::Msg::NewLeader { zxid } => Kind::NewLeader(zxid),
             discovery::Msg::AckNewLeader { zxid } => Kind::AckNewLeader(zxid),
@@ -877,6 +879,7 @@ pub fn from_frame(frame: pb::Frame) -> Option<Msg> {
         Kind::AckEpoch(a) => Msg::Handshake(discovery::Msg::AckEpoch {
             current_epoch: a.current_epoch,
             last_zxid: a.last_zxid,
+            epoch: a.epoch,
         }),
         Kind::NewLeader(zxid) => Msg::Handshake(discovery::Msg::NewLeader { zxid }),
         Kind::AckNewLeader(zxid) => Msg::Handshake(discovery::Msg::AckNewLeader { zxid }),
@@ -978,6 +981,7 @@ mod tests {
             Msg::Handshake(discovery::Msg::AckEpoch {
                 current_epoch: 3,
                 last_zxid: 6,
+                epoch: 4,
             }),
             Msg::Handshake(discovery::Msg::NewLeader { zxid: 4 << 32 }),
             Msg::Handshake(discovery::Msg::AckNewLeader { zxid: 4 << 32 }),

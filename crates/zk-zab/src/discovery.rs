@@ -6,7 +6,7 @@
 //!    accepted epoch it heard of, persists it as its accepted epoch and only then sends
 //!    LEADERINFO;
 //! 3. a follower persists the new accepted epoch before answering ACKEPOCH (its current epoch
-//!    and last zxid); a leader that learns a follower is ahead of it gives up;
+//!    and last zxid); a follower ahead of the leader is left out (it cannot be synced);
 //! 4. with a quorum of ACKEPOCHs the leader syncs each follower (DIFF / TRUNC / SNAP) and
 //!    sends NEWLEADER; a follower persists the new current epoch before acknowledging it;
 //! 5. with a quorum of NEWLEADER acks the leader persists its current epoch, sends UPTODATE
@@ -34,6 +34,10 @@ pub enum Msg {
     AckEpoch {
         current_epoch: u32,
         last_zxid: Zxid,
+        /// The LEADERINFO epoch this acknowledges (0: not said, from an older server). Links
+        /// outlive handshakes, so a late ACKEPOCH of an earlier handshake must not count for
+        /// this one.
+        epoch: u32,
     },
     /// Sent after the sync data; its zxid is `new_epoch << 32`.
     NewLeader {
@@ -279,17 +283,25 @@ impl LeaderHandshake {
             Msg::AckEpoch {
                 current_epoch,
                 last_zxid,
+                epoch,
             } => {
                 if self.phase == LeaderPhase::CollectingInfo
                     || self.phase == LeaderPhase::PersistingEpoch
+                    || (epoch != 0 && epoch != self.new_epoch)
                 {
                     return;
                 }
                 if self.phase != LeaderPhase::Established
                     && (current_epoch, last_zxid) > (self.current_epoch, self.last_zxid)
+                    && last_zxid > self.last_zxid
                 {
-                    // Electing this leader was wrong: the follower has seen more.
-                    self.abandon("a follower is ahead of the leader", out);
+                    // This follower holds txns this leader lacks: it is left out, as
+                    // ZooKeeper's leader drops that learner's connection. The epoch is
+                    // established without it, or not at all (initLimit), never with it;
+                    // giving up at once would let one such member stall every election.
+                    // One ahead by its current epoch only promised an epoch that never
+                    // established (its voters would have won this election): its log is
+                    // no longer than this leader's, and the sync below aligns it.
                     return;
                 }
                 self.acks.insert(from, (current_epoch, last_zxid));
@@ -506,6 +518,7 @@ impl FollowerHandshake {
             msg: Msg::AckEpoch {
                 current_epoch: self.current_epoch,
                 last_zxid: self.last_zxid,
+                epoch: self.new_epoch,
             },
         });
     }

@@ -624,20 +624,34 @@ impl Peer {
             return Err(NotReady::ReconfigInProgress);
         }
         let mut b_out = Vec::new();
+        let me = self.cfg.me;
         let zxid = match &mut self.state {
             State::Leading(l) if l.handoff.is_some() => return Err(NotReady::NotLeader),
             State::Leading(l) => match &mut l.broadcast {
-                Some(b) => b
-                    .propose_reconfig(data, quorum, &mut b_out)
-                    .map_err(|e| match e {
-                        broadcast::ProposeError::ReconfigInProgress => NotReady::ReconfigInProgress,
-                        broadcast::ProposeError::CounterExhausted => NotReady::CounterExhausted,
-                    })?,
+                Some(b) => {
+                    let zxid =
+                        b.propose_reconfig(data, quorum, &mut b_out)
+                            .map_err(|e| match e {
+                                broadcast::ProposeError::ReconfigInProgress => {
+                                    NotReady::ReconfigInProgress
+                                }
+                                broadcast::ProposeError::CounterExhausted => {
+                                    NotReady::CounterExhausted
+                                }
+                            })?;
+                    if b.next_zxid().is_none() {
+                        // The reconfiguration took the epoch's last zxid: renew the epoch
+                        // once it commits, as after any other proposal.
+                        l.handoff = Some(me);
+                    }
+                    zxid
+                }
                 None => return Err(NotReady::NotLeader),
             },
             _ => return Err(NotReady::NotLeader),
         };
         self.broadcast_outputs(b_out, out);
+        self.try_hand_off(out);
         Ok(zxid)
     }
 
