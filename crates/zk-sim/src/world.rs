@@ -1673,18 +1673,7 @@ impl World {
             self.clients[c].watch = Some(self.history.watches.len() - 1);
             self.coverage.watches_set += 1;
         }
-        let tree = &self.nodes[s].tree;
-        let zxid = tree.last_processed_zxid();
-        let value = tree.data(&key).map(|d| d.unwrap_or_default().to_vec());
-        let client = &mut self.clients[c];
-        if zxid < client.last_zxid {
-            self.violations.push(format!(
-                "client {c} read at {zxid:#x} from server {} after seeing {:#x}",
-                s + 1,
-                client.last_zxid
-            ));
-        }
-        client.last_zxid = client.last_zxid.max(zxid);
+        let (zxid, value) = self.serve_read(c, s, &key, "read");
         self.coverage.reads += 1;
         self.history.reads.push(Read {
             client: c,
@@ -1692,6 +1681,24 @@ impl World {
             zxid,
             value,
         });
+    }
+
+    /// Client `c` reads `key` from server `s`'s tree: the zxid it is served at and the
+    /// value; a violation if the client already saw a later zxid.
+    fn serve_read(&mut self, c: usize, s: usize, key: &str, what: &str) -> (Zxid, Option<Vec<u8>>) {
+        let tree = &self.nodes[s].tree;
+        let zxid = tree.last_processed_zxid();
+        let value = tree.data(key).map(|d| d.unwrap_or_default().to_vec());
+        let client = &mut self.clients[c];
+        if zxid < client.last_zxid {
+            self.violations.push(format!(
+                "client {c} {what} at {zxid:#x} from server {} after seeing {:#x}",
+                s + 1,
+                client.last_zxid
+            ));
+        }
+        client.last_zxid = client.last_zxid.max(zxid);
+        (zxid, value)
     }
 
     /// A linearizable read: asks server `s` for a read barrier and waits for it.
@@ -1743,17 +1750,7 @@ impl World {
             self.coverage.lin_reads_failed += 1;
             return;
         }
-        let tree = &self.nodes[i].tree;
-        let zxid = tree.last_processed_zxid();
-        let value = tree.data(&key).map(|d| d.unwrap_or_default().to_vec());
-        if zxid < client.last_zxid {
-            self.violations.push(format!(
-                "client {c} read linearizably at {zxid:#x} from server {} after seeing {:#x}",
-                i + 1,
-                client.last_zxid
-            ));
-        }
-        client.last_zxid = client.last_zxid.max(zxid);
+        let (zxid, value) = self.serve_read(c, i, &key, "read linearizably");
         self.coverage.lin_reads += 1;
         self.trace(|| {
             format!(
