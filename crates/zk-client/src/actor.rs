@@ -29,6 +29,9 @@ use crate::error::{from_wire, Error, Result};
 use crate::watch::{Kind, Registry, Sink, WatchedEvent};
 use crate::State;
 
+/// Commands already queued that go out with the one being sent, in one write.
+const COMMANDS_PER_WRITE: usize = 256;
+
 /// What a caller asks the session task to do.
 pub(crate) enum Command {
     Call {
@@ -432,9 +435,13 @@ impl Actor {
         let mut buf = BytesMut::with_capacity(64 * 1024);
         let mut last_recv = Instant::now();
         let mut last_send = Instant::now();
+        // One timer for both the ping and the read timeout. The deadlines only move later,
+        // so it fires at the earlier of them as of when it was set and is set again from
+        // there (a timer made afresh each turn cost a timer-wheel entry per message).
+        let check =
+            tokio::time::sleep_until((last_send + ping_every).min(last_recv + read_timeout));
+        tokio::pin!(check);
         loop {
-            let ping_at = last_send + ping_every;
-            let dead_at = last_recv + read_timeout;
             let mut out = BytesMut::new();
             tokio::select! {
                 n = rd.read_buf(&mut buf) => {
@@ -476,21 +483,49 @@ impl Actor {
                         }
                         Some(cmd) => {
                             self.take(Some(cmd));
+                            // Commands already waiting go out in the same write: a
+                            // pipelining caller's burst costs one syscall, not one each.
+                            for _ in 0..COMMANDS_PER_WRITE {
+                                match self.rx.try_recv() {
+                                    Ok(Command::Close { reply }) => {
+                                        self.closing = Some(reply);
+                                        break;
+                                    }
+                                    Ok(cmd) => {
+                                        self.take(Some(cmd));
+                                    }
+                                    // Disconnected: the next recv sees it and closes.
+                                    Err(_) => break,
+                                }
+                            }
                             while let Some(p) = self.queued.pop_front() {
                                 out.extend_from_slice(&p.frame);
                                 self.sent.push_back(p);
                             }
                             self.flush_new_auths(&mut out);
+                            if self.closing.is_some() {
+                                let p = self.pending(Request::CloseSession, After::Nothing, None);
+                                out.extend_from_slice(&p.frame);
+                                self.sent.push_back(p);
+                            }
                         }
                     }
                 }
-                _ = tokio::time::sleep_until(ping_at) => {
-                    let p = self.pending(Request::Ping, After::Nothing, None);
-                    out.extend_from_slice(&p.frame);
-                }
-                _ = tokio::time::sleep_until(dead_at) => {
-                    tracing::debug!("no answer from the server within the read timeout");
-                    return End::Lost;
+                _ = &mut check => {
+                    let now = Instant::now();
+                    if now >= last_recv + read_timeout {
+                        tracing::debug!("no answer from the server within the read timeout");
+                        return End::Lost;
+                    }
+                    if now >= last_send + ping_every {
+                        let p = self.pending(Request::Ping, After::Nothing, None);
+                        out.extend_from_slice(&p.frame);
+                        // Counts as a send even before the write below.
+                        last_send = now;
+                    }
+                    check
+                        .as_mut()
+                        .reset((last_send + ping_every).min(last_recv + read_timeout));
                 }
             }
             if !out.is_empty() {

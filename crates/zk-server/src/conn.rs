@@ -25,6 +25,8 @@ use crate::core::{ConnId, CoreMsg, Out};
 
 /// Frames queued for one client before it counts as a slow consumer and is dropped.
 pub const OUT_QUEUE_MAX: usize = 8192;
+/// Answer frames handed to one vectored write.
+const WRITE_BATCH_FRAMES: usize = 64;
 /// Requests of one connection the core has not answered yet, past which the connection
 /// stops reading (TCP pushes back on the client).
 pub const CONN_PENDING_MAX: usize = 128;
@@ -116,65 +118,96 @@ pub async fn serve<S>(
     let (writer_unwritten, writer_room) = (unwritten.clone(), room.clone());
     let writer = tokio::spawn(async move {
         let mut first = true;
+        // Answers taken off the channel, not yet being written.
         let mut queue: std::collections::VecDeque<bytes::Bytes> = Default::default();
-        // Bytes of the queue's first frame already written.
+        // Answers being written by one vectored write (a pipelining client's burst goes
+        // out in one syscall and few segments: per-frame writes spent most of the
+        // server's CPU in the kernel's TCP send path); `offset` bytes of the first are out.
+        let mut batch: std::collections::VecDeque<bytes::Bytes> = Default::default();
         let mut offset = 0;
         let mut closing = false;
-        loop {
-            if closing && queue.is_empty() {
+        let mut taken = Vec::with_capacity(WRITE_BATCH_FRAMES);
+        'writer: loop {
+            if batch.is_empty() {
+                let n = queue.len().min(WRITE_BATCH_FRAMES);
+                batch.extend(queue.drain(..n));
+            }
+            if closing && batch.is_empty() {
                 break;
             }
-            let front = queue.front().cloned();
             tokio::select! {
                 biased;
-                out = out_rx.recv(), if !closing => match out {
-                    Some(Out::Frame(f)) => {
-                        // Every frame after the handshake answer except a notification
-                        // answers one request.
-                        let is_reply =
-                            !first && frame_xid(&f) != Some(zk_proto::xid::NOTIFICATION);
-                        first = false;
-                        if is_reply
-                            && writer_pending
-                                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                                    n.checked_sub(1)
-                                })
-                                .is_ok()
-                        {
-                            writer_throttle.done(1);
-                            writer_room.notify_one();
+                out = out_rx.recv(), if !closing => {
+                    taken.push(out);
+                    // Everything else already queued comes along.
+                    while taken.len() < OUT_QUEUE_MAX {
+                        match out_rx.try_recv() {
+                            Ok(o) => taken.push(Some(o)),
+                            Err(_) => break,
                         }
-                        let total = writer_unwritten.fetch_add(f.len(), Ordering::Relaxed) + f.len();
-                        if total > CONN_UNWRITTEN_BYTES_HARD_MAX {
-                            tracing::warn!(
-                                conn,
-                                bytes = total,
-                                "closing connection: the client does not read its answers"
-                            );
-                            break;
-                        }
-                        queue.push_back(f);
                     }
-                    Some(Out::Close) | None => closing = true,
+                    for out in taken.drain(..) {
+                        match out {
+                            Some(Out::Frame(f)) => {
+                                // Every frame after the handshake answer except a
+                                // notification answers one request.
+                                let is_reply =
+                                    !first && frame_xid(&f) != Some(zk_proto::xid::NOTIFICATION);
+                                first = false;
+                                if is_reply
+                                    && writer_pending
+                                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                                            n.checked_sub(1)
+                                        })
+                                        .is_ok()
+                                {
+                                    writer_throttle.done(1);
+                                    writer_room.notify_one();
+                                }
+                                let total =
+                                    writer_unwritten.fetch_add(f.len(), Ordering::Relaxed) + f.len();
+                                if total > CONN_UNWRITTEN_BYTES_HARD_MAX {
+                                    tracing::warn!(
+                                        conn,
+                                        bytes = total,
+                                        "closing connection: the client does not read its answers"
+                                    );
+                                    break 'writer;
+                                }
+                                queue.push_back(f);
+                            }
+                            Some(Out::Close) | None => closing = true,
+                        }
+                    }
                 },
                 written = async {
-                    match &front {
-                        Some(f) => wr.write(&f[offset..]).await,
-                        None => std::future::pending().await,
+                    if batch.is_empty() {
+                        return std::future::pending().await;
                     }
+                    let slices: Vec<std::io::IoSlice<'_>> = batch
+                        .iter()
+                        .enumerate()
+                        .map(|(i, f)| std::io::IoSlice::new(if i == 0 { &f[offset..] } else { f }))
+                        .collect();
+                    wr.write_vectored(&slices).await
                 } => match written {
                     Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        offset += n;
-                        if let Some(f) = front.filter(|f| offset >= f.len()) {
-                            queue.pop_front();
-                            offset = 0;
-                            writer_unwritten.fetch_sub(f.len(), Ordering::Relaxed);
-                            writer_room.notify_one();
-                            // TLS buffers records until flushed; flush once all is written.
-                            if queue.is_empty() && wr.flush().await.is_err() {
+                    Ok(mut n) => {
+                        while let Some(f) = batch.front() {
+                            let rest = f.len() - offset;
+                            if n < rest {
+                                offset += n;
                                 break;
                             }
+                            n -= rest;
+                            offset = 0;
+                            writer_unwritten.fetch_sub(f.len(), Ordering::Relaxed);
+                            batch.pop_front();
+                        }
+                        writer_room.notify_one();
+                        // TLS buffers records until flushed; flush once all is written.
+                        if batch.is_empty() && queue.is_empty() && wr.flush().await.is_err() {
+                            break;
                         }
                     }
                 },
