@@ -75,6 +75,9 @@ struct Args {
     /// A label for the output (e.g. the server's name).
     #[arg(long, default_value = "")]
     label: String,
+    /// Runtime worker threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
     /// An existing znode to work under (e.g. a subtree with its own `readPolicy`).
     #[arg(long, default_value = "/")]
     parent: String,
@@ -100,10 +103,20 @@ struct Recorder {
     errors: u64,
 }
 
-#[tokio::main(flavor = "multi_thread")]
-async fn main() {
+fn main() {
     let args = Args::parse();
-    if let Err(e) = run(args).await {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if args.threads > 0 {
+        runtime.worker_threads(args.threads);
+    }
+    let runtime = match runtime.enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("zkbench: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = runtime.block_on(run(args)) {
         eprintln!("zkbench: {e}");
         std::process::exit(1);
     }

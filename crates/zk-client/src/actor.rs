@@ -485,6 +485,9 @@ impl Actor {
                             self.take(Some(cmd));
                             // Commands already waiting go out in the same write: a
                             // pipelining caller's burst costs one syscall, not one each.
+                            // One turn of the scheduler first lets the callers that the
+                            // last answers woke queue their next requests.
+                            tokio::task::yield_now().await;
                             for _ in 0..COMMANDS_PER_WRITE {
                                 match self.rx.try_recv() {
                                     Ok(Command::Close { reply }) => {
