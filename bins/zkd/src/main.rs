@@ -9,7 +9,7 @@
 /// writer allocate on one thread and free on another, and glibc's arenas then contend on a
 /// lock (perf: about 15% of zkd's CPU under setData in malloc and its lock waits).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
