@@ -1,39 +1,40 @@
 //! Adler-32, the checksum of ZooKeeper's txn records and snapshot seals
 //! (`java.util.zip.Adler32`).
 
-const MOD: u32 = 65_521;
-/// Largest run of bytes before the sums must be reduced to avoid overflow.
-const NMAX: usize = 5552;
+/// A running Adler-32. The sums are computed with SIMD by `simd-adler32` (already in the
+/// tree through flate2): a scalar loop took about 0.2 s of a million-znode snapshot load.
+#[derive(Clone)]
+pub struct Adler32(simd_adler32::Adler32);
 
-/// A running Adler-32.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Adler32 {
-    a: u32,
-    b: u32,
+impl std::fmt::Debug for Adler32 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Adler32({:#010x})", self.value())
+    }
 }
+
+impl PartialEq for Adler32 {
+    fn eq(&self, other: &Self) -> bool {
+        self.value() == other.value()
+    }
+}
+
+impl Eq for Adler32 {}
 
 impl Default for Adler32 {
     fn default() -> Self {
-        Adler32 { a: 1, b: 0 }
+        Adler32(simd_adler32::Adler32::new())
     }
 }
 
 impl Adler32 {
     /// Feeds bytes.
     pub fn update(&mut self, data: &[u8]) {
-        for chunk in data.chunks(NMAX) {
-            for &x in chunk {
-                self.a += u32::from(x);
-                self.b += self.a;
-            }
-            self.a %= MOD;
-            self.b %= MOD;
-        }
+        self.0.write(data);
     }
 
     /// The checksum so far.
     pub fn value(&self) -> u32 {
-        (self.b << 16) | self.a
+        self.0.finish()
     }
 }
 

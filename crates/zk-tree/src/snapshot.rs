@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use bytes::Bytes;
 use zk_proto::{Acl, DecodeError, Jute, Reader, StatPersisted};
 
-use crate::tree::{DataTree, TreeConfig};
+use crate::tree::{DataTree, TreeConfig, TreeLoader};
 
 /// Why a snapshot body could not be loaded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -89,7 +89,10 @@ pub fn read_snapshot(config: TreeConfig, r: &mut Reader) -> Result<DataTree, Sna
         let list = Vec::<Acl>::read(r)?;
         acls.push((id, list));
     }
-    let mut nodes = Vec::new();
+    // A serialized node takes at least 84 bytes and 200 is typical of small values: room
+    // for remaining / 200 nodes spares most index growth without over-reserving much.
+    let hint = r.remaining() / 200;
+    let mut loader = TreeLoader::new(config, sessions, acls, hint);
     loop {
         let path = r.read_string()?;
         if path == "/" {
@@ -98,7 +101,9 @@ pub fn read_snapshot(config: TreeConfig, r: &mut Reader) -> Result<DataTree, Sna
         let data: Option<Bytes> = r.read_buffer()?;
         let acl_ref = r.read_i64()?;
         let stat = StatPersisted::read(r)?;
-        nodes.push((path, data, acl_ref, stat));
+        loader
+            .add(&path, data.as_deref(), acl_ref, stat)
+            .map_err(SnapshotError::InvalidTree)?;
     }
-    DataTree::from_parts(config, sessions, acls, nodes).map_err(SnapshotError::InvalidTree)
+    loader.finish().map_err(SnapshotError::InvalidTree)
 }

@@ -12,7 +12,7 @@
 //! `hashbrown::HashTable` is used because the standard library does not expose a hash table
 //! of values looked up by a key stored elsewhere.
 
-use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use hashbrown::HashTable;
@@ -24,11 +24,14 @@ pub(crate) type NodeId = u32;
 /// Nodes per slab chunk.
 const CHUNK: usize = 4096;
 
-/// Deterministic SipHash (fixed keys): no ambient randomness in a pure crate.
-type Hasher = BuildHasherDefault<DefaultHasher>;
+/// foldhash with a fixed seed: deterministic (no ambient randomness in a pure crate) and
+/// several times faster than SipHash on paths, which every request and every node of a
+/// snapshot load hashes. SipHash with fixed keys resisted no crafted collisions either: its
+/// keys would be public.
+const PATH_HASH: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x5eed_2181);
 
 fn hash_path(path: &[u8]) -> u64 {
-    Hasher::default().hash_one(path)
+    PATH_HASH.hash_one(path)
 }
 
 fn hash_id(id: &NodeId) -> u64 {
@@ -205,9 +208,48 @@ impl Store {
         self.find(path).is_some()
     }
 
+    /// Room for `additional` more nodes in the path index, so a snapshot load does not
+    /// rehash every path at each doubling.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        let chunks = &self.chunks;
+        self.index.reserve(additional, |x| {
+            let i = *x as usize;
+            chunks[i / CHUNK][i % CHUNK]
+                .as_ref()
+                .map_or(0, |n| hash_path(n.path_bytes()))
+        });
+    }
+
+    /// Adds a node unless its path is present (then gives it back), hashing the path once.
+    pub(crate) fn insert_new(
+        &mut self,
+        node: Node,
+        parent: Option<NodeId>,
+    ) -> Result<NodeId, Node> {
+        let hash = hash_path(node.path_bytes());
+        let chunks = &self.chunks;
+        let taken = self
+            .index
+            .find(hash, |id| {
+                let i = *id as usize;
+                chunks[i / CHUNK][i % CHUNK]
+                    .as_ref()
+                    .is_some_and(|n| n.path_bytes() == node.path_bytes())
+            })
+            .is_some();
+        if taken {
+            return Err(node);
+        }
+        Ok(self.insert_hashed(hash, node, parent))
+    }
+
     /// Adds a node whose path is not present yet, linking it under `parent`.
     pub(crate) fn insert(&mut self, node: Node, parent: Option<NodeId>) -> NodeId {
         let hash = hash_path(node.path_bytes());
+        self.insert_hashed(hash, node, parent)
+    }
+
+    fn insert_hashed(&mut self, hash: u64, node: Node, parent: Option<NodeId>) -> NodeId {
         let name_len = node.name().len();
         let id = match self.free.pop() {
             Some(id) => {

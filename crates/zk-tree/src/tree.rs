@@ -1135,47 +1135,83 @@ impl DataTree {
         self.visit(|p, _, _, _| out.push(p.to_owned()));
         out
     }
+}
 
-    /// Rebuilds a tree from snapshot parts: sessions, ACL cache entries, then nodes with
-    /// parents before children. Fails on a node whose parent is missing.
-    pub(crate) fn from_parts(
+/// Rebuilds a tree from a snapshot as it is read: sessions and ACL cache entries first,
+/// then nodes with parents before children, one at a time (no list of a million decoded
+/// nodes held beside the tree being built).
+pub(crate) struct TreeLoader {
+    tree: DataTree,
+    /// Siblings come together (parents before children, depth first): the last parent
+    /// found is usually the next node's too.
+    last_parent: Option<(String, NodeId)>,
+}
+
+impl TreeLoader {
+    /// A loader expecting about `nodes_hint` nodes (room is made for them up front).
+    pub(crate) fn new(
         config: TreeConfig,
         sessions: BTreeMap<i64, i32>,
         acls: Vec<(i64, Vec<Acl>)>,
-        nodes: impl IntoIterator<Item = (String, Option<Bytes>, i64, StatPersisted)>,
-    ) -> std::result::Result<DataTree, String> {
-        let mut t = DataTree::empty(config);
-        t.sessions = sessions;
+        nodes_hint: usize,
+    ) -> TreeLoader {
+        let mut tree = DataTree::empty(config);
+        tree.sessions = sessions;
         for (r, list) in acls {
-            t.acls.insert_loaded(r, list);
+            tree.acls.insert_loaded(r, list);
         }
-        for (p, data, acl_ref, stat) in nodes {
-            let p = if p.is_empty() { "/".to_owned() } else { p };
-            let parent = if p == "/" {
-                None
-            } else {
-                let parent = path::parent(&p);
-                match t.nodes.find(parent) {
-                    Some(id) => Some(id),
+        tree.nodes.reserve(nodes_hint);
+        TreeLoader {
+            tree,
+            last_parent: None,
+        }
+    }
+
+    /// Adds the next node. Fails on a node whose parent is missing, or a repeated path.
+    pub(crate) fn add(
+        &mut self,
+        p: &str,
+        data: Option<&[u8]>,
+        acl_ref: i64,
+        stat: StatPersisted,
+    ) -> std::result::Result<(), String> {
+        let p = if p.is_empty() { "/" } else { p };
+        let t = &mut self.tree;
+        let parent = if p == "/" {
+            None
+        } else {
+            let parent = path::parent(p);
+            match &self.last_parent {
+                Some((path, id)) if path == parent => Some(*id),
+                _ => match t.nodes.find(parent) {
+                    Some(id) => {
+                        self.last_parent = Some((parent.to_owned(), id));
+                        Some(id)
+                    }
                     None => return Err(format!("node {p} has no parent in the snapshot")),
-                }
-            };
-            if t.nodes.exists(&p) {
-                return Err(format!("node {p} appears twice in the snapshot"));
+                },
             }
-            if acl_ref != OPEN_ACL_REF {
-                t.acls.add_use(acl_ref);
-            }
-            t.index_owner(&p, stat.ephemeral_owner);
-            if let Some((root, quota::LIMITS_NODE)) = quota::governed_path(&p) {
-                t.quota_roots.insert(root);
-            }
-            let node = Node::new(&p, data.as_deref(), acl_ref, stat);
-            t.digest = t
-                .digest
-                .wrapping_add(node_digest(&p, node.data(), &node.stat));
-            t.nodes.insert(node, parent);
+        };
+        let node = Node::new(p, data, acl_ref, stat);
+        let digest = node_digest(p, node.data(), &node.stat);
+        let owner = node.stat.ephemeral_owner;
+        if t.nodes.insert_new(node, parent).is_err() {
+            return Err(format!("node {p} appears twice in the snapshot"));
         }
+        if acl_ref != OPEN_ACL_REF {
+            t.acls.add_use(acl_ref);
+        }
+        t.index_owner(p, owner);
+        if let Some((root, quota::LIMITS_NODE)) = quota::governed_path(p) {
+            t.quota_roots.insert(root);
+        }
+        t.digest = t.digest.wrapping_add(digest);
+        Ok(())
+    }
+
+    /// The tree, once every node is in.
+    pub(crate) fn finish(self) -> std::result::Result<DataTree, String> {
+        let mut t = self.tree;
         if !t.nodes.exists("/") {
             return Err("snapshot has no root node".to_owned());
         }
