@@ -373,6 +373,7 @@ async fn watch_fanout(
     root: &str,
     deadline: Instant,
 ) -> Result<(Vec<u32>, u64), String> {
+    let started = Instant::now();
     let path = format!("{root}/watched");
     let writer = connect(&args.servers).await?;
     writer
@@ -401,24 +402,38 @@ async fn watch_fanout(
     let mut latencies = Vec::new();
     let mut errors = 0u64;
     let mut round = 0u64;
+    // The run's time starts once every session is open (10,000 take a while to open).
+    let deadline = Instant::now() + deadline.saturating_duration_since(started);
     while Instant::now() < deadline {
         round += 1;
-        // Every watcher waits in its own task before the write, and notes when it heard the
-        // event, so the time is the server's fan-out, not how fast this loop gets to them.
+        // Every watcher arms its watch and then waits in its own task, noting when it heard
+        // the event, so the time is the server's fan-out, not how fast this loop gets to
+        // them. The write starts once every watch is armed.
+        // Each task says when its watch is armed (or failed: counted when it is awaited).
+        let (armed_tx, mut armed_rx) = tokio::sync::mpsc::channel::<()>(watchers.len().max(1));
         let mut waits = Vec::with_capacity(watchers.len());
         for zk in &watchers {
-            match zk.get_data_watch(&path).await {
-                Ok((_, _, w)) => waits.push(tokio::spawn(async move {
-                    tokio::time::timeout(Duration::from_secs(30), w.changed())
-                        .await
-                        .ok()
-                        .filter(|e| e.event_type == EventType::NodeDataChanged)
-                        .map(|_| Instant::now())
-                })),
-                Err(_) => errors += 1,
+            let (zk, path, armed) = (zk.clone(), path.clone(), armed_tx.clone());
+            waits.push(tokio::spawn(async move {
+                let watch = zk.get_data_watch(&path).await;
+                let _ = armed.send(()).await;
+                drop(armed);
+                let Ok((_, _, w)) = watch else {
+                    return None;
+                };
+                tokio::time::timeout(Duration::from_secs(30), w.changed())
+                    .await
+                    .ok()
+                    .filter(|e| e.event_type == EventType::NodeDataChanged)
+                    .map(|_| Instant::now())
+            }));
+        }
+        drop(armed_tx);
+        for _ in 0..waits.len() {
+            if armed_rx.recv().await.is_none() {
+                break;
             }
         }
-        tokio::task::yield_now().await;
         let t = Instant::now();
         if writer
             .set_data(&path, value(0, round, args.value_size), -1)
