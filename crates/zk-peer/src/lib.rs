@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::{TcpListenerStream, UnboundedReceiverStream};
+use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 use zk_zab::broadcast::{self, Proposal};
@@ -458,17 +458,27 @@ impl Network {
     async fn pump(&self, peer: ServerId, generation: u64, mut inbound: Streaming<pb::Frame>) {
         loop {
             match inbound.next().await {
-                Some(Ok(frame)) => match from_frame(frame) {
-                    Some(msg) => {
+                Some(Ok(frame)) => {
+                    let frames = match frame.kind {
+                        Some(Kind::Batch(b)) => b.frames,
+                        _ => vec![frame],
+                    };
+                    let mut ok = true;
+                    for frame in frames {
+                        let Some(msg) = from_frame(frame) else {
+                            tracing::warn!(peer, "malformed peer frame; dropping the link");
+                            ok = false;
+                            break;
+                        };
                         if self.events.send(Event::Msg { from: peer, msg }).is_err() {
+                            ok = false;
                             break;
                         }
                     }
-                    None => {
-                        tracing::warn!(peer, "malformed peer frame; dropping the link");
+                    if !ok {
                         break;
                     }
-                },
+                }
                 Some(Err(e)) => {
                     tracing::debug!(peer, error = %e, "peer link failed");
                     break;
@@ -541,6 +551,8 @@ impl Network {
         };
         let mut client = QuorumClient::new(channel).max_decoding_message_size(usize::MAX);
         let (tx, rx) = mpsc::unbounded_channel::<pb::Frame>();
+        // Batches only once the peer's hello says it takes them.
+        let (outbound, peer_batches) = Outbound::new(rx, false);
         let my_nonce = nonce();
         let mut first = hello(self.me, ensemble);
         if let (Some(a), Some(Kind::Hello(h))) = (auth, first.kind.as_mut()) {
@@ -548,10 +560,7 @@ impl Network {
             h.nonce = my_nonce.clone();
         }
         tx.send(first)?;
-        let mut inbound = client
-            .link(UnboundedReceiverStream::new(rx))
-            .await?
-            .into_inner();
+        let mut inbound = client.link(outbound).await?.into_inner();
         let answer = match inbound.next().await {
             Some(Ok(pb::Frame {
                 kind: Some(Kind::Hello(h)),
@@ -562,6 +571,7 @@ impl Network {
                 );
             }
         };
+        peer_batches.store(answer.batches, std::sync::atomic::Ordering::Relaxed);
         if let Some(a) = auth {
             let proved = proof_ok(
                 &a.password,
@@ -603,8 +613,83 @@ fn hello(me: ServerId, ensemble: &str) -> pb::Frame {
         kind: Some(Kind::Hello(pb::Hello {
             server_id: me,
             ensemble: ensemble.to_owned(),
+            batches: true,
             ..Default::default()
         })),
+    }
+}
+
+/// Most frames, and most encoded bytes, one [`pb::Batch`] carries.
+const BATCH_FRAMES_MAX: usize = 512;
+const BATCH_BYTES_MAX: usize = 1 << 20;
+
+/// The frames queued for a peer, as the link's outbound stream: once the peer said it
+/// takes batches, everything queued at once goes out as one [`pb::Batch`] (one gRPC
+/// message, one write) instead of one message each.
+struct Outbound {
+    rx: mpsc::UnboundedReceiver<pb::Frame>,
+    batches: Arc<std::sync::atomic::AtomicBool>,
+    /// A frame taken while batching that must go alone (a Hello) or did not fit.
+    held: Option<pb::Frame>,
+}
+
+impl Outbound {
+    fn new(
+        rx: mpsc::UnboundedReceiver<pb::Frame>,
+        batches: bool,
+    ) -> (Outbound, Arc<std::sync::atomic::AtomicBool>) {
+        let flag = Arc::new(std::sync::atomic::AtomicBool::new(batches));
+        (
+            Outbound {
+                rx,
+                batches: flag.clone(),
+                held: None,
+            },
+            flag,
+        )
+    }
+}
+
+fn batchable(f: &pb::Frame) -> bool {
+    !matches!(f.kind, Some(Kind::Hello(_)) | Some(Kind::Batch(_)))
+}
+
+impl Stream for Outbound {
+    type Item = pb::Frame;
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<pb::Frame>> {
+        use prost::Message;
+        use std::task::Poll;
+        let first = match self.held.take() {
+            Some(f) => f,
+            None => match self.rx.poll_recv(cx) {
+                Poll::Ready(Some(f)) => f,
+                other => return other,
+            },
+        };
+        if !batchable(&first) || !self.batches.load(std::sync::atomic::Ordering::Relaxed) {
+            return Poll::Ready(Some(first));
+        }
+        let mut bytes = first.encoded_len();
+        let mut frames = vec![first];
+        while frames.len() < BATCH_FRAMES_MAX && bytes < BATCH_BYTES_MAX {
+            let Ok(f) = self.rx.try_recv() else { break };
+            if !batchable(&f) {
+                self.held = Some(f);
+                break;
+            }
+            bytes += f.encoded_len();
+            frames.push(f);
+        }
+        if frames.len() == 1 {
+            return Poll::Ready(frames.pop());
+        }
+        Poll::Ready(Some(pb::Frame {
+            kind: Some(Kind::Batch(pb::Batch { frames })),
+        }))
     }
 }
 
@@ -709,7 +794,8 @@ impl QuorumService for Service {
             let generation = net.register(peer, tx);
             net.pump(peer, generation, inbound).await;
         });
-        let out = UnboundedReceiverStream::new(rx).map(Ok::<_, Status>);
+        let (outbound, _) = Outbound::new(rx, first.batches);
+        let out = outbound.map(Ok::<_, Status>);
         Ok(Response::new(Box::pin(out)))
     }
 }
@@ -861,7 +947,8 @@ pub fn to_frame(msg: &Msg) -> pb::Frame {
 /// A frame as a message; `None` for a hello or an unknown/empty frame.
 pub fn from_frame(frame: pb::Frame) -> Option<Msg> {
     Some(match frame.kind? {
-        Kind::Hello(_) => return None,
+        // A batch is unpacked by the link (`pump`); nested, it is malformed.
+        Kind::Hello(_) | Kind::Batch(_) => return None,
         Kind::Vote(v) => Msg::Vote(Notification {
             vote: Vote {
                 leader: v.leader,
@@ -914,6 +1001,49 @@ pub fn from_frame(frame: pb::Frame) -> Option<Msg> {
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn frames_queued_together_go_as_one_batch_but_hellos_alone() {
+        use super::*;
+        let ack = |z: i64| pb::Frame {
+            kind: Some(Kind::Ack(z)),
+        };
+        let kinds = |f: &pb::Frame| match &f.kind {
+            Some(Kind::Batch(b)) => format!("batch{}", b.frames.len()),
+            Some(Kind::Hello(_)) => "hello".to_owned(),
+            Some(Kind::Ack(z)) => format!("ack{z}"),
+            other => format!("{other:?}"),
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (mut out, batches) = Outbound::new(rx, false);
+        for f in [hello(1, "e"), ack(1), ack(2)] {
+            tx.send(f).unwrap();
+        }
+        // Before the peer said it takes batches: one frame per message.
+        assert_eq!(kinds(&out.next().await.unwrap()), "hello");
+        assert_eq!(kinds(&out.next().await.unwrap()), "ack1");
+        batches.store(true, std::sync::atomic::Ordering::Relaxed);
+        for f in [ack(3), ack(4), hello(1, "e"), ack(5)] {
+            tx.send(f).unwrap();
+        }
+        let got: Vec<String> = [
+            out.next().await.unwrap(),
+            out.next().await.unwrap(),
+            out.next().await.unwrap(),
+        ]
+        .iter()
+        .map(kinds)
+        .collect();
+        assert_eq!(got, ["batch3", "hello", "ack5"]);
+        // The receiving side unpacks a batch; a batch inside one is malformed.
+        assert_eq!(
+            from_frame(pb::Frame {
+                kind: Some(Kind::Batch(pb::Batch {
+                    frames: vec![ack(1)]
+                }))
+            }),
+            None
+        );
+    }
 
     #[test]
     fn certificate_names_match_hosts_as_tls_clients_do() {
