@@ -1194,6 +1194,11 @@ impl Core {
 
     fn deliver(&mut self, events: Vec<Event>) {
         let auth_config = self.tree.config().auth.clone();
+        let now = self.now_ms();
+        // A change's watchers come together and get the same frame: encode it once and
+        // share it (10,000 watchers of one node cost one encoding, not 10,000).
+        let mut last: Option<(EventType, i64, Bytes)> = None;
+        let mut last_path = String::new();
         for e in events {
             let conn = e.watcher.0;
             let Some(c) = self.conns.get(&conn) else {
@@ -1202,9 +1207,20 @@ impl Core {
             if !e.visible_to(&auth_config, &c.auth) {
                 continue;
             }
-            let now = self.now_ms();
             self.intro.watch_event(&e.path, now);
-            let f = notification(&e.path, e.event, e.zxid);
+            let f = match &last {
+                Some((event, zxid, f))
+                    if *event == e.event && *zxid == e.zxid && last_path == e.path =>
+                {
+                    f.clone()
+                }
+                _ => {
+                    let f = notification(&e.path, e.event, e.zxid);
+                    last = Some((e.event, e.zxid, f.clone()));
+                    last_path = e.path;
+                    f
+                }
+            };
             self.send(conn, Out::Frame(f));
         }
     }

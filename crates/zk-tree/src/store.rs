@@ -21,8 +21,9 @@ use zk_proto::StatPersisted;
 /// Index of a node in the slab.
 pub(crate) type NodeId = u32;
 
-/// Nodes per slab chunk.
-const CHUNK: usize = 4096;
+/// Nodes per slab chunk: small, because the first change to a node after a snapshot copies
+/// its whole chunk (nodes and their data) while the snapshot is being written.
+const CHUNK: usize = 256;
 
 /// foldhash with a fixed seed: deterministic (no ambient randomness in a pure crate) and
 /// several times faster than SipHash on paths, which every request and every node of a
