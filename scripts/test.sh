@@ -14,6 +14,10 @@ cargo run --release --locked -q -p zk-sim -- \
   --start "${ZK_SIM_START:-1}" --seeds "${ZK_SIM_SEEDS:-100000000}" \
   --time-box "${ZK_SIM_SECONDS:-90}" --min-seeds 1000
 
+# The benchmark against Apache ZooKeeper, briefly (every row once, 0.5 s, small sizes,
+# 2,000 znodes for memory and restart), so it keeps working; timings are not checked.
+BENCH_SMOKE=1 BENCH_ZNODES=2000 bash scripts/bench-vs-zookeeper.sh
+
 # Deploy: image, three-node compose ensemble on the Docker engine (stop the leader,
 # partition, heal, down -v), Kubernetes manifests and systemd unit (deploy/test/).
 bash deploy/test/run.sh

@@ -174,10 +174,11 @@ async fn run(args: Args) -> Result<(), String> {
     };
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let started = Instant::now();
+    let created = Arc::new(AtomicU64::new(0));
     let (mut latencies, errors) = if args.workload == Workload::Watch {
         watch_fanout(&args, &root, deadline).await?
     } else {
-        load(&args, &root, deadline).await?
+        load(&args, &root, deadline, &created).await?
     };
     let elapsed = started.elapsed().as_secs_f64();
     latencies.sort_unstable();
@@ -217,8 +218,13 @@ async fn run(args: Args) -> Result<(), String> {
             "p99_ms": pct(0.99), "p999_ms": pct(0.999), "max_ms": pct(1.0), "errors": errors,
         })
     );
-    // Clean up (best effort).
+    // Clean up (best effort), so the next run starts from the same tree: the znodes a
+    // create run made are deleted by name first (hundreds of thousands of children make a
+    // getChildren answer larger than jute.maxbuffer), then whatever is left.
     if !args.keep {
+        if args.workload == Workload::Create {
+            delete_named(&admin, &root, created.load(Ordering::Relaxed)).await;
+        }
         let _ = delete_tree(&admin, &root).await;
     }
     admin.close().await;
@@ -226,6 +232,28 @@ async fn run(args: Args) -> Result<(), String> {
         return Err(format!("{errors} requests failed or returned wrong data"));
     }
     Ok(())
+}
+
+/// Deletes `root/c0` .. `root/c{n-1}`, 64 at a time in flight.
+async fn delete_named(zk: &Client, root: &str, n: u64) {
+    let next = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let (zk, root, next) = (zk.clone(), root.to_owned(), next.clone());
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    let _ = zk.delete(&format!("{root}/c{i}"), -1).await;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        let _ = t.await;
+    }
 }
 
 async fn delete_tree(zk: &Client, root: &str) -> Result<(), zk_client::Error> {
@@ -245,12 +273,18 @@ async fn delete_tree(zk: &Client, root: &str) -> Result<(), zk_client::Error> {
 
 /// `clients` sessions × `in_flight` loops, each issuing the workload's requests until the
 /// deadline and recording every latency.
-async fn load(args: &Args, root: &str, deadline: Instant) -> Result<(Vec<u32>, u64), String> {
+/// `counter` counts the writes (`create` names its znodes `c0`, `c1`, ... after it).
+async fn load(
+    args: &Args,
+    root: &str,
+    deadline: Instant,
+    counter: &Arc<AtomicU64>,
+) -> Result<(Vec<u32>, u64), String> {
     let mut sessions = Vec::with_capacity(args.clients);
     for _ in 0..args.clients {
         sessions.push(connect(&args.servers).await?);
     }
-    let counter = Arc::new(AtomicU64::new(0));
+    let counter = counter.clone();
     let issued = Arc::new(AtomicU64::new(0));
     let limit = args.ops;
     let mut tasks = Vec::new();
