@@ -19,21 +19,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-srvr_mode() { python3 - "$1" <<'PY' 2>/dev/null || true
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)
-s.sendall(b"srvr")
-out = b""
-while True:
-    c = s.recv(4096)
-    if not c:
-        break
-    out += c
-for line in out.decode().splitlines():
-    if line.startswith("Mode: "):
-        print(line[6:])
-PY
-}
+srvr_mode() { python3 scripts/four.py "$1" srvr --mode; }
 
 declare -a client quorum election
 for i in 1 2 3; do client[$i]=$(free_port); quorum[$i]=$(free_port); election[$i]=$(free_port); done

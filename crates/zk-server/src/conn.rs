@@ -147,6 +147,11 @@ pub async fn serve<S>(
                         }
                     }
                     for out in taken.drain(..) {
+                        // Nothing after a close is written (an error that ends the
+                        // connection is its last answer).
+                        if closing {
+                            continue;
+                        }
                         match out {
                             Some(Out::Frame(f)) => {
                                 // Every frame after the handshake answer except a
