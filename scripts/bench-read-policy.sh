@@ -19,7 +19,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-srvr_mode() { python3 scripts/four.py "$1" srvr --mode; }
+srvr_mode() { python3 scripts/four.py "$1" srvr --mode 2>/dev/null || true; }
 
 declare -a client quorum election
 for i in 1 2 3; do client[$i]=$(free_port); quorum[$i]=$(free_port); election[$i]=$(free_port); done

@@ -47,7 +47,7 @@ cleanup() {
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-four() { python3 scripts/four.py "$1" "$2"; }
+four() { python3 scripts/four.py "$1" "$2" 2>/dev/null || true; }
 # Serving means answering a read with the data (ruok may answer before the data is loaded).
 wait_serving() { for _ in $(seq 1 6000); do "$ZKCLI" -server "127.0.0.1:$1" ls / 2>/dev/null | grep -q zkbench && return 0; sleep 0.05; done; echo "server on $1 did not serve" >&2; return 1; }
 wait_ruok() { for _ in $(seq 1 600); do [ "$(four "$1" ruok)" = imok ] && return 0; sleep 0.1; done; echo "server on $1 did not start" >&2; return 1; }

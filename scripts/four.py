@@ -27,8 +27,9 @@ def four(port, word):
 if __name__ == "__main__":
     answer = four(int(sys.argv[1]), sys.argv[2])
     if "--mode" in sys.argv[3:]:
-        for line in answer.splitlines():
-            if line.startswith("Mode: "):
-                print(line[6:])
-    else:
-        print(answer)
+        answer = "\n".join(l[6:] for l in answer.splitlines() if l.startswith("Mode: "))
+    try:
+        print(answer, flush=True)
+    except BrokenPipeError:
+        # A reader that saw enough (grep -q) closed the pipe: not an error.
+        sys.stderr.close()
