@@ -420,9 +420,7 @@ impl Actor {
         }
         self.flush_new_auths(&mut out);
         if self.closing.is_some() {
-            let p = self.pending(Request::CloseSession, After::Nothing, None);
-            out.extend_from_slice(&p.frame);
-            self.sent.push_back(p);
+            self.send_close(&mut out);
         }
         if wr.write_all(&out).await.is_err() || wr.flush().await.is_err() {
             return End::Lost;
@@ -477,9 +475,7 @@ impl Actor {
                                 let (tx, _) = oneshot::channel();
                                 self.closing = Some(tx);
                             }
-                            let p = self.pending(Request::CloseSession, After::Nothing, None);
-                            out.extend_from_slice(&p.frame);
-                            self.sent.push_back(p);
+                            self.send_close(&mut out);
                         }
                         Some(cmd) => {
                             self.take(Some(cmd));
@@ -507,9 +503,7 @@ impl Actor {
                             }
                             self.flush_new_auths(&mut out);
                             if self.closing.is_some() {
-                                let p = self.pending(Request::CloseSession, After::Nothing, None);
-                                out.extend_from_slice(&p.frame);
-                                self.sent.push_back(p);
+                                self.send_close(&mut out);
                             }
                         }
                     }
@@ -538,6 +532,13 @@ impl Actor {
                 last_send = Instant::now();
             }
         }
+    }
+
+    /// Appends the closeSession request to `out`; its answer ends the session.
+    fn send_close(&mut self, out: &mut BytesMut) {
+        let p = self.pending(Request::CloseSession, After::Nothing, None);
+        out.extend_from_slice(&p.frame);
+        self.sent.push_back(p);
     }
 
     fn flush_new_auths(&mut self, out: &mut BytesMut) {
