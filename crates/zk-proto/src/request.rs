@@ -173,6 +173,25 @@ fn write_multi_ops<B: BufMut>(ops: &[MultiOp], out: &mut B) {
 }
 
 impl Request {
+    /// Whether the server turns this request into a txn (a write, whatever its outcome),
+    /// as opposed to answering it from its state: servers order, log and count these apart.
+    pub fn makes_txn(&self) -> bool {
+        matches!(
+            self,
+            Request::Create(_)
+                | Request::Create2(_)
+                | Request::CreateContainer(_)
+                | Request::CreateTtl(_)
+                | Request::Delete(_)
+                | Request::SetData(_)
+                | Request::SetAcl(_)
+                | Request::Multi(_)
+                | Request::CloseSession
+                | Request::Reconfig(_)
+                | Request::DeleteContainer(_)
+        )
+    }
+
     /// The request's opcode.
     pub fn op_code(&self) -> OpCode {
         match self {

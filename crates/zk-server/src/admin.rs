@@ -456,7 +456,9 @@ pub(crate) fn answer(
             json!({
                 "version": VERSION,
                 "server_state": core.mode(),
-                "avg_latency": 0.0,
+                "avg_latency": core.stats.latency.avg_ms(),
+                "max_latency": core.stats.latency.max_ms,
+                "min_latency": core.stats.latency.min_ms,
                 "packets_received": core.stats.packets_received,
                 "packets_sent": core.stats.packets_sent,
                 "num_alive_connections": core.connection_count(),

@@ -132,6 +132,10 @@ struct Conn {
     early: Option<Vec<(RequestHeader, Result<Request, DecodeError>)>>,
     /// A SASL exchange in progress (or done) on this connection.
     sasl: Option<crate::sasl::DigestMd5>,
+    /// Requests not yet answered, oldest first: xid, when the core took it (ms since
+    /// start), whether it is an update. Replies leave in request order, so an answer's
+    /// xid is at or near the front.
+    waiting: VecDeque<(i32, u64, bool)>,
 }
 
 enum Queued {
@@ -173,9 +177,60 @@ struct Inflight {
 pub struct Stats {
     pub packets_received: u64,
     pub packets_sent: u64,
-    pub latency_total_ms: u64,
-    pub latency_max_ms: u64,
-    pub requests: u64,
+    /// Every answered request, from the core taking it to the core sending its answer.
+    pub latency: Latency,
+    /// Reads (and pings, syncs): what ZooKeeper counts as `readlatency`.
+    pub read_latency: Latency,
+    /// Requests that make a txn (whatever their outcome): ZooKeeper's `updatelatency`.
+    pub update_latency: Latency,
+}
+
+/// Request latencies in whole milliseconds, as ZooKeeper's `srvr` and `mntr` report them
+/// (monitoring that alerts on `zk_avg_latency` or `zk_max_latency` reads these).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Latency {
+    pub count: u64,
+    pub total_ms: u64,
+    pub min_ms: u64,
+    pub max_ms: u64,
+}
+
+impl Latency {
+    /// Counts one request that took `ms`.
+    pub fn record(&mut self, ms: u64) {
+        if self.count == 0 || ms < self.min_ms {
+            self.min_ms = ms;
+        }
+        self.max_ms = self.max_ms.max(ms);
+        self.count += 1;
+        self.total_ms += ms;
+    }
+
+    /// The mean, rounded to four decimals as ZooKeeper reports it; 0 before any request.
+    pub fn avg_ms(&self) -> f64 {
+        if self.count == 0 {
+            return 0.0;
+        }
+        (self.total_ms as f64 / self.count as f64 * 10_000.0).round() / 10_000.0
+    }
+}
+
+/// `v` as Java's `Double.toString` prints it (`0.0`, `3.9777`, `1.0E-4`): ZooKeeper's
+/// average latency goes out in that form and parsers of `mntr` expect it.
+pub fn java_double(v: f64) -> String {
+    if v == 0.0 {
+        return "0.0".to_owned();
+    }
+    let a = v.abs();
+    if (1e-3..1e7).contains(&a) {
+        let s = format!("{v}");
+        return if s.contains('.') { s } else { s + ".0" };
+    }
+    let s = format!("{v:E}");
+    match s.split_once('E') {
+        Some((m, e)) if !m.contains('.') => format!("{m}.0E{e}"),
+        _ => s,
+    }
 }
 
 /// The core state; see the module docs.
@@ -470,6 +525,7 @@ impl Core {
                         read_only: None,
                         early: None,
                         sasl: None,
+                        waiting: VecDeque::new(),
                     },
                 );
             }
@@ -483,9 +539,26 @@ impl Core {
     }
 
     fn send(&mut self, conn: ConnId, out: Out) {
-        if let Some(c) = self.conns.get(&conn) {
-            if let Out::Frame(_) = out {
+        let now = self.now_ms();
+        if let Some(c) = self.conns.get_mut(&conn) {
+            if let Out::Frame(f) = &out {
                 self.stats.packets_sent += 1;
+                // The reply header's xid follows the 4-byte length.
+                let xid = f
+                    .get(4..8)
+                    .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+                if let Some(i) = xid.and_then(|x| c.waiting.iter().position(|w| w.0 == x)) {
+                    let (_, since, update) = c.waiting[i];
+                    // Anything older was dropped unanswered (a closing session's requests).
+                    c.waiting.drain(..=i);
+                    let ms = now.saturating_sub(since);
+                    self.stats.latency.record(ms);
+                    if update {
+                        self.stats.update_latency.record(ms);
+                    } else {
+                        self.stats.read_latency.record(ms);
+                    }
+                }
             }
             // A client that stops reading fills its queue: drop it rather than block.
             if c.out.try_send(out).is_err() {
@@ -548,6 +621,7 @@ impl Core {
                 read_only: req.read_only,
                 early: None,
                 sasl: None,
+                waiting: VecDeque::new(),
             },
         );
         let read_only_client = self.read_only() && req.read_only == Some(true);
@@ -667,10 +741,14 @@ impl Core {
         request: Result<Request, DecodeError>,
     ) {
         self.stats.packets_received += 1;
-        self.stats.requests += 1;
         if let Some(early) = self.conns.get_mut(&conn).and_then(|c| c.early.as_mut()) {
             early.push((header, request));
             return;
+        }
+        let now = self.now_ms();
+        if let Some(c) = self.conns.get_mut(&conn) {
+            let update = request.as_ref().is_ok_and(Request::makes_txn);
+            c.waiting.push_back((header.xid, now, update));
         }
         let Some(session) = self.conns.get(&conn).and_then(|c| c.session) else {
             self.send(conn, Out::Close);
@@ -729,20 +807,7 @@ impl Core {
             self.fail_and_close(conn, header.xid, 0, ErrorCode::SessionClosedRequireSaslAuth);
             return;
         }
-        let is_write = matches!(
-            request,
-            Request::Create(_)
-                | Request::Create2(_)
-                | Request::CreateContainer(_)
-                | Request::CreateTtl(_)
-                | Request::Delete(_)
-                | Request::SetData(_)
-                | Request::SetAcl(_)
-                | Request::Multi(_)
-                | Request::CloseSession
-                | Request::Reconfig(_)
-                | Request::DeleteContainer(_)
-        );
+        let is_write = request.makes_txn();
         if self.read_only() && (is_write || matches!(request, Request::Sync(_))) {
             // A read-only server answers writes NOTREADONLY and keeps the connection.
             let f = reply_frame(
@@ -998,7 +1063,6 @@ impl Core {
                             .unwrap_or_default();
                         for (header, request) in early {
                             self.stats.packets_received -= 1;
-                            self.stats.requests -= 1;
                             self.request(conn, header, request);
                         }
                     }

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use zk_proto::FourLetterWord;
 
-use crate::core::Core;
+use crate::core::{java_double, Core};
 
 /// The version string `srvr`, `stat`, `envi` and `mntr` report.
 pub const VERSION: &str = concat!("3.9.0-zkd-", env!("CARGO_PKG_VERSION"), ", built on zkd");
@@ -146,15 +146,6 @@ fn dir_size(dir: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
-fn latency(core: &Core) -> (u64, f64, u64) {
-    let n = core.stats.requests.max(1);
-    (
-        0,
-        core.stats.latency_total_ms as f64 / n as f64,
-        core.stats.latency_max_ms,
-    )
-}
-
 fn server_stats(core: &Core, out: &mut String, with_clients: bool) {
     let _ = writeln!(out, "Zookeeper version: {VERSION}");
     if with_clients {
@@ -162,8 +153,14 @@ fn server_stats(core: &Core, out: &mut String, with_clients: bool) {
         clients(core, out);
         let _ = writeln!(out);
     }
-    let (min, avg, max) = latency(core);
-    let _ = writeln!(out, "Latency min/avg/max: {min}/{avg:.4}/{max}");
+    let l = &core.stats.latency;
+    let _ = writeln!(
+        out,
+        "Latency min/avg/max: {}/{}/{}",
+        l.min_ms,
+        java_double(l.avg_ms()),
+        l.max_ms
+    );
     let _ = writeln!(out, "Received: {}", core.stats.packets_received);
     let _ = writeln!(out, "Sent: {}", core.stats.packets_sent);
     let _ = writeln!(out, "Connections: {}", core.connection_count());
@@ -175,13 +172,13 @@ fn server_stats(core: &Core, out: &mut String, with_clients: bool) {
 }
 
 fn monitor(core: &Core, out: &mut String) {
-    let (min, avg, max) = latency(core);
-    let rows: Vec<(&str, String)> = vec![
+    let l = &core.stats.latency;
+    let mut rows: Vec<(&str, String)> = vec![
         ("zk_version", VERSION.to_owned()),
         ("zk_server_state", core.mode().to_owned()),
-        ("zk_avg_latency", format!("{avg:.4}")),
-        ("zk_max_latency", max.to_string()),
-        ("zk_min_latency", min.to_string()),
+        ("zk_avg_latency", java_double(l.avg_ms())),
+        ("zk_max_latency", l.max_ms.to_string()),
+        ("zk_min_latency", l.min_ms.to_string()),
         (
             "zk_packets_received",
             core.stats.packets_received.to_string(),
@@ -209,7 +206,6 @@ fn monitor(core: &Core, out: &mut String) {
             core.fsync_stats().slow_fsyncs.to_string(),
         ),
     ];
-    let mut rows = rows;
     if let Some(r) = core.replica.as_ref().filter(|r| r.leading()) {
         // A leader's extra rows, as ZooKeeper's: its learners and the synced voters.
         let synced = r.peer.synced_followers();
@@ -231,6 +227,16 @@ fn monitor(core: &Core, out: &mut String) {
     }
     for (k, v) in rows {
         let _ = writeln!(out, "{k}\t{v}");
+    }
+    for (name, l) in [
+        ("updatelatency", &core.stats.update_latency),
+        ("readlatency", &core.stats.read_latency),
+    ] {
+        let _ = writeln!(out, "zk_avg_{name}\t{}", java_double(l.avg_ms()));
+        let _ = writeln!(out, "zk_min_{name}\t{}", l.min_ms);
+        let _ = writeln!(out, "zk_max_{name}\t{}", l.max_ms);
+        let _ = writeln!(out, "zk_cnt_{name}\t{}", l.count);
+        let _ = writeln!(out, "zk_sum_{name}\t{}", l.total_ms);
     }
 }
 
@@ -254,4 +260,40 @@ fn conf(core: &Core, out: &mut String) {
     let _ = writeln!(out, "maxSessionTimeout={max}");
     let _ = writeln!(out, "clientPortListenBacklog=-1");
     let _ = writeln!(out, "serverId={}", c.server_id);
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::core::{java_double, Latency};
+
+    #[test]
+    fn averages_print_as_java_doubles() {
+        for (v, s) in [
+            (0.0, "0.0"),
+            (3.9777, "3.9777"),
+            (2.0, "2.0"),
+            (12.5, "12.5"),
+            (0.001, "0.001"),
+            (0.0001, "1.0E-4"),
+            (0.00025, "2.5E-4"),
+            (12_345_678.0, "1.2345678E7"),
+        ] {
+            assert_eq!(java_double(v), s, "{v}");
+        }
+    }
+
+    #[test]
+    fn latency_keeps_min_max_and_a_rounded_mean() {
+        let mut l = Latency::default();
+        assert_eq!((l.min_ms, l.avg_ms(), l.max_ms), (0, 0.0, 0));
+        for ms in [3, 1, 2] {
+            l.record(ms);
+        }
+        assert_eq!((l.min_ms, l.max_ms, l.count, l.total_ms), (1, 3, 3, 6));
+        l.record(0);
+        l.record(0);
+        l.record(1);
+        assert_eq!(l.avg_ms(), 1.1667);
+        assert_eq!(java_double(l.avg_ms()), "1.1667");
+    }
 }

@@ -310,6 +310,61 @@ async fn four_letter_words_and_the_whitelist() {
     server.stop().await;
 }
 
+async fn four_letter(addr: std::net::SocketAddr, word: &str) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(word.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+fn mntr_value(mntr: &str, key: &str) -> String {
+    mntr.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}\t")))
+        .unwrap_or_else(|| panic!("no {key} in {mntr}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn request_latency_is_counted_for_srvr_and_mntr_and_srst_resets_it() {
+    let dir = temp_dir("latency");
+    let server = Server::start_with(&dir, |c| c.four_letter_words = vec!["*".into()]).await;
+    let fresh = four_letter(server.addr, "srvr").await;
+    assert!(fresh.contains("Latency min/avg/max: 0/0.0/0\n"), "{fresh}");
+    let (mut c, _) = Client::connect(server.addr).await;
+    for i in 0..3 {
+        let path = format!("/lat{i}");
+        assert_eq!(c.call(create(&path, b"x", 0)).await.0.err, 0);
+    }
+    for _ in 0..5 {
+        let get = Request::GetData(GetDataRequest {
+            path: "/lat0".into(),
+            watch: false,
+        });
+        assert_eq!(c.call(get).await.0.err, 0);
+    }
+    // A failed write is still an update, as ZooKeeper counts it.
+    assert_ne!(c.call(create("/lat0", b"x", 0)).await.0.err, 0);
+    let mntr = four_letter(server.addr, "mntr").await;
+    assert_eq!(mntr_value(&mntr, "zk_cnt_updatelatency"), "4", "{mntr}");
+    assert_eq!(mntr_value(&mntr, "zk_cnt_readlatency"), "5", "{mntr}");
+    let avg: f64 = mntr_value(&mntr, "zk_avg_latency").parse().unwrap();
+    let max: u64 = mntr_value(&mntr, "zk_max_latency").parse().unwrap();
+    let min: u64 = mntr_value(&mntr, "zk_min_latency").parse().unwrap();
+    assert!(min as f64 <= avg && avg <= max as f64, "{mntr}");
+    let sum: u64 = mntr_value(&mntr, "zk_sum_updatelatency").parse().unwrap();
+    assert!(sum <= 4 * max, "{mntr}");
+    assert_eq!(
+        four_letter(server.addr, "srst").await,
+        "Server stats reset.\n"
+    );
+    let reset = four_letter(server.addr, "srvr").await;
+    assert!(reset.contains("Latency min/avg/max: 0/0.0/0\n"), "{reset}");
+    let mntr = four_letter(server.addr, "mntr").await;
+    assert_eq!(mntr_value(&mntr, "zk_cnt_readlatency"), "0", "{mntr}");
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn pipelined_requests_are_answered_in_order_and_reads_see_earlier_writes() {
     let dir = temp_dir("order");
