@@ -46,13 +46,25 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# A port no other server of this run was given (bind(0) may hand out a port again once
+# it is closed, and a ZooKeeper follower leaves its quorum port unbound).
+GIVEN=" "
+# next_port VAR: sets VAR (not a $(...) subshell, which would forget GIVEN).
+next_port() {
+  local p
+  while :; do
+    p=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    case "$GIVEN" in *" $p "*) continue ;; esac
+    GIVEN+="$p "; printf -v "$1" '%s' "$p"; return
+  done
+}
 four() { python3 scripts/four.py "$1" "$2" 2>/dev/null || true; }
 # Serving means answering a read with the data (ruok may answer before the data is loaded).
 wait_serving() { for _ in $(seq 1 6000); do "$ZKCLI" -server "127.0.0.1:$1" ls / 2>/dev/null | grep -q zkbench && return 0; sleep 0.05; done; echo "server on $1 did not serve" >&2; return 1; }
 wait_ruok() { for _ in $(seq 1 600); do [ "$(four "$1" ruok)" = imok ] && return 0; sleep 0.1; done; echo "server on $1 did not start" >&2; return 1; }
 # A member serves once it is leader, follower or standalone (srvr says which).
-wait_mode() { for _ in $(seq 1 600); do four "$1" srvr | grep -qE '^Mode: (leader|follower|standalone)' && return 0; sleep 0.1; done; echo "server on $1 did not join" >&2; return 1; }
+# wait_mode PORT DIR; on failure the server's log tail says why.
+wait_mode() { for _ in $(seq 1 600); do four "$1" srvr | grep -qE '^Mode: (leader|follower|standalone)' && return 0; sleep 0.1; done; echo "server on $1 did not join; $2/out.log ends:" >&2; tail -30 "$2/out.log" >&2; return 1; }
 
 # config DIR PORT [SERVER_LINES]
 config() {
@@ -81,7 +93,7 @@ declare -A CONNECT PORTS PIDS DIRS
 setup() { # MODE WHO
   local mode=$1 who=$2 key="$1/$2"
   if [ "$mode" = standalone ]; then
-    local port; port=$(free_port)
+    local port; next_port port
     config "$work/$key" "$port"
     PORTS[$key]=$port; DIRS[$key]="$work/$key"
     PIDS[$key]=$(start "$who" "$work/$key"); pids+=("${PIDS[$key]}")
@@ -91,7 +103,7 @@ setup() { # MODE WHO
     local lines="" c q e i
     declare -a cp
     for i in 1 2 3; do
-      c=$(free_port); q=$(free_port); e=$(free_port); cp[$i]=$c
+      next_port c; next_port q; next_port e; cp[$i]=$c
       lines+="server.$i=127.0.0.1:$q:$e\n"
     done
     PORTS[$key]=""; PIDS[$key]=""; DIRS[$key]=""; CONNECT[$key]=""
@@ -103,7 +115,9 @@ setup() { # MODE WHO
       CONNECT[$key]+="127.0.0.1:${cp[$i]},"
     done
     CONNECT[$key]=${CONNECT[$key]%,}
-    for p in ${PORTS[$key]}; do wait_mode "$p"; done
+    local t0=$SECONDS
+    for i in 1 2 3; do wait_mode "${cp[$i]}" "$work/$key/s$i"; done
+    echo "$who ensemble serving after $((SECONDS - t0)) s" >&2
   fi
 }
 
@@ -170,7 +184,7 @@ big_rows=""
 if [ "$BIG" -gt 0 ]; then
   for who in ZooKeeper zkd; do
     key="big/$who"
-    port=$(free_port); config "$work/$key" "$port"
+    next_port port; config "$work/$key" "$port"
     pid=$(start "$who" "$work/$key"); pids+=("$pid"); wait_ruok "$port"
     "$BENCH" --servers "127.0.0.1:$port" --workload create --clients 16 --in-flight 16 --value-size 100 --ops "$BIG" --keep --label "$who" >/dev/null
     rss=$(rss_mb "$pid")
