@@ -543,10 +543,12 @@ impl Core {
         if let Some(c) = self.conns.get_mut(&conn) {
             if let Out::Frame(f) = &out {
                 self.stats.packets_sent += 1;
-                // The reply header's xid follows the 4-byte length.
+                // The reply header's xid follows the 4-byte length; a watch notification
+                // (xid -1) answers no request.
                 let xid = f
                     .get(4..8)
-                    .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+                    .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+                    .filter(|x| *x != -1);
                 if let Some(i) = xid.and_then(|x| c.waiting.iter().position(|w| w.0 == x)) {
                     let (_, since, update) = c.waiting[i];
                     // Anything older was dropped unanswered (a closing session's requests).
