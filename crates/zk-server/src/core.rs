@@ -193,7 +193,15 @@ pub struct Latency {
     pub total_ms: u64,
     pub min_ms: u64,
     pub max_ms: u64,
+    /// `buckets[i]` requests took at most `LATENCY_BOUNDS_MS[i]` (and more than the bound
+    /// before); the last counts the rest. Exact below 4 ms, where most requests are.
+    pub buckets: [u64; LATENCY_BOUNDS_MS.len() + 1],
 }
+
+/// Upper bounds (ms) of the latency buckets behind the `zk_p50_...` quantiles.
+pub const LATENCY_BOUNDS_MS: [u64; 20] = [
+    0, 1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 75, 100, 150, 200, 300, 500, 1_000, 2_000, 5_000,
+];
 
 impl Latency {
     /// Counts one request that took `ms`.
@@ -204,6 +212,26 @@ impl Latency {
         self.max_ms = self.max_ms.max(ms);
         self.count += 1;
         self.total_ms += ms;
+        self.buckets[LATENCY_BOUNDS_MS.partition_point(|b| *b < ms)] += 1;
+    }
+
+    /// The `q` (0..=1) quantile in ms: the bound of the bucket it falls in, at most the
+    /// largest latency seen; 0 before any request.
+    pub fn quantile_ms(&self, q: f64) -> u64 {
+        if self.count == 0 {
+            return 0;
+        }
+        let want = ((self.count as f64) * q.clamp(0.0, 1.0)).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, c) in self.buckets.iter().enumerate() {
+            seen += c;
+            if seen >= want {
+                return LATENCY_BOUNDS_MS
+                    .get(i)
+                    .map_or(self.max_ms, |b| (*b).min(self.max_ms));
+            }
+        }
+        self.max_ms
     }
 
     /// The mean, rounded to four decimals as ZooKeeper reports it; 0 before any request.

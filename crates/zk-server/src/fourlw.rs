@@ -237,6 +237,9 @@ fn monitor(core: &Core, out: &mut String) {
         let _ = writeln!(out, "zk_max_{name}\t{}", l.max_ms);
         let _ = writeln!(out, "zk_cnt_{name}\t{}", l.count);
         let _ = writeln!(out, "zk_sum_{name}\t{}", l.total_ms);
+        for (q, label) in [(0.5, "p50"), (0.95, "p95"), (0.99, "p99"), (0.999, "p999")] {
+            let _ = writeln!(out, "zk_{label}_{name}\t{}", l.quantile_ms(q));
+        }
     }
 }
 
@@ -295,5 +298,19 @@ mod tests {
         l.record(1);
         assert_eq!(l.avg_ms(), 1.1667);
         assert_eq!(java_double(l.avg_ms()), "1.1667");
+        // 0 0 1 1 2 3: exact buckets below 4 ms.
+        assert_eq!(l.quantile_ms(0.5), 1);
+        assert_eq!(l.quantile_ms(0.99), 3);
+        // Above that, a quantile is its bucket's bound, never more than the largest seen.
+        for _ in 0..94 {
+            l.record(0);
+        }
+        l.record(12);
+        l.record(40);
+        assert_eq!(l.quantile_ms(0.5), 0);
+        assert_eq!(l.quantile_ms(0.99), 15);
+        assert_eq!(l.quantile_ms(0.999), 40);
+        l.record(9_000);
+        assert_eq!(l.quantile_ms(1.0), 9_000);
     }
 }

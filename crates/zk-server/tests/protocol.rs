@@ -354,6 +354,9 @@ async fn request_latency_is_counted_for_srvr_and_mntr_and_srst_resets_it() {
     assert!(min as f64 <= avg && avg <= max as f64, "{mntr}");
     let sum: u64 = mntr_value(&mntr, "zk_sum_updatelatency").parse().unwrap();
     assert!(sum <= 4 * max, "{mntr}");
+    let p50: u64 = mntr_value(&mntr, "zk_p50_readlatency").parse().unwrap();
+    let p999: u64 = mntr_value(&mntr, "zk_p999_updatelatency").parse().unwrap();
+    assert!(p50 <= max && p999 <= max, "{mntr}");
     assert_eq!(
         four_letter(server.addr, "srst").await,
         "Server stats reset.\n"
