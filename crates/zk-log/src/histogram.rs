@@ -52,22 +52,28 @@ impl Histogram {
     /// The smallest bucket bound (µs) at or below which at least `q` (0..=1) of the
     /// durations fall; `max_us` when that is the unbounded bucket; 0 when empty.
     pub fn quantile_us(&self, q: f64) -> u64 {
-        let n = self.count();
-        if n == 0 {
-            return 0;
-        }
-        let want = ((n as f64) * q.clamp(0.0, 1.0)).ceil().max(1.0) as u64;
-        let mut seen = 0;
-        for (i, c) in self.counts.iter().enumerate() {
-            seen += c;
-            if seen >= want {
-                return BOUNDS_US
-                    .get(i)
-                    .map_or(self.max_us, |b| (*b).min(self.max_us));
-            }
-        }
-        self.max_us
+        bucket_quantile(&BOUNDS_US, &self.counts, self.max_us, q)
     }
+}
+
+/// The `q` (0..=1) quantile of values counted in fixed buckets: `counts[i]` values at or
+/// below `bounds[i]` (and above the bound before), the last count above every bound. Gives
+/// the bound of the bucket the quantile falls in, at most `max` (the largest value seen),
+/// `max` for the unbounded bucket, and 0 when nothing was counted.
+pub fn bucket_quantile(bounds: &[u64], counts: &[u64], max: u64, q: f64) -> u64 {
+    let n: u64 = counts.iter().sum();
+    if n == 0 {
+        return 0;
+    }
+    let want = ((n as f64) * q.clamp(0.0, 1.0)).ceil().max(1.0) as u64;
+    let mut seen = 0;
+    for (i, c) in counts.iter().enumerate() {
+        seen += c;
+        if seen >= want {
+            return bounds.get(i).map_or(max, |b| (*b).min(max));
+        }
+    }
+    max
 }
 
 #[cfg(test)]

@@ -218,20 +218,7 @@ impl Latency {
     /// The `q` (0..=1) quantile in ms: the bound of the bucket it falls in, at most the
     /// largest latency seen; 0 before any request.
     pub fn quantile_ms(&self, q: f64) -> u64 {
-        if self.count == 0 {
-            return 0;
-        }
-        let want = ((self.count as f64) * q.clamp(0.0, 1.0)).ceil().max(1.0) as u64;
-        let mut seen = 0;
-        for (i, c) in self.buckets.iter().enumerate() {
-            seen += c;
-            if seen >= want {
-                return LATENCY_BOUNDS_MS
-                    .get(i)
-                    .map_or(self.max_ms, |b| (*b).min(self.max_ms));
-            }
-        }
-        self.max_ms
+        zk_log::histogram::bucket_quantile(&LATENCY_BOUNDS_MS, &self.buckets, self.max_ms, q)
     }
 
     /// The mean, rounded to four decimals as ZooKeeper reports it; 0 before any request.
