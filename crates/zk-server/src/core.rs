@@ -554,7 +554,6 @@ impl Core {
     }
 
     fn send(&mut self, conn: ConnId, out: Out) {
-        let now = self.now_ms();
         if let Some(c) = self.conns.get_mut(&conn) {
             if let Out::Frame(f) = &out {
                 self.stats.packets_sent += 1;
@@ -568,6 +567,8 @@ impl Core {
                     let (_, since, update) = c.waiting[i];
                     // Anything older was dropped unanswered (a closing session's requests).
                     c.waiting.drain(..=i);
+                    // The clock is read only for answers (not for each notification).
+                    let now = self.started.elapsed().as_millis() as u64;
                     let ms = now.saturating_sub(since);
                     self.stats.latency.record(ms);
                     if update {
