@@ -5,9 +5,11 @@
 //! `SERVER_JVMFLAGS` are honoured as `zkServer.sh` users set them. SIGTERM and SIGINT stop
 //! it cleanly.
 
-/// mimalloc rather than glibc's malloc: under load the core, the connections and the log
+/// jemalloc rather than glibc's malloc: under load the core, the connections and the log
 /// writer allocate on one thread and free on another, and glibc's arenas then contend on a
-/// lock (perf: about 15% of zkd's CPU under setData in malloc and its lock waits).
+/// lock (perf: about 15% of zkd's CPU under setData in malloc and its lock waits). Its
+/// options are compiled in from `.cargo/config.toml` (`JEMALLOC_SYS_WITH_MALLOC_CONF`);
+/// `_RJEM_MALLOC_CONF` in the environment overrides them.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

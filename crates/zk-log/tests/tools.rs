@@ -665,7 +665,12 @@ fn snapshot_contents_match_the_loaded_tree() {
     );
     for n in &c.nodes {
         assert_eq!(r.tree.data(&n.path), Some(n.data.as_deref()), "{}", n.path);
-        assert_eq!(r.tree.stat_persisted(&n.path), Some(&n.stat), "{}", n.path);
+        assert_eq!(
+            r.tree.stat_persisted(&n.path).as_ref(),
+            Some(&n.stat),
+            "{}",
+            n.path
+        );
         assert_eq!(
             r.tree.acl(&n.path).map(|a| a.to_vec()),
             c.resolve_acl(n.acl_ref),

@@ -58,7 +58,7 @@ impl PendingChanges {
         if let Some(r) = self.by_path.get(path) {
             return r.node.clone();
         }
-        let stat = tree.stat_persisted(path)?.clone();
+        let stat = tree.stat_persisted(path)?;
         Some(NodeView {
             stat,
             child_count: i32::try_from(tree.child_count(path).unwrap_or(0)).unwrap_or(i32::MAX),

@@ -180,9 +180,9 @@ impl DataTree {
             } else {
                 self.nodes.find(path::parent(p))
             };
-            self.digest = self
-                .digest
-                .wrapping_add(node_digest(p, node.data(), &node.stat));
+            self.digest =
+                self.digest
+                    .wrapping_add(node_digest(p, node.data(), &node.stat.persisted()));
             self.nodes.insert(node, parent);
         }
     }
@@ -338,8 +338,8 @@ impl DataTree {
     }
 
     /// A node's persisted stat (stored cversion, as snapshots and prep see it).
-    pub fn stat_persisted(&self, path: &str) -> Option<&StatPersisted> {
-        self.nodes.node(path).map(|n| &n.stat)
+    pub fn stat_persisted(&self, path: &str) -> Option<StatPersisted> {
+        self.nodes.node(path).map(|n| n.stat.persisted())
     }
 
     /// A node's ACL.
@@ -821,7 +821,7 @@ impl DataTree {
         let data_len = node.data_len() as i64;
         self.digest = self
             .digest
-            .wrapping_add(node_digest(p, node.data(), &node.stat));
+            .wrapping_add(node_digest(p, node.data(), &node.stat.persisted()));
         let stat = client_stat(&node, self.config.extended_types_enabled);
         self.index_owner(p, owner);
         self.nodes.insert(node, Some(parent_id));
@@ -902,7 +902,7 @@ impl DataTree {
         };
         self.digest = self
             .digest
-            .wrapping_sub(node_digest(p, node.data(), &node.stat));
+            .wrapping_sub(node_digest(p, node.data(), &node.stat.persisted()));
         if let Some(parent_id) = parent_id {
             self.mutate_id(parent_id, |n| {
                 if zxid > n.stat.pzxid {
@@ -1003,9 +1003,9 @@ impl DataTree {
     /// Changes a node in place, keeping the digest in step. Returns `None` if it is missing.
     fn mutate_id<R>(&mut self, id: NodeId, f: impl FnOnce(&mut Node) -> R) -> Option<R> {
         let node = self.nodes.get_mut(id)?;
-        let before = node_digest(node.path(), node.data(), &node.stat);
+        let before = node_digest(node.path(), node.data(), &node.stat.persisted());
         let r = f(node);
-        let after = node_digest(node.path(), node.data(), &node.stat);
+        let after = node_digest(node.path(), node.data(), &node.stat.persisted());
         self.digest = self.digest.wrapping_sub(before).wrapping_add(after);
         Some(r)
     }
@@ -1119,7 +1119,7 @@ impl DataTree {
             let Some(n) = self.nodes.get(id) else {
                 continue;
             };
-            f(n.path(), n.data(), n.acl, &n.stat);
+            f(n.path(), n.data(), n.acl, &n.stat.persisted());
             let mut kids: Vec<(&str, NodeId)> = n
                 .child_ids()
                 .filter_map(|c| self.nodes.get(c).map(|k| (k.name(), c)))
@@ -1193,7 +1193,7 @@ impl TreeLoader {
             }
         };
         let node = Node::new(p, data, acl_ref, stat);
-        let digest = node_digest(p, node.data(), &node.stat);
+        let digest = node_digest(p, node.data(), &node.stat.persisted());
         let owner = node.stat.ephemeral_owner;
         if t.nodes.insert_new(node, parent).is_err() {
             return Err(format!("node {p} appears twice in the snapshot"));
@@ -1229,7 +1229,7 @@ fn acl_from(acl: Option<Arc<[Acl]>>) -> Arc<[Acl]> {
 /// session ephemerals: container and TTL nodes show 0 (probed on ZooKeeper 3.8).
 fn client_stat(n: &Node, extended_types_enabled: bool) -> Stat {
     let num_children = i32::try_from(n.child_count()).unwrap_or(i32::MAX);
-    let mut s = Stat::from(&n.stat);
+    let mut s = Stat::from(&n.stat.persisted());
     if !matches!(
         classify(n.stat.ephemeral_owner, extended_types_enabled),
         EphemeralType::Normal(_)
