@@ -12,6 +12,7 @@
 #   BENCH_ROWS='get 1KiB 32x16,set 1x1' scripts/bench-vs-zookeeper.sh   # some rows only
 #   BENCH_ZNODES=1000000 scripts/bench-vs-zookeeper.sh              # + memory and restart
 #   BENCH_WARMUP=5 (seconds of get and set per system before measuring, not recorded)
+#   BENCH_SETTLE=5 (seconds after the big load before resident memory is read again)
 #   BENCH_SMOKE=1 scripts/bench-vs-zookeeper.sh  # CI: every row once, briefly, small sizes
 #
 # Needs: apt-get install zookeeper (zkServer.sh), a release build (done here).
@@ -24,8 +25,9 @@ MODES=${BENCH_MODES:-standalone ensemble}
 WATCHERS=${BENCH_WATCHERS:-10000}
 SMOKE=${BENCH_SMOKE:-0}
 WARMUP=${BENCH_WARMUP:-5}
+SETTLE=${BENCH_SETTLE:-5}
 if [ "$SMOKE" = 1 ]; then
-  SECONDS_PER_RUN=0.5; REPEATS=1; WATCHERS=50; WARMUP=0.2
+  SECONDS_PER_RUN=0.5; REPEATS=1; WATCHERS=50; WARMUP=0.2; SETTLE=0.5
   [ "$BIG" -gt 0 ] && BIG=2000
 fi
 ZK_SERVER=/usr/share/zookeeper/bin/zkServer.sh
@@ -188,17 +190,21 @@ if [ "$BIG" -gt 0 ]; then
     pid=$(start "$who" "$work/$key"); pids+=("$pid"); wait_ruok "$port"
     "$BENCH" --servers "127.0.0.1:$port" --workload create --clients 16 --in-flight 16 --value-size 100 --ops "$BIG" --keep --label "$who" >/dev/null
     rss=$(rss_mb "$pid")
+    # And once the load is over: idle, holding the data (a JVM keeps its heap; zkd's
+    # allocator gives freed pages back within seconds).
+    sleep "$SETTLE"
+    settled=$(rss_mb "$pid")
     stop_pid "$pid"
     t0=$(date +%s.%N)
     pid=$(start "$who" "$work/$key"); pids+=("$pid")
     wait_serving "$port"
     t1=$(date +%s.%N)
-    big_rows+="$who $rss $(python3 -c "print($t1 - $t0)")\n"
+    big_rows+="$who $rss $settled $(python3 -c "print($t1 - $t0)")\n"
     stop_pid "$pid"
   done
 fi
 
-python3 - "$results" "$BIG" "$(printf "%b" "$big_rows")" <<'EOF'
+python3 - "$results" "$BIG" "$(printf "%b" "$big_rows")" "$SETTLE" <<'EOF'
 import json, statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
@@ -227,9 +233,10 @@ for (mode, name), by in rows.items():
 if sys.argv[2] != "0" and sys.argv[3].strip():
     big = {}
     for line in sys.argv[3].strip().splitlines():
-        who, rss, t = line.split()
-        big[who] = (float(rss), float(t))
+        who, rss, settled, t = line.split()
+        big[who] = (float(rss), float(settled), float(t))
     if "ZooKeeper" in big and "zkd" in big:
-        (zr, zt), (ur, ut) = big["ZooKeeper"], big["zkd"]
-        print(f"\n{sys.argv[2]} znodes of 100 B: resident {zr:.0f} MB vs {ur:.0f} MB ({ur / zr:.2f}x); restart to serving {zt:.2f} s vs {ut:.2f} s ({ut / zt:.2f}x)")
+        (zr, zs, zt), (ur, us, ut) = big["ZooKeeper"], big["zkd"]
+        print(f"\n{sys.argv[2]} znodes of 100 B: resident right after the creates {zr:.0f} MB vs {ur:.0f} MB ({ur / zr:.2f}x), "
+              f"{sys.argv[4]} s later {zs:.0f} MB vs {us:.0f} MB ({us / zs:.2f}x); restart to serving {zt:.2f} s vs {ut:.2f} s ({ut / zt:.2f}x)")
 EOF
