@@ -2,8 +2,10 @@
 //! and watch notifications are counted per path and per session over a sliding window (six
 //! 10-second buckets), so the admin commands answer for the last minute, not since start.
 //! Counting costs one hash lookup per request; each bucket tracks at most
-//! [`PATHS_PER_BUCKET`] paths and [`SESSIONS_PER_BUCKET`] sessions, and counts the rest as
-//! untracked, so memory stays bounded whatever the workload.
+//! [`PATHS_PER_BUCKET`] paths and [`SESSIONS_PER_BUCKET`] sessions, so memory stays bounded
+//! whatever the workload. A bucket full of paths forgets its least used half (their
+//! operations count as untracked), so the hot paths keep their places and a path that
+//! turns hot late still gets one.
 
 use std::cmp::Reverse;
 use std::collections::{HashMap, VecDeque};
@@ -17,8 +19,8 @@ use zk_proto::TxnBody;
 pub(crate) const BUCKET_MS: u64 = 10_000;
 /// Buckets in the window (one minute).
 pub(crate) const BUCKETS: u64 = 6;
-/// Distinct paths counted per bucket.
-pub(crate) const PATHS_PER_BUCKET: usize = 50_000;
+/// Distinct paths counted per bucket (at most about 1 MB each).
+pub(crate) const PATHS_PER_BUCKET: usize = 10_000;
 /// Distinct sessions counted per bucket.
 pub(crate) const SESSIONS_PER_BUCKET: usize = 50_000;
 
@@ -78,7 +80,28 @@ impl Introspection {
         let b = self.bucket(now_ms);
         if let Some(c) = b.paths.get_mut(path) {
             f(c);
-        } else if b.paths.len() < PATHS_PER_BUCKET {
+            return;
+        }
+        if b.paths.len() >= PATHS_PER_BUCKET {
+            // Full: forget the least used half (their operations count as untracked), so
+            // a path that turns hot late in the bucket still gets a place. Each pass costs
+            // the table's length, and a forgetting frees at least half of it, so over time
+            // this is O(1) per operation (times the few passes a skewed table needs).
+            let mut limit = 1u64;
+            while b.paths.len() > PATHS_PER_BUCKET / 2 {
+                let mut forgotten = 0;
+                b.paths.retain(|_, c| {
+                    let total = c.reads + c.writes + c.watch_events;
+                    if total <= limit {
+                        forgotten += total;
+                    }
+                    total > limit
+                });
+                b.untracked += forgotten;
+                limit = limit.saturating_mul(2);
+            }
+        }
+        if b.paths.len() < PATHS_PER_BUCKET {
             f(b.paths.entry(path.into()).or_default());
         } else {
             b.untracked += 1;
@@ -313,16 +336,31 @@ mod tests {
     }
 
     #[test]
-    fn paths_past_the_cap_are_counted_as_untracked() {
+    fn a_full_bucket_forgets_its_least_used_paths_and_keeps_the_hot_ones() {
         let mut i = Introspection::default();
-        for n in 0..PATHS_PER_BUCKET + 10 {
+        for _ in 0..50 {
+            i.read(Some("/early-hot"), None, 0);
+        }
+        // Far more distinct paths than a bucket holds, each read once.
+        for n in 0..3 * PATHS_PER_BUCKET {
             i.read(Some(&format!("/p{n}")), None, 0);
         }
-        i.read(Some("/p0"), None, 0);
-        let v = i.hot_paths(1, 0);
-        assert_eq!(v["untracked_ops"], 10);
-        assert_eq!(v["by_reads"][0]["path"], "/p0");
-        assert_eq!(v["by_reads"][0]["reads"], 2);
+        // A path that turns hot only now still gets a place.
+        for _ in 0..20 {
+            i.read(Some("/late-hot"), None, 0);
+        }
+        let b = i.buckets.back().map_or(0, |b| b.paths.len());
+        assert!(b <= PATHS_PER_BUCKET, "{b} paths held");
+        let v = i.hot_paths(2, 0);
+        assert_eq!(v["by_reads"][0]["path"], "/early-hot");
+        assert_eq!(v["by_reads"][0]["reads"], 50);
+        assert_eq!(v["by_reads"][1]["path"], "/late-hot");
+        assert_eq!(v["by_reads"][1]["reads"], 20);
+        // Every read is counted: per path, or as untracked once its path was forgotten.
+        let (totals, untracked) = i.path_totals(0);
+        let tracked: u64 = totals.values().map(|c| c.reads).sum();
+        assert_eq!(tracked + untracked, 50 + 3 * PATHS_PER_BUCKET as u64 + 20);
+        assert!(untracked >= 2 * PATHS_PER_BUCKET as u64, "{untracked}");
     }
 
     #[test]
