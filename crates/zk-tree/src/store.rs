@@ -175,6 +175,11 @@ impl Node {
         }
     }
 
+    /// The node's term in the tree digest.
+    pub(crate) fn digest(&self) -> u64 {
+        crate::digest::node_digest(self.path(), self.data(), &self.stat.persisted())
+    }
+
     pub(crate) fn data_len(&self) -> usize {
         self.blob.len() - self.path_len()
     }

@@ -19,7 +19,6 @@ use zk_proto::{
 };
 
 use crate::acl::{self, AclCache, AuthConfig, OPEN_ACL_REF};
-use crate::digest::node_digest;
 use crate::ephemeral::{classify, ttl_owner, EphemeralType, CONTAINER_OWNER};
 use crate::error::{Result, TreeError};
 use crate::path;
@@ -180,9 +179,7 @@ impl DataTree {
             } else {
                 self.nodes.find(path::parent(p))
             };
-            self.digest =
-                self.digest
-                    .wrapping_add(node_digest(p, node.data(), &node.stat.persisted()));
+            self.digest = self.digest.wrapping_add(node.digest());
             self.nodes.insert(node, parent);
         }
     }
@@ -819,9 +816,7 @@ impl DataTree {
             },
         );
         let data_len = node.data_len() as i64;
-        self.digest = self
-            .digest
-            .wrapping_add(node_digest(p, node.data(), &node.stat.persisted()));
+        self.digest = self.digest.wrapping_add(node.digest());
         let stat = client_stat(&node, self.config.extended_types_enabled);
         self.index_owner(p, owner);
         self.nodes.insert(node, Some(parent_id));
@@ -900,9 +895,7 @@ impl DataTree {
         let Some(node) = self.nodes.remove(id, parent_id) else {
             return Err(TreeError::NoNode(p.to_owned()));
         };
-        self.digest = self
-            .digest
-            .wrapping_sub(node_digest(p, node.data(), &node.stat.persisted()));
+        self.digest = self.digest.wrapping_sub(node.digest());
         if let Some(parent_id) = parent_id {
             self.mutate_id(parent_id, |n| {
                 if zxid > n.stat.pzxid {
@@ -1003,9 +996,9 @@ impl DataTree {
     /// Changes a node in place, keeping the digest in step. Returns `None` if it is missing.
     fn mutate_id<R>(&mut self, id: NodeId, f: impl FnOnce(&mut Node) -> R) -> Option<R> {
         let node = self.nodes.get_mut(id)?;
-        let before = node_digest(node.path(), node.data(), &node.stat.persisted());
+        let before = node.digest();
         let r = f(node);
-        let after = node_digest(node.path(), node.data(), &node.stat.persisted());
+        let after = node.digest();
         self.digest = self.digest.wrapping_sub(before).wrapping_add(after);
         Some(r)
     }
@@ -1193,7 +1186,7 @@ impl TreeLoader {
             }
         };
         let node = Node::new(p, data, acl_ref, stat);
-        let digest = node_digest(p, node.data(), &node.stat.persisted());
+        let digest = node.digest();
         let owner = node.stat.ephemeral_owner;
         if t.nodes.insert_new(node, parent).is_err() {
             return Err(format!("node {p} appears twice in the snapshot"));
