@@ -101,11 +101,8 @@ impl Introspection {
                 limit = limit.saturating_mul(2);
             }
         }
-        if b.paths.len() < PATHS_PER_BUCKET {
-            f(b.paths.entry(path.into()).or_default());
-        } else {
-            b.untracked += 1;
-        }
+        // At most half full now.
+        f(b.paths.entry(path.into()).or_default());
     }
 
     fn session(&mut self, session: i64, now_ms: u64, f: impl FnOnce(&mut SessionCounts)) {
