@@ -106,11 +106,11 @@ impl DataTree {
         let mut by_data = TopN::new(n);
         let mut largest = TopN::new(n);
         let mut report = BigFamilies::default();
-        for node in self.nodes_iter() {
+        for (id, node) in self.nodes_iter() {
             report.znodes += 1;
             let data = node.data_len() as u64;
             report.data_bytes += data;
-            largest.offer(data, || node.path().to_owned(), data);
+            largest.offer(data, || self.path_of(id), data);
             let kids = node.child_count();
             if kids == 0 {
                 continue;
@@ -125,8 +125,8 @@ impl DataTree {
                 children_list_bytes(kids, node.child_name_bytes()),
                 children_data,
             );
-            by_children.offer(kids as u64, || node.path().to_owned(), family);
-            by_data.offer(children_data, || node.path().to_owned(), family);
+            by_children.offer(kids as u64, || self.path_of(id), family);
+            by_data.offer(children_data, || self.path_of(id), family);
         }
         let families = |top: TopN<(u64, u64, u64)>| {
             top.into_sorted()
@@ -179,10 +179,7 @@ impl DataTree {
         let mut by_nodes = TopN::new(n);
         let mut by_bytes = TopN::new(n);
         for (id, _, nodes, bytes) in &order {
-            let path = || {
-                self.node_by_id(*id)
-                    .map_or_else(String::new, |x| x.path().to_owned())
-            };
+            let path = || self.path_of(*id);
             by_nodes.offer(*nodes, path, (*nodes, *bytes));
             by_bytes.offer(*bytes, path, (*nodes, *bytes));
         }

@@ -168,7 +168,12 @@ impl DataTree {
             if self.nodes.exists(p) {
                 continue;
             }
-            let mut node = Node::new(p, Some(b""), OPEN_ACL_REF, StatPersisted::default());
+            let mut node = Node::new(
+                path::name(p),
+                Some(b""),
+                OPEN_ACL_REF,
+                StatPersisted::default(),
+            );
             if p == CONFIG_NODE {
                 node.acl = self.acls.intern(&zk_proto::well_known::read_acl_unsafe());
                 node.stat.aversion = -1;
@@ -179,8 +184,8 @@ impl DataTree {
             } else {
                 self.nodes.find(path::parent(p))
             };
-            self.digest = self.digest.wrapping_add(node.digest());
-            self.nodes.insert(node, parent);
+            self.digest = self.digest.wrapping_add(node.digest(p));
+            self.nodes.insert(p, node, parent);
         }
     }
 
@@ -269,10 +274,24 @@ impl DataTree {
 
     /// Sum of path and data lengths (`zk_approximate_data_size`).
     pub fn approximate_data_size(&self) -> u64 {
-        self.nodes
-            .iter()
-            .map(|n| (n.path().len() + n.data_len()) as u64)
-            .sum()
+        // Nodes store names: a path's length is its parent's, a '/' and the name.
+        let Some(root) = self.nodes.find("/") else {
+            return 0;
+        };
+        let mut total = 0;
+        let mut stack = vec![(root, 1usize)];
+        while let Some((id, path_len)) = stack.pop() {
+            let Some(n) = self.nodes.get(id) else {
+                continue;
+            };
+            total += (path_len + n.data_len()) as u64;
+            let under = if id == root { 0 } else { path_len };
+            stack.extend(n.child_ids().filter_map(|c| {
+                let name = self.nodes.get(c)?.name().len();
+                Some((c, under + 1 + name))
+            }));
+        }
+        total
     }
 
     /// What the tree holds in memory, by part (an estimate; see [`crate::memory`]). Walks
@@ -361,8 +380,13 @@ impl DataTree {
         self.nodes.get(id)
     }
 
-    pub(crate) fn nodes_iter(&self) -> impl Iterator<Item = &Node> {
-        self.nodes.iter()
+    /// Node `id`'s full path, rebuilt from names (nodes do not store it).
+    pub(crate) fn path_of(&self, id: NodeId) -> String {
+        self.nodes.path(id)
+    }
+
+    pub(crate) fn nodes_iter(&self) -> impl Iterator<Item = (NodeId, &Node)> {
+        self.nodes.iter_ids()
     }
 
     /// Number of children of a node.
@@ -792,7 +816,7 @@ impl DataTree {
         } else {
             parent_c_version
         };
-        self.mutate_id(parent_id, |n| {
+        self.mutate_id(parent_id, parent_path, |n| {
             if cversion > n.stat.cversion {
                 n.stat.cversion = cversion;
                 n.stat.pzxid = zxid;
@@ -800,7 +824,7 @@ impl DataTree {
         });
         let acl_ref = self.acls.intern(acl);
         let node = Node::new(
-            p,
+            path::name(p),
             data.as_deref(),
             acl_ref,
             StatPersisted {
@@ -816,10 +840,10 @@ impl DataTree {
             },
         );
         let data_len = node.data_len() as i64;
-        self.digest = self.digest.wrapping_add(node.digest());
+        self.digest = self.digest.wrapping_add(node.digest(p));
         let stat = client_stat(&node, self.config.extended_types_enabled);
         self.index_owner(p, owner);
-        self.nodes.insert(node, Some(parent_id));
+        self.nodes.insert(p, node, Some(parent_id));
         self.on_quota_node_created(p);
         self.update_quota_usage(p, 1, data_len);
         let acl = self.acls.get(acl_ref);
@@ -895,9 +919,9 @@ impl DataTree {
         let Some(node) = self.nodes.remove(id, parent_id) else {
             return Err(TreeError::NoNode(p.to_owned()));
         };
-        self.digest = self.digest.wrapping_sub(node.digest());
+        self.digest = self.digest.wrapping_sub(node.digest(p));
         if let Some(parent_id) = parent_id {
-            self.mutate_id(parent_id, |n| {
+            self.mutate_id(parent_id, parent_path, |n| {
                 if zxid > n.stat.pzxid {
                     n.stat.pzxid = zxid;
                 }
@@ -937,7 +961,7 @@ impl DataTree {
         let new_len = data.as_ref().map_or(0, Bytes::len) as i64;
         let ext = self.config.extended_types_enabled;
         let stat = self
-            .mutate_id(id, |n| {
+            .mutate_id(id, p, |n| {
                 n.set_data(data.as_deref());
                 n.stat.mtime = time;
                 n.stat.mzxid = zxid;
@@ -962,7 +986,7 @@ impl DataTree {
         self.acls.release(old);
         let new = self.acls.intern(acl);
         let ext = self.config.extended_types_enabled;
-        self.mutate_id(id, |n| {
+        self.mutate_id(id, p, |n| {
             n.acl = new;
             n.stat.aversion = version;
             client_stat(n, ext)
@@ -993,19 +1017,20 @@ impl DataTree {
         self.sessions.remove(&session);
     }
 
-    /// Changes a node in place, keeping the digest in step. Returns `None` if it is missing.
-    fn mutate_id<R>(&mut self, id: NodeId, f: impl FnOnce(&mut Node) -> R) -> Option<R> {
+    /// Changes node `id`, which is at `p`, in place, keeping the digest in step. Returns
+    /// `None` if it is missing.
+    fn mutate_id<R>(&mut self, id: NodeId, p: &str, f: impl FnOnce(&mut Node) -> R) -> Option<R> {
         let node = self.nodes.get_mut(id)?;
-        let before = node.digest();
+        let before = node.digest(p);
         let r = f(node);
-        let after = node.digest();
+        let after = node.digest(p);
         self.digest = self.digest.wrapping_sub(before).wrapping_add(after);
         Some(r)
     }
 
     fn mutate<R>(&mut self, p: &str, f: impl FnOnce(&mut Node) -> R) -> Option<R> {
         let id = self.nodes.find(p)?;
-        self.mutate_id(id, f)
+        self.mutate_id(id, p, f)
     }
 
     fn fire(
@@ -1107,18 +1132,32 @@ impl DataTree {
         let Some(root) = self.nodes.find("/") else {
             return;
         };
-        let mut stack = vec![root];
-        while let Some(id) = stack.pop() {
+        // Each entry holds the length of its parent's path: everything visited between
+        // pushing a node and popping it lies under that parent, so `path` still starts
+        // with the parent's path then.
+        let mut path = String::new();
+        let mut stack = vec![(root, 0)];
+        while let Some((id, parent_len)) = stack.pop() {
             let Some(n) = self.nodes.get(id) else {
                 continue;
             };
-            f(n.path(), n.data(), n.acl, &n.stat.persisted());
+            path.truncate(parent_len);
+            if id == root {
+                path.push('/');
+            } else {
+                if parent_len > 1 {
+                    path.push('/');
+                }
+                path.push_str(n.name());
+            }
+            f(&path, n.data(), n.acl, &n.stat.persisted());
             let mut kids: Vec<(&str, NodeId)> = n
                 .child_ids()
                 .filter_map(|c| self.nodes.get(c).map(|k| (k.name(), c)))
                 .collect();
             kids.sort_unstable_by(|a, b| b.0.cmp(a.0));
-            stack.extend(kids.into_iter().map(|(_, c)| c));
+            let here = path.len();
+            stack.extend(kids.into_iter().map(|(_, c)| (c, here)));
         }
     }
 
@@ -1185,10 +1224,10 @@ impl TreeLoader {
                 },
             }
         };
-        let node = Node::new(p, data, acl_ref, stat);
-        let digest = node.digest();
+        let node = Node::new(path::name(p), data, acl_ref, stat);
+        let digest = node.digest(p);
         let owner = node.stat.ephemeral_owner;
-        if t.nodes.insert_new(node, parent).is_err() {
+        if t.nodes.insert_new(p, node, parent).is_err() {
             return Err(format!("node {p} appears twice in the snapshot"));
         }
         if acl_ref != OPEN_ACL_REF {
