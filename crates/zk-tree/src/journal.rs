@@ -6,10 +6,11 @@
 //! the events it missed, in zxid order.
 //!
 //! A change costs 16 bytes plus whatever of its path is new. A create's or delete's
-//! second change, the parent's NodeChildrenChanged, names a prefix of the path just
-//! written, so it adds no bytes; a create under the parent of the last change adds only
-//! its name. At the default 600,000 txns of a million-znode load the journal holds about
-//! 35 MB (it held 75 MB, and a grown ring up to twice that, before).
+//! second change, the parent's NodeChildrenChanged, is folded into the first as a flag
+//! when the parent's ACL is the node's (the usual case), and otherwise names a prefix of
+//! the path just written, so it adds no bytes; a create under the parent of the last
+//! change adds only its name. At the default 600,000 txns of a million-znode load the
+//! journal holds about 25 MB (it held 75 MB, and a grown ring up to twice that, before).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -21,10 +22,13 @@ use crate::tree::Event;
 use crate::watch::WatcherId;
 
 /// Path bytes the journal keeps at most, whatever `retain_txns` says: positions in the
-/// byte log are kept modulo 2^32, so the live bytes (at most half the log, see
-/// [`ChangeJournal::record`]) must stay well below that; and a journal of paths of a
-/// megabyte each would otherwise grow to hundreds of gigabytes.
+/// byte log are kept modulo 2^32, so the live bytes (plus at most a block, see
+/// [`PathLog`]) must stay well below that; and a journal of paths of a megabyte each
+/// would otherwise grow to hundreds of gigabytes.
 const MAX_PATH_BYTES: usize = 1 << 30;
+
+/// Bytes per block of [`PathLog`] (a longer path gets a block of its own).
+const PATH_BLOCK: usize = 64 * 1024;
 
 /// Changes per block of [`Changes`].
 const BLOCK: usize = 4096;
@@ -40,9 +44,15 @@ struct Change {
     /// Where the path starts in the byte log, as a position counted since the journal
     /// began, modulo 2^32.
     path_at: u32,
-    /// The path's length (low 28 bits) and the event's wire code (high 4 bits).
+    /// The path's length (low 28 bits) and the event's wire code (high 4 bits), plus
+    /// [`PARENT_TOO`] on a create or delete whose parent's NodeChildrenChanged is folded
+    /// in.
     len_event: u32,
 }
+
+/// Added to a NodeCreated's or NodeDeleted's code (1 or 2, so 9 or 10): the same txn
+/// also changed the parent's children, and the parent has the same ACL.
+const PARENT_TOO: u32 = 8;
 
 impl Change {
     fn path_len(&self) -> usize {
@@ -52,8 +62,21 @@ impl Change {
     fn event(&self) -> EventType {
         match self.len_event >> 28 {
             0xF => EventType::None,
-            code => EventType::from_code(code as i32).unwrap_or(EventType::None),
+            code => EventType::from_code((code & !PARENT_TOO) as i32).unwrap_or(EventType::None),
         }
+    }
+
+    /// Whether the parent's NodeChildrenChanged is folded in.
+    fn parent_too(&self) -> bool {
+        matches!(self.len_event >> 28, c if c != 0xF && c & PARENT_TOO != 0)
+    }
+
+    /// Whether a NodeChildrenChanged of the path's parent could be folded in.
+    fn can_fold(&self) -> bool {
+        matches!(
+            self.event(),
+            EventType::NodeCreated | EventType::NodeDeleted
+        ) && !self.parent_too()
     }
 }
 
@@ -83,6 +106,11 @@ impl Changes {
 
     fn back(&self) -> Option<&Change> {
         self.len.checked_sub(1).and_then(|i| self.get(i))
+    }
+
+    fn back_mut(&mut self) -> Option<&mut Change> {
+        let j = self.len.checked_sub(1)? + self.head;
+        self.blocks.get_mut(j / BLOCK)?.get_mut(j % BLOCK)
     }
 
     fn push_back(&mut self, c: Change) {
@@ -131,6 +159,79 @@ impl Changes {
     }
 }
 
+/// The changes' paths, back to back, in fixed-size blocks: the oldest blocks are dropped
+/// whole once no change names them, so what is held is the live bytes and at most one
+/// block more. (One growing buffer drained from the front, as before, held up to four
+/// times the live bytes: half of it dead, and doubling slack on top.) A path never
+/// straddles two blocks.
+#[derive(Debug, Clone, Default)]
+struct PathLog {
+    /// Blocks oldest first, each with the position of its first byte.
+    blocks: VecDeque<(u64, Vec<u8>)>,
+    /// The position the next byte written gets: the bytes ever written.
+    end: u64,
+}
+
+impl PathLog {
+    /// The `len` bytes at position `at`.
+    fn bytes(&self, at: u64, len: usize) -> Option<&[u8]> {
+        let i = self
+            .blocks
+            .partition_point(|(start, _)| *start <= at)
+            .checked_sub(1)?;
+        let (start, b) = self.blocks.get(i)?;
+        let from = usize::try_from(at - start).ok()?;
+        b.get(from..from.checked_add(len)?)
+    }
+
+    /// Writes `p` in one piece; returns its position.
+    fn push(&mut self, p: &[u8]) -> u64 {
+        let at = self.end;
+        if !self.extend(p) {
+            let mut b = Vec::with_capacity(PATH_BLOCK.max(p.len()));
+            b.extend_from_slice(p);
+            self.blocks.push_back((at, b));
+            self.end += p.len() as u64;
+        }
+        at
+    }
+
+    /// Writes `rest` right after the last byte written, in the same block, if it has
+    /// room: a path that ends there then goes on with `rest`.
+    fn extend(&mut self, rest: &[u8]) -> bool {
+        match self.blocks.back_mut() {
+            Some((_, b)) if b.capacity() - b.len() >= rest.len() => {
+                b.extend_from_slice(rest);
+                self.end += rest.len() as u64;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Drops the blocks that end at or before position `at`.
+    fn forget_before(&mut self, at: u64) {
+        while self.blocks.get(1).is_some_and(|(start, _)| *start <= at) {
+            self.blocks.pop_front();
+        }
+    }
+
+    /// The full position of one kept modulo 2^32, for a position among the last 2^32
+    /// bytes written.
+    fn unwrap_position(&self, at: u32) -> u64 {
+        self.end - u64::from((self.end as u32).wrapping_sub(at))
+    }
+
+    fn heap_bytes(&self) -> u64 {
+        use crate::memory::heap_bytes;
+        self.blocks
+            .iter()
+            .map(|(_, b)| heap_bytes(b.capacity()))
+            .sum::<u64>()
+            + heap_bytes(self.blocks.capacity() * std::mem::size_of::<(u64, Vec<u8>)>())
+    }
+}
+
 /// The recent changes, oldest first, bounded by a number of txns.
 #[derive(Debug, Clone, Default)]
 pub struct ChangeJournal {
@@ -138,9 +239,8 @@ pub struct ChangeJournal {
     /// Changes dropped from the front since the journal began: the sequence number of
     /// `changes[0]`.
     dropped: u64,
-    /// The paths of the changes, back to back; `paths[0]` is at position `paths_base`.
-    paths: Vec<u8>,
-    paths_base: u64,
+    /// The paths of the changes.
+    paths: PathLog,
     /// Where the path written last starts, and its length: the next path may be its
     /// prefix (nothing to write) or extend it (only the rest is written).
     tail: Option<(u64, usize)>,
@@ -193,6 +293,17 @@ impl ChangeJournal {
             .acls
             .back()
             .is_some_and(|(_, last)| Arc::ptr_eq(last, &acl) || **last == *acl);
+        if same_acl && event == EventType::NodeChildrenChanged {
+            let fold = self.changes.back().is_some_and(|c| {
+                c.zxid == zxid && c.can_fold() && path::parent(self.path_of(c)) == p
+            });
+            if fold {
+                if let Some(c) = self.changes.back_mut() {
+                    c.len_event |= PARENT_TOO << 28;
+                    return;
+                }
+            }
+        }
         if !same_acl {
             self.acls.push_back((seq, acl));
         }
@@ -219,61 +330,54 @@ impl ChangeJournal {
         while self.acls.len() > 1 && self.acls[1].0 <= self.dropped {
             self.acls.pop_front();
         }
-        // Drop dead path bytes once they are most of the log (amortized: each byte moves
-        // at most once more). Paths are written in change order, so the bytes before the
-        // oldest change's path are dead.
-        let dead = self.paths.len() - self.live_path_bytes();
-        if self.changes.len == 0 {
-            self.paths.clear();
-            self.paths_base += dead as u64;
-            self.tail = None;
-            self.acls.clear();
-        } else if dead >= 4096 && dead * 2 >= self.paths.len() {
-            self.paths.drain(..dead);
-            self.paths_base += dead as u64;
+        // Paths are written in change order, so the bytes before the oldest change's
+        // path are dead.
+        match self.changes.front() {
+            None => {
+                self.paths.blocks.clear();
+                self.tail = None;
+                self.acls.clear();
+            }
+            Some(c) => {
+                let oldest = self.paths.unwrap_position(c.path_at);
+                self.paths.forget_before(oldest);
+            }
         }
     }
 
     /// Puts `p` in the byte log, sharing the bytes of the path written last where one is
     /// a prefix of the other; returns where `p` starts.
     fn write_path(&mut self, p: &[u8]) -> u64 {
-        let end = self.paths_base + self.paths.len() as u64;
         if let Some((start, len)) = self.tail {
-            let last = start
-                .checked_sub(self.paths_base)
-                .and_then(|at| self.paths.get(at as usize..at as usize + len));
-            if let Some(last) = last {
+            if let Some(last) = self.paths.bytes(start, len) {
                 if last.starts_with(p) {
                     return start;
                 }
-                if p.starts_with(last) && start + len as u64 == end {
-                    self.paths.extend_from_slice(&p[len..]);
+                if p.starts_with(last)
+                    && start + len as u64 == self.paths.end
+                    && self.paths.extend(&p[len..])
+                {
                     self.tail = Some((start, p.len()));
                     return start;
                 }
             }
         }
-        self.paths.extend_from_slice(p);
-        self.tail = Some((end, p.len()));
-        end
-    }
-
-    /// The index in `paths` of a position kept modulo 2^32.
-    fn offset(&self, path_at: u32) -> usize {
-        path_at.wrapping_sub(self.paths_base as u32) as usize
+        let at = self.paths.push(p);
+        self.tail = Some((at, p.len()));
+        at
     }
 
     /// Path bytes from the oldest change's path on.
     fn live_path_bytes(&self) -> usize {
         self.changes.front().map_or(0, |c| {
-            self.paths.len().saturating_sub(self.offset(c.path_at))
+            let oldest = self.paths.unwrap_position(c.path_at);
+            usize::try_from(self.paths.end - oldest).unwrap_or(usize::MAX)
         })
     }
 
     fn path_of(&self, c: &Change) -> &str {
-        let start = self.offset(c.path_at);
         self.paths
-            .get(start..start + c.path_len())
+            .bytes(self.paths.unwrap_position(c.path_at), c.path_len())
             .and_then(|b| std::str::from_utf8(b).ok())
             .unwrap_or_default()
     }
@@ -313,23 +417,32 @@ impl ChangeJournal {
             return None;
         }
         let start = self.changes.partition_point(|c| c.zxid <= relative_zxid);
-        let events = (start..self.changes.len)
-            .filter_map(|i| {
-                let c = self.changes.get(i)?;
-                let path = self.path_of(c);
-                let event = c.event();
+        let mut events = Vec::new();
+        for i in start..self.changes.len {
+            let Some(c) = self.changes.get(i) else {
+                continue;
+            };
+            let path = self.path_of(c);
+            let seq = self.dropped + i as u64;
+            let mut offer = |event: EventType, path: &str| {
                 let seen = persistent.iter().any(|p| p.as_str() == path)
                     || (event != EventType::NodeChildrenChanged
                         && recursive.iter().any(|p| path::is_under(path, p)));
-                seen.then(|| Event {
-                    watcher,
-                    event,
-                    path: path.to_owned(),
-                    zxid: c.zxid,
-                    acl: self.acl_of(self.dropped + i as u64),
-                })
-            })
-            .collect();
+                if seen {
+                    events.push(Event {
+                        watcher,
+                        event,
+                        path: path.to_owned(),
+                        zxid: c.zxid,
+                        acl: self.acl_of(seq),
+                    });
+                }
+            };
+            offer(c.event(), path);
+            if c.parent_too() {
+                offer(EventType::NodeChildrenChanged, path::parent(path));
+            }
+        }
         Some(events)
     }
 
@@ -337,7 +450,7 @@ impl ChangeJournal {
     pub fn memory_bytes(&self) -> u64 {
         use crate::memory::heap_bytes;
         self.changes.heap_bytes()
-            + heap_bytes(self.paths.capacity())
+            + self.paths.heap_bytes()
             + heap_bytes(self.acls.capacity() * std::mem::size_of::<(u64, Arc<[Acl]>)>())
     }
 }
@@ -428,12 +541,10 @@ mod tests {
             let want = if (z / 7) % 2 == 0 { &open } else { &read_only };
             assert_eq!(&e.acl, want, "zxid {z}");
         }
-        // Dead path bytes and ACL runs were dropped along the way.
-        assert!(
-            j.paths.len() <= 2 * 100 * 11 + 4096,
-            "{} path bytes",
-            j.paths.len()
-        );
+        // Dead path bytes and ACL runs were dropped along the way: 220 kB were written,
+        // the last 1,100 bytes are live, in at most two blocks.
+        assert_eq!(j.paths.end as usize, 20_000 * 11);
+        assert!(j.paths.blocks.len() <= 2, "{} blocks", j.paths.blocks.len());
         assert!(j.acls.len() <= 100 / 7 + 2, "{} ACL runs", j.acls.len());
     }
     #[test]
@@ -446,16 +557,16 @@ mod tests {
             j.record(z, EventType::NodeChildrenChanged, "/app", acl());
         }
         // Each create wrote its path once; the parent's change reused its first bytes.
-        assert_eq!(j.paths.len(), 3 * BLOCK * "/app/n000000".len());
+        assert_eq!(j.paths.end as usize, 3 * BLOCK * "/app/n000000".len());
         // A path that extends the one written last adds only the rest.
         z += 1;
         let last = format!("/app/n{:06}", 3 * BLOCK - 1);
         j.record(z, EventType::NodeCreated, &format!("{last}/x"), acl());
-        assert_eq!(j.paths.len(), 3 * BLOCK * 12 + "/x".len());
+        assert_eq!(j.paths.end as usize, 3 * BLOCK * 12 + "/x".len());
         z += 1;
         j.record(z, EventType::NodeDataChanged, "/", acl());
         assert_eq!(
-            j.paths.len(),
+            j.paths.end as usize,
             3 * BLOCK * 12 + 2,
             "the root is a prefix too"
         );
@@ -486,6 +597,106 @@ mod tests {
             assert_eq!(e.path, format!("/app/n{n:06}"));
             assert_eq!(e.zxid, n as i64 + 1);
         }
+    }
+
+    #[test]
+    fn a_parent_change_with_the_same_acl_is_folded_and_still_told() {
+        let open = acl();
+        let read_only: Arc<[Acl]> = Arc::from(zk_proto::well_known::read_acl_unsafe());
+        // The same txns twice: parents sharing their children's ACL, then not.
+        let record = |parent_acl: &Arc<[Acl]>| {
+            let mut j = ChangeJournal::new(1_000, 0);
+            j.record(1, EventType::NodeCreated, "/a", open.clone());
+            j.record(1, EventType::NodeChildrenChanged, "/", parent_acl.clone());
+            j.record(2, EventType::NodeCreated, "/a/b", open.clone());
+            j.record(2, EventType::NodeChildrenChanged, "/a", parent_acl.clone());
+            j.record(3, EventType::NodeDataChanged, "/a/b", open.clone());
+            // A data change is not folded into; neither is a children change of
+            // another node, or of another txn.
+            j.record(3, EventType::NodeChildrenChanged, "/a", parent_acl.clone());
+            j.record(4, EventType::NodeDeleted, "/a/b", open.clone());
+            j.record(4, EventType::NodeChildrenChanged, "/x", parent_acl.clone());
+            j.record(5, EventType::NodeDeleted, "/a/b", open.clone());
+            j.record(6, EventType::NodeChildrenChanged, "/a", parent_acl.clone());
+            j.record(7, EventType::NodeDeleted, "/a", open.clone());
+            j.record(7, EventType::NodeChildrenChanged, "/", parent_acl.clone());
+            j
+        };
+        let folded = record(&open);
+        let apart = record(&read_only);
+        assert_eq!(folded.changes.len, 9, "three parent changes folded");
+        assert_eq!(
+            apart.changes.len, 12,
+            "a different ACL keeps its own change"
+        );
+        let all = |j: &ChangeJournal| {
+            j.missed(
+                0,
+                &["/".to_owned(), "/a".to_owned(), "/x".to_owned()],
+                &["/".to_owned()],
+                WatcherId(1),
+            )
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| (e.zxid, e.event, e.path, e.acl))
+            .collect::<Vec<_>>()
+        };
+        let (f, a) = (all(&folded), all(&apart));
+        assert_eq!(f.len(), 12);
+        for ((fe, ae), parent_change) in f.iter().zip(&a).zip([
+            false, true, false, true, false, true, false, true, false, true, false, true,
+        ]) {
+            assert_eq!(
+                (fe.0, fe.1, &fe.2),
+                (ae.0, ae.1, &ae.2),
+                "same events, same order"
+            );
+            assert_eq!(fe.3, open);
+            let want = if parent_change { &read_only } else { &open };
+            assert_eq!(&ae.3, want, "{ae:?}");
+        }
+        assert_eq!(
+            (f[1].0, f[1].1, f[1].2.as_str()),
+            (1, EventType::NodeChildrenChanged, "/")
+        );
+        // A recursive watch does not see children changes, folded or not.
+        let recursive = folded
+            .missed(0, &[], &["/".to_owned()], WatcherId(1))
+            .unwrap_or_default();
+        assert_eq!(recursive.len(), 6);
+        assert!(recursive
+            .iter()
+            .all(|e| e.event != EventType::NodeChildrenChanged));
+    }
+
+    #[test]
+    fn paths_longer_than_a_block_or_across_its_end_stay_whole() {
+        let mut j = ChangeJournal::new(1_000, 0);
+        let long = format!("/{}", "l".repeat(PATH_BLOCK + 10));
+        let mut want = Vec::new();
+        let mut z = 0;
+        for round in 0..3 {
+            for n in 0..(PATH_BLOCK / 10) {
+                // Each extends the one before while the block has room, then starts over.
+                let p = format!("/r{round}/{}", "e".repeat(n % 40));
+                z += 1;
+                j.record(z, EventType::NodeDataChanged, &p, acl());
+                want.push(p);
+            }
+            z += 1;
+            j.record(z, EventType::NodeDataChanged, &long, acl());
+            want.push(long.clone());
+        }
+        let got: Vec<String> = j
+            .missed(z - 1_000, &[], &["/".to_owned()], WatcherId(1))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| e.path)
+            .collect();
+        assert_eq!(got.len(), 1_000);
+        assert!(got == want[want.len() - 1_000..], "paths come back whole");
+        // What is held: the live bytes (one long path and 999 short ones) and a block.
+        assert!(j.memory_bytes() < 2 * PATH_BLOCK as u64 + 64 * 1024 + 2 * 40 * 1_000);
     }
 
     #[test]
