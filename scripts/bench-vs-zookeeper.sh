@@ -195,6 +195,10 @@ if [ "$BIG" -gt 0 ]; then
     sleep "$SETTLE"
     settled=$(rss_mb "$pid")
     stop_pid "$pid"
+    # Restart from a quiet disk: the load's last snapshots and logs are written back
+    # first, so neither server's restart is timed against the kernel flushing the
+    # previous phase's dirty pages (it made the same restart vary 0.9 to 1.6 s).
+    sync
     t0=$(date +%s.%N)
     pid=$(start "$who" "$work/$key"); pids+=("$pid")
     wait_serving "$port"
