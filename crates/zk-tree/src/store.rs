@@ -257,6 +257,10 @@ pub(crate) struct Store {
     chunks: Vec<Arc<Vec<Option<Node>>>>,
     free: Vec<NodeId>,
     index: HashTable<NodeId>,
+    /// The index is left out (see [`Store::frozen_copy`]): paths are found by walking
+    /// down from the root, and the index is rebuilt before the first change.
+    unindexed: bool,
+    root: Option<NodeId>,
     len: usize,
 }
 
@@ -337,6 +341,52 @@ impl Store {
             .as_mut()
     }
 
+    /// A copy to write a snapshot from: the chunks are shared copy-on-write, and the path
+    /// index (10 MB for a million znodes), which a snapshot writer walking down from the
+    /// root does not need, is not copied.
+    pub(crate) fn frozen_copy(&self) -> Store {
+        Store {
+            chunks: self.chunks.clone(),
+            free: self.free.clone(),
+            index: HashTable::new(),
+            unindexed: true,
+            root: self.root,
+            len: self.len,
+        }
+    }
+
+    /// Builds the index a [`Store::frozen_copy`] left out, before it is changed.
+    fn ensure_index(&mut self) {
+        if !self.unindexed {
+            return;
+        }
+        self.unindexed = false;
+        let chunks = &self.chunks;
+        let mut index = HashTable::with_capacity(self.len);
+        let mut buf = Vec::new();
+        let spare = RefCell::new(Vec::new());
+        for (id, _) in self.iter_ids() {
+            path_into(chunks, id, &mut buf);
+            index.insert_unique(hash_path(&buf), id, |x| rehash(chunks, &spare, *x));
+        }
+        self.index = index;
+    }
+
+    /// Finds `path` in a store without its index: down from the root, a name at a time.
+    fn find_by_walking(&self, path: &[u8]) -> Option<NodeId> {
+        let mut at = self.root?;
+        if path == b"/" {
+            return Some(at);
+        }
+        for name in path.strip_prefix(b"/")?.split(|b| *b == b'/') {
+            let node = self.get(at)?;
+            at = node
+                .child_ids()
+                .find(|c| self.get(*c).is_some_and(|k| k.name_bytes() == name))?;
+        }
+        Some(at)
+    }
+
     /// The id of the node at `path`. As in ZooKeeper, whose map holds the root under both
     /// names, "" finds the root too (probed: getData("") answers with the root's data).
     pub(crate) fn find(&self, path: &str) -> Option<NodeId> {
@@ -345,6 +395,9 @@ impl Store {
         } else {
             path.as_bytes()
         };
+        if self.unindexed {
+            return self.find_by_walking(p);
+        }
         let chunks = &self.chunks;
         self.index
             .find(hash_path(p), |id| is_at(chunks, *id, p))
@@ -373,6 +426,7 @@ impl Store {
     /// Room for `additional` more nodes in the path index, so a snapshot load does not
     /// rehash every path at each doubling.
     pub(crate) fn reserve(&mut self, additional: usize) {
+        self.ensure_index();
         let chunks = &self.chunks;
         let buf = RefCell::new(Vec::new());
         self.index.reserve(additional, |x| rehash(chunks, &buf, *x));
@@ -386,6 +440,7 @@ impl Store {
         node: Node,
         parent: Option<NodeId>,
     ) -> Result<NodeId, Node> {
+        self.ensure_index();
         let p = path.as_bytes();
         let hash = hash_path(p);
         let chunks = &self.chunks;
@@ -398,6 +453,7 @@ impl Store {
     /// Adds a node at `path`, which is not present yet, linking it under `parent` (the
     /// node at the rest of the path; `node` is named as `path` ends).
     pub(crate) fn insert(&mut self, path: &str, node: Node, parent: Option<NodeId>) -> NodeId {
+        self.ensure_index();
         self.insert_hashed(hash_path(path.as_bytes()), node, parent)
     }
 
@@ -428,8 +484,13 @@ impl Store {
         let buf = RefCell::new(Vec::new());
         self.index
             .insert_unique(hash, id, |x| rehash(chunks, &buf, *x));
-        if let Some(p) = parent.and_then(|p| self.get_mut(p)) {
-            p.add_child(id, name_len);
+        match parent {
+            Some(p) => {
+                if let Some(p) = self.get_mut(p) {
+                    p.add_child(id, name_len);
+                }
+            }
+            None => self.root = Some(id),
         }
         self.len += 1;
         id
@@ -437,6 +498,7 @@ impl Store {
 
     /// Removes a node, unlinking it from `parent`.
     pub(crate) fn remove(&mut self, id: NodeId, parent: Option<NodeId>) -> Option<Node> {
+        self.ensure_index();
         let mut path = Vec::new();
         self.get(id)?;
         path_into(&self.chunks, id, &mut path);
@@ -449,6 +511,9 @@ impl Store {
         }
         if let Some(p) = parent.and_then(|p| self.get_mut(p)) {
             p.remove_child(id, node.name_bytes().len());
+        }
+        if self.root == Some(id) {
+            self.root = None;
         }
         self.free.push(id);
         self.len -= 1;
@@ -591,6 +656,44 @@ mod tests {
         assert_eq!(s.find(&deep), None);
         assert_eq!(s.get(ids[2].1).unwrap().child_count(), 0);
         assert_eq!(s.iter_ids().count(), s.len());
+    }
+
+    #[test]
+    fn a_frozen_copy_finds_paths_without_an_index_and_rebuilds_it_to_change() {
+        let mut s = Store::default();
+        let root = s.insert("/", Node::new("", None, -1, StatPersisted::default()), None);
+        let a = s.insert(
+            "/a",
+            Node::new("a", Some(b"1"), -1, StatPersisted::default()),
+            Some(root),
+        );
+        for i in 0..300 {
+            s.insert(
+                &format!("/a/n{i}"),
+                Node::new(&format!("n{i}"), Some(b"x"), -1, StatPersisted::default()),
+                Some(a),
+            );
+        }
+        let mut frozen = s.frozen_copy();
+        assert_eq!(frozen.index.len(), 0, "no index copied");
+        for p in ["/", "", "/a", "/a/n0", "/a/n299"] {
+            assert_eq!(frozen.find(p), s.find(p), "{p}");
+        }
+        for miss in ["/b", "/a/n300", "/a/n0/x", "a", "/a/"] {
+            assert_eq!(frozen.find(miss), None, "{miss}");
+        }
+        // Changing the copy rebuilds its index first; the original is untouched.
+        let n0 = frozen.find("/a/n0").unwrap();
+        frozen.remove(n0, Some(a));
+        frozen.insert(
+            "/a/new",
+            Node::new("new", None, -1, StatPersisted::default()),
+            Some(a),
+        );
+        assert!(!frozen.unindexed);
+        assert_eq!(frozen.find("/a/n0"), None);
+        assert!(frozen.find("/a/new").is_some() && frozen.find("/a/n299").is_some());
+        assert!(s.find("/a/n0").is_some() && s.find("/a/new").is_none());
     }
 
     #[test]

@@ -206,7 +206,7 @@ impl DataTree {
     /// is shared copy-on-write (cheap to take), watches are left out (snapshots have none).
     pub fn snapshot_copy(&self) -> DataTree {
         DataTree {
-            nodes: self.nodes.clone(),
+            nodes: self.nodes.frozen_copy(),
             acls: self.acls.clone(),
             ephemerals: self.ephemerals.clone(),
             containers: self.containers.clone(),
