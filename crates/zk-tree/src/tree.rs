@@ -1208,6 +1208,10 @@ impl TreeLoader {
         stat: StatPersisted,
     ) -> std::result::Result<(), String> {
         let p = if p.is_empty() { "/" } else { p };
+        if !p.starts_with('/') {
+            // Nodes are stored by name under their parent: a path must name its place.
+            return Err(format!("node {p:?} is not an absolute path"));
+        }
         let t = &mut self.tree;
         let parent = if p == "/" {
             None
