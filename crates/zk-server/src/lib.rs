@@ -194,6 +194,8 @@ pub async fn run_with_listeners(
             znodes = recovered.tree.node_count(),
             replayed = recovered.replayed,
             snapshot = ?recovered.snapshot,
+            snapshot_ms = recovered.snapshot_time.as_millis() as u64,
+            replay_ms = recovered.replay_time.as_millis() as u64,
             "recovered data directory"
         );
         let tree = recovered.tree;

@@ -28,6 +28,10 @@ pub(crate) fn recover(
 ) -> Result<(DataTree, Durable), ServerError> {
     let (recovered, unapplied) =
         zk_log::recovery::recover_snapshot_and_log(storage, dirs, tree_config(config))?;
+    let (snapshot_ms, log_ms) = (
+        recovered.snapshot_time.as_millis() as u64,
+        recovered.replay_time.as_millis() as u64,
+    );
     let tree = recovered.tree;
     let log: Vec<Proposal> = unapplied
         .into_iter()
@@ -51,6 +55,8 @@ pub(crate) fn recover(
         last_logged = format_args!("{last:#x}"),
         accepted_epoch = accepted,
         current_epoch = current,
+        snapshot_ms,
+        log_ms,
         "recovered data directory (ensemble member)"
     );
     let snapshot_zxid = tree.last_processed_zxid();

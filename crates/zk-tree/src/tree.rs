@@ -1199,13 +1199,15 @@ impl TreeLoader {
         }
     }
 
-    /// Adds the next node. Fails on a node whose parent is missing, or a repeated path.
+    /// Adds the next node, whose digest term (`digest::node_digest`) is `digest`. Fails on
+    /// a node whose parent is missing, or a repeated path.
     pub(crate) fn add(
         &mut self,
         p: &str,
         data: Option<&[u8]>,
         acl_ref: i64,
         stat: StatPersisted,
+        digest: u64,
     ) -> std::result::Result<(), String> {
         let p = if p.is_empty() { "/" } else { p };
         if !p.starts_with('/') {
@@ -1229,7 +1231,6 @@ impl TreeLoader {
             }
         };
         let node = Node::new(path::name(p), data, acl_ref, stat);
-        let digest = node.digest(p);
         let owner = node.stat.ephemeral_owner;
         if t.nodes.insert_new(p, node, parent).is_err() {
             return Err(format!("node {p} appears twice in the snapshot"));
