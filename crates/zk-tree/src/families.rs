@@ -200,28 +200,9 @@ impl DataTree {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::create;
     use crate::tree::TreeConfig;
-    use zk_proto::{CreateTxn, TxnBody, TxnHeader};
-
-    fn create(t: &mut DataTree, zxid: i64, path: &str, data: &[u8]) {
-        let parent = &path[..path.rfind('/').unwrap().max(1)];
-        let cversion = t.stat(parent).map_or(0, |s| s.cversion) + 1;
-        let h = TxnHeader {
-            client_id: 1,
-            cxid: 1,
-            zxid,
-            time: 1,
-            r#type: zk_proto::OpCode::Create.code(),
-        };
-        let body = TxnBody::Create(CreateTxn {
-            path: path.into(),
-            data: Some(bytes::Bytes::copy_from_slice(data)),
-            acl: zk_proto::well_known::open_acl_unsafe(),
-            ephemeral: false,
-            parent_c_version: cversion,
-        });
-        assert_eq!(t.apply(&h, &body).result.err(), 0, "{path}");
-    }
+    use zk_proto::{TxnBody, TxnHeader};
 
     #[test]
     fn reports_the_biggest_families_and_nodes() {

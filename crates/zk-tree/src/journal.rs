@@ -604,22 +604,29 @@ mod tests {
         let open = acl();
         let read_only: Arc<[Acl]> = Arc::from(zk_proto::well_known::read_acl_unsafe());
         // The same txns twice: parents sharing their children's ACL, then not.
+        use EventType::{NodeChildrenChanged as Kids, NodeCreated, NodeDataChanged, NodeDeleted};
+        // Creates and deletes with their parent's change fold. A data change is not
+        // folded into; neither is a children change of another node, or of another txn.
+        let txns = [
+            (1, NodeCreated, "/a"),
+            (1, Kids, "/"),
+            (2, NodeCreated, "/a/b"),
+            (2, Kids, "/a"),
+            (3, NodeDataChanged, "/a/b"),
+            (3, Kids, "/a"),
+            (4, NodeDeleted, "/a/b"),
+            (4, Kids, "/x"),
+            (5, NodeDeleted, "/a/b"),
+            (6, Kids, "/a"),
+            (7, NodeDeleted, "/a"),
+            (7, Kids, "/"),
+        ];
         let record = |parent_acl: &Arc<[Acl]>| {
             let mut j = ChangeJournal::new(1_000, 0);
-            j.record(1, EventType::NodeCreated, "/a", open.clone());
-            j.record(1, EventType::NodeChildrenChanged, "/", parent_acl.clone());
-            j.record(2, EventType::NodeCreated, "/a/b", open.clone());
-            j.record(2, EventType::NodeChildrenChanged, "/a", parent_acl.clone());
-            j.record(3, EventType::NodeDataChanged, "/a/b", open.clone());
-            // A data change is not folded into; neither is a children change of
-            // another node, or of another txn.
-            j.record(3, EventType::NodeChildrenChanged, "/a", parent_acl.clone());
-            j.record(4, EventType::NodeDeleted, "/a/b", open.clone());
-            j.record(4, EventType::NodeChildrenChanged, "/x", parent_acl.clone());
-            j.record(5, EventType::NodeDeleted, "/a/b", open.clone());
-            j.record(6, EventType::NodeChildrenChanged, "/a", parent_acl.clone());
-            j.record(7, EventType::NodeDeleted, "/a", open.clone());
-            j.record(7, EventType::NodeChildrenChanged, "/", parent_acl.clone());
+            for (zxid, event, path) in txns {
+                let acl = if event == Kids { parent_acl } else { &open };
+                j.record(zxid, event, path, acl.clone());
+            }
             j
         };
         let folded = record(&open);

@@ -33,6 +33,8 @@ pub mod prep;
 pub mod quota;
 pub mod snapshot;
 mod store;
+#[cfg(test)]
+mod testing;
 pub mod tree;
 pub mod watch;
 

@@ -208,33 +208,17 @@ fn read_snapshot_with(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use zk_proto::{well_known, CreateTxn, OpCode, TxnBody, TxnHeader};
+    use crate::testing::create;
 
     fn tree(n: usize) -> DataTree {
         let mut t = DataTree::default();
         let mut zxid = 1;
-        let mut create = |t: &mut DataTree, path: String, data: Vec<u8>| {
-            zxid += 1;
-            let header = TxnHeader {
-                client_id: 0,
-                cxid: 1,
-                zxid,
-                time: 1_700_000_000_000 + zxid,
-                r#type: OpCode::Create.code(),
-            };
-            let body = TxnBody::Create(CreateTxn {
-                path,
-                data: Some(Bytes::from(data)),
-                acl: well_known::open_acl_unsafe(),
-                ephemeral: false,
-                parent_c_version: -1,
-            });
-            t.apply(&header, &body);
-        };
         for p in 0..10 {
-            create(&mut t, format!("/p{p}"), vec![]);
+            zxid += 1;
+            create(&mut t, zxid, &format!("/p{p}"), b"");
             for c in 0..n / 10 {
-                create(&mut t, format!("/p{p}/c{c}"), vec![c as u8; 100]);
+                zxid += 1;
+                create(&mut t, zxid, &format!("/p{p}/c{c}"), &[c as u8; 100]);
             }
         }
         t
