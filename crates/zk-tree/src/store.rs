@@ -496,17 +496,22 @@ impl Store {
         id
     }
 
-    /// Removes a node, unlinking it from `parent`.
-    pub(crate) fn remove(&mut self, id: NodeId, parent: Option<NodeId>) -> Option<Node> {
+    /// Removes node `id`, which is at `path`, unlinking it from `parent`.
+    pub(crate) fn remove(
+        &mut self,
+        path: &str,
+        id: NodeId,
+        parent: Option<NodeId>,
+    ) -> Option<Node> {
         self.ensure_index();
-        let mut path = Vec::new();
-        self.get(id)?;
-        path_into(&self.chunks, id, &mut path);
         let i = id as usize;
         let node = Arc::make_mut(self.chunks.get_mut(i / CHUNK)?)
             .get_mut(i % CHUNK)?
             .take()?;
-        if let Ok(entry) = self.index.find_entry(hash_path(&path), |x| *x == id) {
+        if let Ok(entry) = self
+            .index
+            .find_entry(hash_path(path.as_bytes()), |x| *x == id)
+        {
             entry.remove();
         }
         if let Some(p) = parent.and_then(|p| self.get_mut(p)) {
@@ -586,7 +591,7 @@ mod tests {
         assert_eq!(s.node("/a").unwrap().data(), Some(&b"x"[..]));
         assert_eq!(s.get(root).unwrap().child_count(), 2);
         assert_eq!(s.get(root).unwrap().child_name_bytes(), 2);
-        s.remove(a, Some(root));
+        s.remove("/a", a, Some(root));
         assert_eq!(s.get(root).unwrap().child_name_bytes(), 1);
         assert_eq!(s.find("/a"), None);
         assert_eq!(s.get(root).unwrap().child_count(), 1);
@@ -652,7 +657,7 @@ mod tests {
         assert_eq!(s.find(""), Some(root));
         // Removing a node drops its path from the index and its slot is reused.
         let (deep, deep_id) = ids[3].clone();
-        s.remove(deep_id, Some(ids[2].1));
+        s.remove(&deep, deep_id, Some(ids[2].1));
         assert_eq!(s.find(&deep), None);
         assert_eq!(s.get(ids[2].1).unwrap().child_count(), 0);
         assert_eq!(s.iter_ids().count(), s.len());
@@ -684,7 +689,7 @@ mod tests {
         }
         // Changing the copy rebuilds its index first; the original is untouched.
         let n0 = frozen.find("/a/n0").unwrap();
-        frozen.remove(n0, Some(a));
+        frozen.remove("/a/n0", n0, Some(a));
         frozen.insert(
             "/a/new",
             Node::new("new", None, -1, StatPersisted::default()),

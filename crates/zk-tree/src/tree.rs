@@ -916,7 +916,7 @@ impl DataTree {
         }
         let parent_path = path::parent(p);
         let parent_id = self.nodes.find(parent_path);
-        let Some(node) = self.nodes.remove(id, parent_id) else {
+        let Some(node) = self.nodes.remove(p, id, parent_id) else {
             return Err(TreeError::NoNode(p.to_owned()));
         };
         self.digest = self.digest.wrapping_sub(node.digest(p));
