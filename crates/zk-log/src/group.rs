@@ -2,11 +2,13 @@
 //! number of callers queue up, and each round writes everything queued with one write and
 //! one fsync, then reports every txn of the round durable. A failed write or fsync stops
 //! the writer for good: after a failed fsync nothing is known about the file, so the
-//! server must stop rather than acknowledge anything more.
+//! server must stop rather than acknowledge anything more. When nothing is queued, the
+//! thread that queues may commit a txn itself ([`LogWriter::commit_now`]).
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
@@ -61,11 +63,23 @@ impl Cmd {
     }
 }
 
+/// The log and whether it has failed, shared by the writer thread and
+/// [`LogWriter::commit_now`].
+#[derive(Debug)]
+struct Shared {
+    log: TxnLog,
+    /// After a failed write or fsync nothing more may be acknowledged.
+    failed: Option<Arc<LogError>>,
+}
+
 /// Handle to the writer thread. Dropping it lets the thread finish what is queued and exit.
 #[derive(Debug)]
 pub struct LogWriter {
     tx: Option<SyncSender<Cmd>>,
     thread: Option<JoinHandle<()>>,
+    shared: Arc<Mutex<Shared>>,
+    /// Commands sent and not yet done (their `done` not yet called).
+    queued: Arc<AtomicUsize>,
     stats: Arc<Mutex<SyncStats>>,
     /// When the round being written started (`None` while idle), to tell a stalled disk.
     busy_since: Arc<Mutex<Option<std::time::Instant>>>,
@@ -81,18 +95,60 @@ impl LogWriter {
     pub fn spawn(log: TxnLog) -> std::io::Result<LogWriter> {
         let (tx, rx) = sync_channel(QUEUE_DEPTH_MAX);
         let stats = Arc::new(Mutex::new(log.stats()));
-        let thread_stats = stats.clone();
         let busy_since = Arc::new(Mutex::new(None));
-        let thread_busy = busy_since.clone();
-        let thread = std::thread::Builder::new()
-            .name("zk-log-writer".into())
-            .spawn(move || run(log, rx, thread_stats, thread_busy))?;
+        let shared = Arc::new(Mutex::new(Shared { log, failed: None }));
+        let queued = Arc::new(AtomicUsize::new(0));
+        let thread = {
+            let (stats, busy_since) = (stats.clone(), busy_since.clone());
+            let (shared, queued) = (shared.clone(), queued.clone());
+            std::thread::Builder::new()
+                .name("zk-log-writer".into())
+                .spawn(move || run(&shared, rx, &queued, &stats, &busy_since))?
+        };
         Ok(LogWriter {
             tx: Some(tx),
             thread: Some(thread),
+            shared,
+            queued,
             stats,
             busy_since,
         })
+    }
+
+    /// Appends and commits one txn on the calling thread, when nothing is queued for the
+    /// writer thread: `None` when something is (queue it with [`LogWriter::append`]).
+    ///
+    /// An idle server's lone write then costs one fsync, without waking the writer
+    /// thread and then being woken by it: on a virtual machine those two wake-ups of idle
+    /// threads took about as long as the fsync itself. Only the thread that queues
+    /// commands may call it, so that nothing can be queued meanwhile.
+    pub fn commit_now(
+        &self,
+        zxid: i64,
+        txn: &[u8],
+    ) -> Option<std::result::Result<(), Arc<LogError>>> {
+        if self.queued.load(Ordering::Acquire) != 0 {
+            return None;
+        }
+        let mut shared = lock(&self.shared);
+        if let Some(e) = &shared.failed {
+            return Some(Err(e.clone()));
+        }
+        self.set_busy(Some(std::time::Instant::now()));
+        shared.log.append(zxid, txn);
+        let result = shared.log.commit();
+        *lock(&self.stats) = shared.log.stats();
+        self.set_busy(None);
+        Some(result.map_err(|e| {
+            tracing::error!(error = %e, "txn log write failed; no further writes will be acknowledged");
+            let e = Arc::new(e);
+            shared.failed = Some(e.clone());
+            e
+        }))
+    }
+
+    fn set_busy(&self, since: Option<std::time::Instant>) {
+        *lock(&self.busy_since) = since;
     }
 
     /// Queues a txn; `done` runs when it is durable. Blocks while the queue is full.
@@ -146,21 +202,22 @@ impl LogWriter {
 
     fn send(&self, cmd: Cmd) -> Result<()> {
         let tx = self.tx.as_ref().ok_or(LogError::WriterStopped)?;
-        tx.send(cmd).map_err(|_| LogError::WriterStopped)
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        tx.send(cmd).map_err(|_| {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            LogError::WriterStopped
+        })
     }
 
     /// Fsync counters so far.
     pub fn stats(&self) -> SyncStats {
-        *self.stats.lock().unwrap_or_else(|e| e.into_inner())
+        *lock(&self.stats)
     }
 
     /// How long the write in progress has been going (`None` when idle): a large value
     /// means the disk is stalled and nothing queued behind it can become durable.
     pub fn busy_for(&self) -> Option<std::time::Duration> {
-        self.busy_since
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .map(|since| since.elapsed())
+        lock(&self.busy_since).map(|since| since.elapsed())
     }
 }
 
@@ -173,18 +230,21 @@ impl Drop for LogWriter {
     }
 }
 
+/// Takes a lock even if a panic poisoned it: that panic is the failure to report, and the
+/// writer carried on this way before the log was shared.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn run(
-    mut log: TxnLog,
+    shared: &Mutex<Shared>,
     rx: Receiver<Cmd>,
-    stats: Arc<Mutex<SyncStats>>,
-    busy_since: Arc<Mutex<Option<std::time::Instant>>>,
+    queued: &AtomicUsize,
+    stats: &Mutex<SyncStats>,
+    busy_since: &Mutex<Option<std::time::Instant>>,
 ) {
-    let mut failed: Option<Arc<LogError>> = None;
-    let set_busy = |v: Option<std::time::Instant>| {
-        *busy_since.lock().unwrap_or_else(|e| e.into_inner()) = v;
-    };
+    let set_busy = |v: Option<std::time::Instant>| *lock(busy_since) = v;
     while let Ok(first) = rx.recv() {
-        set_busy(Some(std::time::Instant::now()));
         let mut round = vec![first];
         while round.len() < BATCH_TXNS_MAX {
             match rx.try_recv() {
@@ -192,82 +252,91 @@ fn run(
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
-        if let Some(e) = &failed {
-            for cmd in round {
-                cmd.done()(Err(e.clone()));
+        let taken = round.len();
+        let mut guard = lock(shared);
+        let state = &mut *guard;
+        set_busy(Some(std::time::Instant::now()));
+        let (waiting, result) = match &state.failed {
+            Some(e) => (round.into_iter().map(Cmd::done).collect(), Err(e.clone())),
+            None => {
+                let (waiting, result) = write_round(&mut state.log, round);
+                *lock(stats) = state.log.stats();
+                (
+                    waiting,
+                    result.map_err(|e| {
+                        tracing::error!(error = %e, "txn log write failed; no further writes will be acknowledged");
+                        let e = Arc::new(e);
+                        state.failed = Some(e.clone());
+                        e
+                    }),
+                )
             }
-            set_busy(None);
-            continue;
-        }
-        let mut waiting: Vec<Done> = Vec::with_capacity(round.len());
-        let mut result: Result<()> = Ok(());
-        for cmd in round {
-            match cmd {
-                Cmd::Append { zxid, txn, done } => {
-                    log.append(zxid, &txn);
-                    waiting.push(done);
-                }
-                Cmd::Roll { done } => {
-                    // Everything before the roll goes into the old file.
-                    result = log.roll();
-                    waiting.push(done);
-                    if result.is_err() {
-                        break;
-                    }
-                }
-                Cmd::Truncate { zxid, done } => {
-                    result = log.commit().and_then(|()| log.truncate_after(zxid));
-                    waiting.push(done);
-                    if result.is_err() {
-                        break;
-                    }
-                }
-                Cmd::Epoch {
-                    dir,
-                    name,
-                    value,
-                    done,
-                } => {
-                    result = log
-                        .commit()
-                        .and_then(|()| crate::epoch::write_epoch(log.storage(), &dir, name, value));
-                    waiting.push(done);
-                    if result.is_err() {
-                        break;
-                    }
-                }
-                Cmd::Snapshot {
-                    dir,
-                    zxid,
-                    bytes,
-                    done,
-                } => {
-                    result = log
-                        .commit()
-                        .and_then(|()| {
-                            crate::snapfile::write_snapshot_bytes(log.storage(), &dir, zxid, &bytes)
-                        })
-                        .and_then(|_| log.truncate_after(zxid));
-                    waiting.push(done);
-                    if result.is_err() {
-                        break;
-                    }
-                }
-            }
-        }
-        if result.is_ok() {
-            result = log.commit();
-        }
-        *stats.lock().unwrap_or_else(|e| e.into_inner()) = log.stats();
+        };
         set_busy(None);
+        drop(guard);
         match result {
             Ok(()) => waiting.into_iter().for_each(|d| d(Ok(()))),
-            Err(e) => {
-                tracing::error!(error = %e, "txn log write failed; no further writes will be acknowledged");
-                let e = Arc::new(e);
-                waiting.into_iter().for_each(|d| d(Err(e.clone())));
-                failed = Some(e);
+            Err(e) => waiting.into_iter().for_each(|d| d(Err(e.clone()))),
+        }
+        // Only now: `commit_now` must not run ahead of a txn whose `done` is not called.
+        queued.fetch_sub(taken, Ordering::AcqRel);
+    }
+}
+
+/// Writes one round and commits it; returns the callbacks to call and how it went.
+fn write_round(log: &mut TxnLog, round: Vec<Cmd>) -> (Vec<Done>, Result<()>) {
+    let mut waiting: Vec<Done> = Vec::with_capacity(round.len());
+    let mut result: Result<()> = Ok(());
+    let mut round = round.into_iter();
+    for cmd in round.by_ref() {
+        match cmd {
+            Cmd::Append { zxid, txn, done } => {
+                log.append(zxid, &txn);
+                waiting.push(done);
+            }
+            Cmd::Roll { done } => {
+                // Everything before the roll goes into the old file.
+                result = log.roll();
+                waiting.push(done);
+            }
+            Cmd::Truncate { zxid, done } => {
+                result = log.commit().and_then(|()| log.truncate_after(zxid));
+                waiting.push(done);
+            }
+            Cmd::Epoch {
+                dir,
+                name,
+                value,
+                done,
+            } => {
+                result = log
+                    .commit()
+                    .and_then(|()| crate::epoch::write_epoch(log.storage(), &dir, name, value));
+                waiting.push(done);
+            }
+            Cmd::Snapshot {
+                dir,
+                zxid,
+                bytes,
+                done,
+            } => {
+                result = log
+                    .commit()
+                    .and_then(|()| {
+                        crate::snapfile::write_snapshot_bytes(log.storage(), &dir, zxid, &bytes)
+                    })
+                    .and_then(|_| log.truncate_after(zxid));
+                waiting.push(done);
             }
         }
+        if result.is_err() {
+            break;
+        }
     }
+    // Commands after a failure fail with it.
+    waiting.extend(round.map(Cmd::done));
+    if result.is_ok() {
+        result = log.commit();
+    }
+    (waiting, result)
 }

@@ -125,3 +125,79 @@ fn enospc_on_write_is_reported_not_acked() {
     let e = log.commit().unwrap_err();
     assert!(e.to_string().contains("ENOSPC"), "{e}");
 }
+
+/// The zxids of the log's records after a crash (what survives).
+fn durable_zxids(storage: &SimStorage) -> Vec<i64> {
+    let bytes = storage.crash().read(Path::new("/d/log.1")).unwrap();
+    let scan = scan_log(Path::new("/d/log.1"), Bytes::from(bytes)).unwrap();
+    scan.records.iter().map(|r| r.entry.header.zxid).collect()
+}
+
+#[test]
+fn commit_now_commits_on_the_caller_only_while_nothing_is_queued() {
+    let storage = SimStorage::new();
+    let log = TxnLog::new(Arc::new(storage.clone()), TxnLogConfig::new("/d"), 0);
+    let writer = LogWriter::spawn(log).unwrap();
+    assert!(writer.commit_now(1, &txn(1)).unwrap().is_ok());
+    assert_eq!(
+        durable_zxids(&storage),
+        [1],
+        "durable when commit_now returns"
+    );
+
+    // Hold the writer thread inside txn 2's callback: 2 is still queued meanwhile.
+    let (entered_tx, entered) = mpsc::channel();
+    let (release, release_rx) = mpsc::channel::<()>();
+    writer
+        .append(
+            2,
+            txn(2),
+            Box::new(move |r| {
+                r.unwrap();
+                entered_tx.send(()).unwrap();
+                release_rx.recv().unwrap();
+            }),
+        )
+        .unwrap();
+    entered.recv().unwrap();
+    assert!(
+        writer.commit_now(3, &txn(3)).is_none(),
+        "commit_now ran ahead of a queued txn"
+    );
+    release.send(()).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let done = loop {
+        if let Some(r) = writer.commit_now(3, &txn(3)) {
+            break r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the queue never drained"
+        );
+        std::thread::yield_now();
+    };
+    assert!(done.is_ok());
+    assert_eq!(durable_zxids(&storage), [1, 2, 3]);
+    assert_eq!(writer.stats().records, 3);
+
+    // A failure on either path fails both for good.
+    storage.inject(Fault::SyncEio);
+    assert!(writer.commit_now(4, &txn(4)).unwrap().is_err());
+    let (tx, rx) = mpsc::channel();
+    writer
+        .append(5, txn(5), Box::new(move |r| tx.send(r.is_ok()).unwrap()))
+        .unwrap();
+    assert!(!rx.recv().unwrap(), "acked after a failed fsync");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Some(r) = writer.commit_now(6, &txn(6)) {
+            assert!(r.is_err(), "acked after a failed fsync");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the queue never drained"
+        );
+        std::thread::yield_now();
+    }
+}

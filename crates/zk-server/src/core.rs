@@ -4,7 +4,8 @@
 //!
 //! Ordering rules kept here:
 //! - a write is prepared when it arrives (so zxids follow arrival order), logged with group
-//!   commit, applied once durable, and only then answered;
+//!   commit (or, when nothing else is in flight or waiting, committed on the core's own
+//!   thread), applied once durable, and only then answered;
 //! - each session's requests are answered strictly in order: a read that arrives behind a
 //!   pending write of its own session waits for it (reads of other sessions do not);
 //! - watch events a write fires are sent before that write's reply.
@@ -260,6 +261,11 @@ pub struct Core {
     by_session: HashMap<i64, ConnId>,
     queues: HashMap<i64, VecDeque<Queued>>,
     inflight: BTreeMap<i64, Inflight>,
+    /// Txns of `inflight` made durable by [`LogWriter::commit_now`], to apply once the
+    /// message being handled is done.
+    durable_now: VecDeque<i64>,
+    /// Messages waiting for the core behind the one being handled (set by its loop).
+    pub backlog: usize,
     to_core: mpsc::UnboundedSender<CoreMsg>,
     started: Instant,
     pub(crate) stats: Stats,
@@ -380,6 +386,8 @@ impl Core {
             by_session: HashMap::new(),
             queues: HashMap::new(),
             inflight: BTreeMap::new(),
+            durable_now: VecDeque::new(),
+            backlog: 0,
             to_core,
             started,
             stats: Stats::default(),
@@ -550,7 +558,37 @@ impl Core {
                 request,
             } => self.console_request(conn, header, request),
         }
+        // Txns committed on this thread, as if their `Durable` came next.
+        while let Some(zxid) = self.durable_now.pop_front() {
+            self.durable(zxid);
+        }
         Ok(())
+    }
+
+    /// A commit on the core's own thread held everything else up while it lasted: one
+    /// longer than the stall threshold is a storage stall, as one on the writer thread
+    /// is (see [`Core::storage_stalled`]), so every session gets a full timeout from now.
+    fn after_commit_now(&mut self, started: Instant) {
+        let threshold = self.config.stall_threshold_ms;
+        let took_ms = started.elapsed().as_millis() as u64;
+        if threshold == 0 || took_ms <= threshold {
+            return;
+        }
+        let now = self.now_ms();
+        tracing::warn!(
+            took_ms,
+            threshold_ms = threshold,
+            "a txn log write stalled; every session gets a full timeout from now"
+        );
+        let extended = self.sessions.extend_all(now);
+        self.expiry_log.stalled(expiry_log::Stall {
+            kind: expiry_log::StallKind::Storage,
+            late_ms: took_ms,
+            sessions_extended: extended,
+            at_ms: wall_ms(),
+        });
+        // The next tick is late because of this stall, already recorded.
+        self.last_tick_ms = Some(now);
     }
 
     fn send(&mut self, conn: ConnId, out: Out) {
@@ -595,11 +633,38 @@ impl Core {
             body: prepared.body.clone(),
             digest: None,
         };
+        let txn = entry.encode();
+        if self.inflight.is_empty() && self.backlog == 0 {
+            // Nothing else in flight or waiting: commit here rather than wake the writer
+            // thread. With requests waiting, the writer's group commit takes them along.
+            let started = Instant::now();
+            if let Some(result) = self.writer.commit_now(zxid, &txn) {
+                self.after_commit_now(started);
+                match result {
+                    Ok(()) => self.durable_now.push_back(zxid),
+                    Err(e) => {
+                        let _ = self.to_core.send(CoreMsg::Durable {
+                            zxid,
+                            result: Err(e),
+                        });
+                    }
+                }
+                self.inflight.insert(
+                    zxid,
+                    Inflight {
+                        session,
+                        prepared,
+                        purpose,
+                    },
+                );
+                return;
+            }
+        }
         let to_core = self.to_core.clone();
         let done: zk_log::group::Done = Box::new(move |result| {
             let _ = to_core.send(CoreMsg::Durable { zxid, result });
         });
-        if let Err(e) = self.writer.append(zxid, entry.encode(), done) {
+        if let Err(e) = self.writer.append(zxid, txn, done) {
             let _ = self.to_core.send(CoreMsg::Durable {
                 zxid,
                 result: Err(Arc::new(e)),

@@ -280,6 +280,7 @@ pub async fn run_with_listeners(
                     continue;
                 }
             };
+            core.backlog = from_conns.len();
             core.handle(msg).map_err(ServerError::StorageFailed)?;
             // Snapshot in the background once enough txns were applied.
             let now = core.tree.last_processed_zxid();
