@@ -112,9 +112,33 @@ impl TxnBody {
         }
     }
 
+    /// The exact number of bytes [`TxnBody::write`] appends.
+    pub fn encoded_len(&self) -> usize {
+        match self {
+            TxnBody::Create(x) => x.encoded_len(),
+            TxnBody::CreateV0(x) => x.encoded_len(),
+            TxnBody::CreateTtl(x) => x.encoded_len(),
+            TxnBody::CreateContainer(x) => x.encoded_len(),
+            TxnBody::Delete(x) => x.encoded_len(),
+            TxnBody::SetData(x) | TxnBody::Reconfig(x) => x.encoded_len(),
+            TxnBody::Check(x) => x.encoded_len(),
+            TxnBody::SetAcl(x) => x.encoded_len(),
+            TxnBody::CreateSession(x) => x.encoded_len(),
+            TxnBody::CloseSession(x) => x.as_ref().map_or(0, Jute::encoded_len),
+            TxnBody::Error(x) => x.encoded_len(),
+            // A MultiTxn: the count, then per sub-txn its type and its buffer.
+            TxnBody::Multi(subs) => {
+                4 + subs
+                    .iter()
+                    .map(|(_, body)| 4 + 4 + body.encoded_len())
+                    .sum::<usize>()
+            }
+        }
+    }
+
     /// The body's encoding as bytes.
     pub fn to_bytes(&self) -> Bytes {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(self.encoded_len());
         self.write(&mut out);
         Bytes::from(out)
     }
@@ -157,9 +181,16 @@ impl TxnEntry {
         }
     }
 
+    /// The exact number of bytes [`TxnEntry::write`] appends.
+    pub fn encoded_len(&self) -> usize {
+        self.header.encoded_len()
+            + self.body.encoded_len()
+            + self.digest.as_ref().map_or(0, Jute::encoded_len)
+    }
+
     /// The serialized txn as bytes.
     pub fn encode(&self) -> Bytes {
-        let mut out = Vec::with_capacity(64);
+        let mut out = Vec::with_capacity(self.encoded_len());
         self.write(&mut out);
         Bytes::from(out)
     }
@@ -187,6 +218,13 @@ mod tests {
         }
     }
 
+    /// Decodes back to itself, from exactly `encoded_len` bytes.
+    fn round_trips(e: TxnEntry) {
+        let bytes = e.encode();
+        assert_eq!(bytes.len(), e.encoded_len(), "{e:?}");
+        assert_eq!(TxnEntry::decode(bytes), Ok(e));
+    }
+
     #[test]
     fn create_txn_with_digest_round_trips() {
         let e = TxnEntry {
@@ -203,7 +241,7 @@ mod tests {
                 tree_digest: 12345,
             }),
         };
-        assert_eq!(TxnEntry::decode(e.encode()), Ok(e));
+        round_trips(e);
     }
 
     #[test]
@@ -241,7 +279,7 @@ mod tests {
                     body: body.clone(),
                     digest,
                 };
-                assert_eq!(TxnEntry::decode(e.encode()), Ok(e));
+                round_trips(e);
             }
         }
     }
@@ -262,10 +300,18 @@ mod tests {
                     }),
                 ),
                 (OpCode::Error.code(), TxnBody::Error(ErrorTxn { err: -101 })),
+                (
+                    OpCode::SetData.code(),
+                    TxnBody::SetData(SetDataTxn {
+                        path: "/m".into(),
+                        data: Some(Bytes::from(vec![7u8; 1000])),
+                        version: 3,
+                    }),
+                ),
             ]),
             digest: None,
         };
-        assert_eq!(TxnEntry::decode(e.encode()), Ok(e));
+        round_trips(e);
     }
 
     #[test]

@@ -21,7 +21,7 @@ use zk_log::LogWriter;
 use zk_proto::{
     encode_frame, perms, ConnectRequest, ConnectResponse, DecodeError, ErrorCode, EventType, Id,
     Jute, KeeperState, MultiOp, MultiResult, OpCode, ReplyHeader, Request, RequestHeader, Response,
-    TxnEntry, WatcherEvent,
+    WatcherEvent,
 };
 use zk_session::SessionTracker;
 use zk_tree::prep::{prep_create_session, prep_request, PendingChanges, PrepContext, Prepared};
@@ -628,12 +628,12 @@ impl Core {
             self.propose(zxid, session, prepared, purpose);
             return;
         }
-        let entry = TxnEntry {
-            header: prepared.header.clone(),
-            body: prepared.body.clone(),
-            digest: None,
-        };
-        let txn = entry.encode();
+        // A TxnEntry's encoding (without a digest), written from the parts in place.
+        let mut txn =
+            Vec::with_capacity(prepared.header.encoded_len() + prepared.body.encoded_len());
+        prepared.header.write(&mut txn);
+        prepared.body.write(&mut txn);
+        let txn = Bytes::from(txn);
         if self.inflight.is_empty() && self.backlog == 0 {
             // Nothing else in flight or waiting: commit here rather than wake the writer
             // thread. With requests waiting, the writer's group commit takes them along.
