@@ -266,6 +266,9 @@ pub struct Core {
     durable_now: VecDeque<i64>,
     /// Messages waiting for the core behind the one being handled (set by its loop).
     pub backlog: usize,
+    /// Ensemble: a log append of the peer's (its write number and txn) held back to be
+    /// committed on this thread once the message being handled is done.
+    replica_now: Option<(u64, zk_zab::broadcast::Proposal)>,
     to_core: mpsc::UnboundedSender<CoreMsg>,
     started: Instant,
     pub(crate) stats: Stats,
@@ -388,6 +391,7 @@ impl Core {
             inflight: BTreeMap::new(),
             durable_now: VecDeque::new(),
             backlog: 0,
+            replica_now: None,
             to_core,
             started,
             stats: Stats::default(),
@@ -417,6 +421,7 @@ impl Core {
     pub(crate) fn set_replica(&mut self, replica: Replica, first: Vec<zk_zab::peer::Output>) {
         self.replica = Some(replica);
         self.replica_outputs(first);
+        self.commits_now();
     }
 
     /// `srvr`'s Mode: standalone, leader, follower (or looking, when not serving).
@@ -558,11 +563,22 @@ impl Core {
                 request,
             } => self.console_request(conn, header, request),
         }
-        // Txns committed on this thread, as if their `Durable` came next.
-        while let Some(zxid) = self.durable_now.pop_front() {
-            self.durable(zxid);
-        }
+        self.commits_now();
         Ok(())
+    }
+
+    /// Txns committed on this thread, as if their `Durable` came next; and a write the
+    /// peer asked for, held back until every output of the message was out.
+    fn commits_now(&mut self) {
+        loop {
+            if self.replica_commit_held() {
+                continue;
+            }
+            match self.durable_now.pop_front() {
+                Some(zxid) => self.durable(zxid),
+                None => break,
+            }
+        }
     }
 
     /// A commit on the core's own thread held everything else up while it lasted: one

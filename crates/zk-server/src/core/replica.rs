@@ -396,6 +396,19 @@ impl Core {
         r.writes_issued += 1;
         let seq = r.writes_issued;
         let dir = r.snap_dir.clone();
+        // A write held back to be committed on this thread goes first, queued.
+        if let Some((seq, p)) = self.replica_now.take() {
+            self.queue_replica_append(seq, p);
+        }
+        let w = match w {
+            // Nothing else waiting: commit it here once every output of this step is out
+            // (a leader's proposals go to the followers before its own fsync).
+            Write::Append(p) if self.backlog == 0 => {
+                self.replica_now = Some((seq, p));
+                return;
+            }
+            w => w,
+        };
         let done = self.disk_done(seq);
         let result = match w {
             Write::AcceptedEpoch(e) => {
@@ -415,6 +428,41 @@ impl Core {
                 result: Err(Arc::new(e)),
             });
         }
+    }
+
+    fn queue_replica_append(&mut self, seq: u64, p: zk_zab::broadcast::Proposal) {
+        let done = self.disk_done(seq);
+        if let Err(e) = self.writer.append(p.zxid, Bytes::from(p.data), done) {
+            let _ = self.to_core.send(CoreMsg::ReplicaDurable {
+                seq,
+                result: Err(Arc::new(e)),
+            });
+        }
+    }
+
+    /// Commits the held-back write on this thread (see [`LogWriter::commit_now`]), or
+    /// queues it if the writer thread has work after all. Called once a message's
+    /// outputs are all out.
+    pub(crate) fn replica_commit_held(&mut self) -> bool {
+        let Some((seq, p)) = self.replica_now.take() else {
+            return false;
+        };
+        let started = std::time::Instant::now();
+        match self.writer.commit_now(p.zxid, &p.data) {
+            None => self.queue_replica_append(seq, p),
+            Some(Ok(())) => {
+                self.after_commit_now(started);
+                // Every write before it is durable too: the writer had none queued.
+                self.replica_durable(seq);
+            }
+            Some(Err(e)) => {
+                let _ = self.to_core.send(CoreMsg::ReplicaDurable {
+                    seq,
+                    result: Err(e),
+                });
+            }
+        }
+        true
     }
 
     pub(crate) fn replica_outputs(&mut self, out: Vec<Output>) {
@@ -461,6 +509,10 @@ impl Core {
     }
 
     fn install_snapshot(&mut self, zxid: i64, state: Vec<u8>) {
+        // A write held back to be committed on this thread goes first, queued.
+        if let Some((seq, p)) = self.replica_now.take() {
+            self.queue_replica_append(seq, p);
+        }
         let Some(r) = self.replica.as_mut() else {
             return;
         };
