@@ -396,14 +396,17 @@ impl Core {
         r.writes_issued += 1;
         let seq = r.writes_issued;
         let dir = r.snap_dir.clone();
+        let following = r.following();
         // A write held back to be committed on this thread goes first, queued.
         if let Some((seq, p)) = self.replica_now.take() {
             self.queue_replica_append(seq, p);
         }
         let w = match w {
-            // Nothing else waiting: commit it here once every output of this step is out
-            // (a leader's proposals go to the followers before its own fsync).
-            Write::Append(p) if self.backlog == 0 => {
+            // A follower's fsync stands between a proposal and its ack: with nothing else
+            // waiting, commit it here once every output of this step is out. (A leader's
+            // own fsync runs alongside the followers' round trip, which takes longer; its
+            // thread has the proposals to send meanwhile.)
+            Write::Append(p) if self.backlog == 0 && following => {
                 self.replica_now = Some((seq, p));
                 return;
             }
