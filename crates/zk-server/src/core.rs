@@ -260,7 +260,9 @@ pub struct Core {
     conns: HashMap<ConnId, Conn>,
     by_session: HashMap<i64, ConnId>,
     queues: HashMap<i64, VecDeque<Queued>>,
-    inflight: BTreeMap<i64, Inflight>,
+    /// Boxed: removing the oldest shifts the rest of a B-tree node, pointers rather than
+    /// whole txns.
+    inflight: BTreeMap<i64, Box<Inflight>>,
     /// Txns of `inflight` made durable by [`LogWriter::commit_now`], to apply once the
     /// message being handled is done.
     durable_now: VecDeque<i64>,
@@ -667,11 +669,11 @@ impl Core {
                 }
                 self.inflight.insert(
                     zxid,
-                    Inflight {
+                    Box::new(Inflight {
                         session,
                         prepared,
                         purpose,
-                    },
+                    }),
                 );
                 return;
             }
@@ -688,11 +690,11 @@ impl Core {
         }
         self.inflight.insert(
             zxid,
-            Inflight {
+            Box::new(Inflight {
                 session,
                 prepared,
                 purpose,
-            },
+            }),
         );
     }
 
@@ -1111,7 +1113,7 @@ impl Core {
             session,
             prepared,
             purpose,
-        } = inflight;
+        } = *inflight;
         self.apply_committed(session, &prepared.header, &prepared.body, Some(purpose));
     }
 

@@ -312,11 +312,11 @@ impl Core {
         }
         self.inflight.insert(
             zxid,
-            Inflight {
+            Box::new(Inflight {
                 session,
                 prepared,
                 purpose,
-            },
+            }),
         );
         self.replica_outputs(out);
     }
