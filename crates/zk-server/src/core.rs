@@ -598,13 +598,7 @@ impl Core {
             threshold_ms = threshold,
             "a txn log write stalled; every session gets a full timeout from now"
         );
-        let extended = self.sessions.extend_all(now);
-        self.expiry_log.stalled(expiry_log::Stall {
-            kind: expiry_log::StallKind::Storage,
-            late_ms: took_ms,
-            sessions_extended: extended,
-            at_ms: wall_ms(),
-        });
+        self.extend_after_stall(expiry_log::StallKind::Storage, took_ms, now);
         // The next tick is late because of this stall, already recorded.
         self.last_tick_ms = Some(now);
     }
@@ -652,9 +646,18 @@ impl Core {
         prepared.header.write(&mut txn);
         prepared.body.write(&mut txn);
         let txn = Bytes::from(txn);
-        if self.inflight.is_empty() && self.backlog == 0 {
-            // Nothing else in flight or waiting: commit here rather than wake the writer
-            // thread. With requests waiting, the writer's group commit takes them along.
+        // Nothing else in flight or waiting: commit here rather than wake the writer
+        // thread. With requests waiting, the writer's group commit takes them along.
+        let alone = self.inflight.is_empty() && self.backlog == 0;
+        self.inflight.insert(
+            zxid,
+            Box::new(Inflight {
+                session,
+                prepared,
+                purpose,
+            }),
+        );
+        if alone {
             let started = Instant::now();
             if let Some(result) = self.writer.commit_now(zxid, &txn) {
                 self.after_commit_now(started);
@@ -667,14 +670,6 @@ impl Core {
                         });
                     }
                 }
-                self.inflight.insert(
-                    zxid,
-                    Box::new(Inflight {
-                        session,
-                        prepared,
-                        purpose,
-                    }),
-                );
                 return;
             }
         }
@@ -688,14 +683,6 @@ impl Core {
                 result: Err(Arc::new(e)),
             });
         }
-        self.inflight.insert(
-            zxid,
-            Box::new(Inflight {
-                session,
-                prepared,
-                purpose,
-            }),
-        );
     }
 
     fn connect(
@@ -1884,14 +1871,20 @@ impl Core {
             .saturating_sub(previous)
             .saturating_sub(u64::from(self.config.tick_time_ms));
         if threshold > 0 && late > threshold {
-            let extended = self.sessions.extend_all(now);
-            self.expiry_log.stalled(expiry_log::Stall {
-                kind: expiry_log::StallKind::Tick,
-                late_ms: late,
-                sessions_extended: extended,
-                at_ms: wall_ms(),
-            });
+            self.extend_after_stall(expiry_log::StallKind::Tick, late, now);
         }
+    }
+
+    /// After a stall of this server (`kind`, `late_ms` long): every session gets a full
+    /// timeout from `now`, and the stall is listed.
+    fn extend_after_stall(&mut self, kind: expiry_log::StallKind, late_ms: u64, now: u64) {
+        let extended = self.sessions.extend_all(now);
+        self.expiry_log.stalled(expiry_log::Stall {
+            kind,
+            late_ms,
+            sessions_extended: extended,
+            at_ms: wall_ms(),
+        });
     }
 
     /// Whether the disk is stalled now: a log write has been in progress for longer than
@@ -1919,13 +1912,8 @@ impl Core {
             }
             (_, Some(since)) => {
                 self.storage_stall_since = None;
-                let extended = self.sessions.extend_all(now);
-                self.expiry_log.stalled(expiry_log::Stall {
-                    kind: expiry_log::StallKind::Storage,
-                    late_ms: now.saturating_sub(since),
-                    sessions_extended: extended,
-                    at_ms: wall_ms(),
-                });
+                let late = now.saturating_sub(since);
+                self.extend_after_stall(expiry_log::StallKind::Storage, late, now);
                 false
             }
             _ => false,
