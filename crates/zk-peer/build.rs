@@ -5,6 +5,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_build::configure()
         .build_server(true)
         .build_client(true)
+        // A txn's data is shared, not copied, between the log, the tree and each peer.
+        .bytes([".zkpeer.v1.Txn.data"])
         .compile_protos(&["../../proto/zk_peer.proto"], &["../../proto"])?;
     Ok(())
 }

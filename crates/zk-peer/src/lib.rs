@@ -14,6 +14,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -828,7 +829,10 @@ fn txn(p: &Proposal) -> pb::Txn {
 fn proposal(t: pb::Txn) -> Proposal {
     Proposal {
         zxid: t.zxid,
-        data: t.data,
+        // Copied out of the received frame: the peer's log keeps a txn until the next
+        // snapshot, and a slice would keep the whole receive buffer (a snapshot's, even)
+        // alive with it.
+        data: Bytes::copy_from_slice(&t.data),
     }
 }
 
@@ -1091,7 +1095,7 @@ mod tests {
     fn every_message_round_trips() {
         let p = Proposal {
             zxid: 0x1_0000_0002,
-            data: vec![1, 2, 3],
+            data: vec![1, 2, 3].into(),
         };
         let msgs = vec![
             Msg::Vote(Notification {

@@ -35,10 +35,7 @@ pub(crate) fn recover(
     let tree = recovered.tree;
     let log: Vec<Proposal> = unapplied
         .into_iter()
-        .map(|(zxid, data)| Proposal {
-            zxid,
-            data: data.to_vec(),
-        })
+        .map(|(zxid, data)| Proposal { zxid, data })
         .collect();
     let last = log.last().map_or(tree.last_processed_zxid(), |p| p.zxid);
     let epoch = |name| -> Result<Option<u32>, ServerError> {

@@ -360,7 +360,7 @@ fn decode_forward(data: &[u8]) -> Option<(i64, i32, Forward)> {
 
 /// The configuration a reconfiguration txn sets (`voters=1,2,3;version=Z`), if it is one.
 fn reconfig_of(p: &Proposal, members: usize) -> Option<Membership> {
-    let entry = TxnEntry::decode(Bytes::from(p.data.clone())).ok()?;
+    let entry = TxnEntry::decode(p.data.clone()).ok()?;
     let TxnBody::Reconfig(t) = &entry.body else {
         return None;
     };
@@ -1247,7 +1247,7 @@ impl World {
     }
 
     fn commit(&mut self, i: usize, p: Proposal) {
-        let entry = match TxnEntry::decode(Bytes::from(p.data.clone())) {
+        let entry = match TxnEntry::decode(p.data.clone()) {
             Ok(e) => e,
             Err(e) => {
                 self.violations.push(format!(
@@ -1300,7 +1300,7 @@ impl World {
                         max
                     ));
                 }
-                self.history.commits.insert(p.zxid, p.data.clone());
+                self.history.commits.insert(p.zxid, p.data.to_vec());
             }
         }
         if let TxnBody::CloseSession(_) = &entry.body {

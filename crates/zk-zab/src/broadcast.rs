@@ -5,14 +5,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use bytes::Bytes;
+
 use crate::quorum::Quorum;
 use crate::{ServerId, Zxid};
 
-/// A txn on its way through the ensemble; `data` is opaque here (an encoded txn entry).
+/// A txn on its way through the ensemble; `data` is opaque here (an encoded txn entry),
+/// shared rather than copied by the log, each follower's message and the commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Proposal {
     pub zxid: Zxid,
-    pub data: Vec<u8>,
+    pub data: Bytes,
 }
 
 /// Broadcast messages between leader and followers.
@@ -163,7 +166,10 @@ impl Leader {
         }
         self.counter += 1;
         let zxid = (i64::from(self.epoch) << 32) | i64::from(self.counter);
-        let p = Proposal { zxid, data };
+        let p = Proposal {
+            zxid,
+            data: Bytes::from(data),
+        };
         self.outstanding.insert(zxid, BTreeSet::new());
         out.push(Output::Persist(p.clone()));
         for &to in &self.followers {

@@ -422,7 +422,7 @@ impl Core {
                 self.writer
                     .write_epoch(dir, zk_log::epoch::CURRENT_EPOCH, i64::from(e), done)
             }
-            Write::Append(p) => self.writer.append(p.zxid, Bytes::from(p.data), done),
+            Write::Append(p) => self.writer.append(p.zxid, p.data, done),
             Write::Truncate(zxid) => self.writer.truncate(zxid, done),
         };
         if let Err(e) = result {
@@ -435,7 +435,7 @@ impl Core {
 
     fn queue_replica_append(&mut self, seq: u64, p: zk_zab::broadcast::Proposal) {
         let done = self.disk_done(seq);
-        if let Err(e) = self.writer.append(p.zxid, Bytes::from(p.data), done) {
+        if let Err(e) = self.writer.append(p.zxid, p.data, done) {
             let _ = self.to_core.send(CoreMsg::ReplicaDurable {
                 seq,
                 result: Err(Arc::new(e)),
@@ -733,12 +733,12 @@ impl Core {
     }
 
     /// A txn the quorum committed: apply it and answer its client if it is ours.
-    fn commit(&mut self, zxid: i64, data: Vec<u8>) {
+    fn commit(&mut self, zxid: i64, data: Bytes) {
         // The leader prepared its own proposals: no need to decode them again.
         let (header, body, purpose) = match self.inflight.remove(&zxid) {
             Some(i) => (i.prepared.header, i.prepared.body, Some(i.purpose)),
             None => {
-                let entry = match TxnEntry::decode(Bytes::from(data)) {
+                let entry = match TxnEntry::decode(data) {
                     Ok(e) => e,
                     Err(e) => {
                         tracing::error!(zxid = format_args!("{zxid:#x}"), error = %e, "committed txn does not decode");
