@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # zkd against Apache ZooKeeper 3.8 (Debian) on this machine, in the same run: the same
 # zkbench workloads against both, standalone and as 3-node loopback ensembles, alternating
-# A B A B, repeated; prints the median of each row for both and the ratio zkd / ZooKeeper,
+# A B then B A, repeated; prints the median of each row for both and the ratio zkd / ZooKeeper,
 # with each server's CPU time per operation (utime + stime of the server processes over
 # the run, divided by the operations zkbench verified). Both fsync every write, use
 # tickTime=2000 and keep their data in the same temporary directory tree.
@@ -167,7 +167,11 @@ for mode in $MODES; do
   for ((r = 1; r <= REPEATS; r++)); do
     for row in "${matrix[@]}"; do
       name=${row%%|*}; args=${row#*|}
-      for who in ZooKeeper zkd; do
+      # Who goes first alternates between repeats (A B, then B A): a run's leftovers
+      # (a JVM's collections and compilation, pages being written back) fall on each
+      # system's runs alike.
+      order="ZooKeeper zkd"; [ $((r % 2)) = 0 ] && order="zkd ZooKeeper"
+      for who in $order; do
         key="$mode/$who"
         before=$(cpu_ms "${PIDS[$key]}")
         # shellcheck disable=SC2086
