@@ -137,7 +137,7 @@ fn recover_inner(
         // A crash between creating the newest log and writing its header leaves it empty
         // (or zeros): it holds no txn, so nothing in it was acknowledged. It goes.
         let header_len = crate::txnlog::HEADER_LEN as usize;
-        if is_last && (bytes.len() < header_len || bytes.iter().all(|b| *b == 0)) {
+        if is_last && (bytes.len() < header_len || crate::txnlog::all_zero(&bytes)) {
             tracing::warn!(
                 file = %path.display(),
                 bytes = bytes.len(),

@@ -282,7 +282,7 @@ pub fn recover_log(path: &Path, out_path: &Path, out: &mut dyn Write) -> ToolRes
     let mut pos = HEADER_LEN as usize;
     let stopped = loop {
         let rest = &bytes[pos..];
-        if rest.iter().all(|b| *b == 0) {
+        if crate::txnlog::all_zero(rest) {
             break None;
         }
         if rest.len() < 12 {
