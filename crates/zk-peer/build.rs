@@ -5,7 +5,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_build::configure()
         .build_server(true)
         .build_client(true)
-        // A txn's data is shared, not copied, between the log, the tree and each peer.
+        // A txn's data is shared, not copied, by the peer log, the commit and each message.
         .bytes([".zkpeer.v1.Txn.data"])
         .compile_protos(&["../../proto/zk_peer.proto"], &["../../proto"])?;
     Ok(())
