@@ -635,6 +635,16 @@ impl Core {
         }
     }
 
+    /// Keeps a txn from its preparation until it commits, to apply and answer it then.
+    fn track_inflight(&mut self, zxid: i64, session: i64, prepared: Prepared, purpose: Purpose) {
+        let txn = Inflight {
+            session,
+            prepared,
+            purpose,
+        };
+        self.inflight.insert(zxid, Box::new(txn));
+    }
+
     fn log(&mut self, zxid: i64, session: i64, prepared: Prepared, purpose: Purpose) {
         if self.replica.is_some() {
             self.propose(zxid, session, prepared, purpose);
@@ -649,14 +659,7 @@ impl Core {
         // Nothing else in flight or waiting: commit here rather than wake the writer
         // thread. With requests waiting, the writer's group commit takes them along.
         let alone = self.inflight.is_empty() && self.backlog == 0;
-        self.inflight.insert(
-            zxid,
-            Box::new(Inflight {
-                session,
-                prepared,
-                purpose,
-            }),
-        );
+        self.track_inflight(zxid, session, prepared, purpose);
         if alone {
             let started = Instant::now();
             if let Some(result) = self.writer.commit_now(zxid, &txn) {

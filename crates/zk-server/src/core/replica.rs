@@ -22,7 +22,7 @@ use zk_proto::{ErrorCode, Id, Request, TxnEntry};
 use zk_tree::prep::prep_create_session;
 use zk_zab::peer::{Input, Msg, Output, Peer, Role, Write};
 
-use super::{error_txn, wall_ms, ConnId, Core, CoreMsg, Inflight, Out, Purpose};
+use super::{error_txn, wall_ms, ConnId, Core, CoreMsg, Out, Purpose};
 
 /// The ensemble side of the core.
 pub(crate) struct Replica {
@@ -310,14 +310,7 @@ impl Core {
                 return;
             }
         }
-        self.inflight.insert(
-            zxid,
-            Box::new(Inflight {
-                session,
-                prepared,
-                purpose,
-            }),
-        );
+        self.track_inflight(zxid, session, prepared, purpose);
         self.replica_outputs(out);
     }
 
