@@ -33,7 +33,7 @@ fn validate(path: &str) -> Result<(), &'static str> {
 
 /// The parent of a valid path other than `/`: `/a/b` -> `/a`, `/a` -> `/`.
 pub fn parent(path: &str) -> &str {
-    match path.rfind('/') {
+    match last_slash(path) {
         Some(0) | None => "/",
         Some(i) => &path[..i],
     }
@@ -41,10 +41,17 @@ pub fn parent(path: &str) -> &str {
 
 /// The last segment of a valid path: `/a/b` -> `b`; `/` -> ``.
 pub fn name(path: &str) -> &str {
-    match path.rfind('/') {
+    match last_slash(path) {
         Some(i) => &path[i + 1..],
         None => path,
     }
+}
+
+/// Where the last '/' is. A byte loop: paths are short, and `str::rfind` with a char
+/// costs a call and a searcher per path (measurable in a million-znode snapshot load).
+/// Slicing there is safe: '/' is ASCII, never inside a multi-byte character.
+fn last_slash(path: &str) -> Option<usize> {
+    path.bytes().rposition(|b| b == b'/')
 }
 
 /// Joins a parent path and a child name.
