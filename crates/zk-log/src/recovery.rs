@@ -133,7 +133,11 @@ fn recover_inner(
     let mut previous = i64::MIN;
     for (i, (_, path)) in selected.iter().enumerate() {
         let is_last = i + 1 == selected.len();
-        let bytes = storage.read(path).map_err(LogError::io(path.clone()))?;
+        // Without the preallocated tail: holes read as zeros, which is all the scan
+        // would have checked there.
+        let bytes = storage
+            .read_data(path)
+            .map_err(LogError::io(path.clone()))?;
         // A crash between creating the newest log and writing its header leaves it empty
         // (or zeros): it holds no txn, so nothing in it was acknowledged. It goes.
         let header_len = crate::txnlog::HEADER_LEN as usize;
