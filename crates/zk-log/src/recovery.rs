@@ -10,7 +10,7 @@ use zk_tree::{DataTree, TreeConfig};
 use crate::error::{LogError, Result};
 use crate::snapfile::{decode_snapshot, snapshot_file_zxid};
 use crate::storage::Storage;
-use crate::txnlog::{log_file_zxid, scan_log, LogEnd};
+use crate::txnlog::{log_file_zxid, scan_log_after, LogEnd};
 
 /// Where snapshots and txn logs live (`dataDir/version-2`, `dataLogDir/version-2`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,7 +154,19 @@ fn recover_inner(
             truncated = Some((path.clone(), 0));
             continue;
         }
-        let scan = scan_log(path, Bytes::from(bytes))?;
+        // The txns the snapshot holds are checked, not decoded.
+        let scan = scan_log_after(path, Bytes::from(bytes), tree.last_processed_zxid())?;
+        if let Some((first, last)) = scan.skipped_zxids {
+            if first <= previous {
+                return Err(LogError::ZxidOrder {
+                    path: path.clone(),
+                    offset: crate::txnlog::HEADER_LEN,
+                    zxid: first,
+                    previous,
+                });
+            }
+            previous = last;
+        }
         for rec in &scan.records {
             let zxid = rec.entry.header.zxid;
             if zxid <= previous {
