@@ -8,6 +8,7 @@ use std::io::{self, Write};
 use bytes::Bytes;
 use zk_proto::{Acl, DecodeError, Jute, Reader, StatPersisted};
 
+use crate::store::{hash_path, Node};
 use crate::tree::{DataTree, TreeConfig, TreeLoader};
 
 /// Why a snapshot body could not be loaded.
@@ -79,12 +80,13 @@ const PIPELINE_MIN_BYTES: usize = 4 << 20;
 /// Nodes handed from the decoding thread to the building one at a time.
 const PIPELINE_BATCH: usize = 1024;
 
-/// One decoded node record, with its digest term.
+/// One decoded node record, ready to link into the tree: the node itself, its path's
+/// hash and its digest term. Building these on the decoding thread leaves the building
+/// one only the linking (a restart waits for the slower of the two).
 struct NodeRecord {
     path: String,
-    data: Option<Bytes>,
-    acl_ref: i64,
-    stat: StatPersisted,
+    node: Node,
+    hash: u64,
     digest: u64,
 }
 
@@ -97,13 +99,14 @@ fn read_node(r: &mut Reader) -> Result<Option<NodeRecord>, SnapshotError> {
     let data: Option<Bytes> = r.read_buffer()?;
     let acl_ref = r.read_i64()?;
     let stat = StatPersisted::read(r)?;
-    let digest_path = if path.is_empty() { "/" } else { path.as_str() };
-    let digest = crate::digest::node_digest(digest_path, data.as_deref(), &stat);
+    let tree_path = if path.is_empty() { "/" } else { path.as_str() };
+    let digest = crate::digest::node_digest(tree_path, data.as_deref(), &stat);
+    let node = Node::new(crate::path::name(tree_path), data.as_deref(), acl_ref, stat);
+    let hash = hash_path(tree_path.as_bytes());
     Ok(Some(NodeRecord {
         path,
-        data,
-        acl_ref,
-        stat,
+        node,
+        hash,
         digest,
     }))
 }
@@ -142,8 +145,7 @@ fn load_pipelined(r: &mut Reader, loader: &mut TreeLoader) -> Result<(), Snapsho
         let mut built = Ok(());
         'batches: for batch in rx.iter() {
             for n in batch {
-                if let Err(e) = loader.add(&n.path, n.data.as_deref(), n.acl_ref, n.stat, n.digest)
-                {
+                if let Err(e) = loader.add(&n.path, n.node, n.hash, n.digest) {
                     built = Err(SnapshotError::InvalidTree(e));
                     break 'batches;
                 }
@@ -196,7 +198,7 @@ fn read_snapshot_with(
     if r.remaining() < pipeline_min_bytes {
         while let Some(n) = read_node(r)? {
             loader
-                .add(&n.path, n.data.as_deref(), n.acl_ref, n.stat, n.digest)
+                .add(&n.path, n.node, n.hash, n.digest)
                 .map_err(SnapshotError::InvalidTree)?;
         }
     } else {

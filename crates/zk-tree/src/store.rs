@@ -40,7 +40,7 @@ const CHUNK: usize = 256;
 /// keys would be public.
 const PATH_HASH: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x5eed_2181);
 
-fn hash_path(path: &[u8]) -> u64 {
+pub(crate) fn hash_path(path: &[u8]) -> u64 {
     PATH_HASH.hash_one(path)
 }
 
@@ -484,16 +484,28 @@ impl Store {
 
     /// Adds a node at `path` unless that path is present (then gives it back), hashing the
     /// path once. `node` is named as `path` ends and `parent` is the node at the rest.
+    #[cfg(test)]
     pub(crate) fn insert_new(
         &mut self,
         path: &str,
         node: Node,
         parent: Option<NodeId>,
     ) -> Result<NodeId, Node> {
+        self.insert_new_hashed(path, hash_path(path.as_bytes()), node, parent)
+    }
+
+    /// [`Store::insert_new`] with the path's hash (`hash_path`) computed by the caller:
+    /// a snapshot load hashes on its decoding thread.
+    pub(crate) fn insert_new_hashed(
+        &mut self,
+        path: &str,
+        hash: u64,
+        node: Node,
+        parent: Option<NodeId>,
+    ) -> Result<NodeId, Node> {
         self.ensure_index();
         self.make_room(1);
         let p = path.as_bytes();
-        let hash = hash_path(p);
         // One probe finds the path absent and the slot it goes in (a million-znode
         // snapshot load pays a cache miss per probe).
         let chunks = &self.chunks;

@@ -1199,14 +1199,14 @@ impl TreeLoader {
         }
     }
 
-    /// Adds the next node, whose digest term (`digest::node_digest`) is `digest`. Fails on
-    /// a node whose parent is missing, or a repeated path.
+    /// Adds the next node, `node` at `p` (named as `p` ends), whose path hashes to `hash`
+    /// and whose digest term (`digest::node_digest`) is `digest`. Fails on a node whose
+    /// parent is missing, or a repeated path.
     pub(crate) fn add(
         &mut self,
         p: &str,
-        data: Option<&[u8]>,
-        acl_ref: i64,
-        stat: StatPersisted,
+        node: Node,
+        hash: u64,
         digest: u64,
     ) -> std::result::Result<(), String> {
         let p = if p.is_empty() { "/" } else { p };
@@ -1230,9 +1230,9 @@ impl TreeLoader {
                 },
             }
         };
-        let node = Node::new(path::name(p), data, acl_ref, stat);
         let owner = node.stat.ephemeral_owner;
-        if t.nodes.insert_new(p, node, parent).is_err() {
+        let acl_ref = node.acl;
+        if t.nodes.insert_new_hashed(p, hash, node, parent).is_err() {
             return Err(format!("node {p} appears twice in the snapshot"));
         }
         if acl_ref != OPEN_ACL_REF {
