@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use zk_proto::{FileHeader, Jute, TxnEntry};
+use zk_proto::TxnEntry;
 use zk_tree::{DataTree, TreeConfig};
 
 use crate::checksum::adler32;
@@ -35,8 +35,7 @@ use crate::recovery::{logs_after, numbered_files, DataDirs};
 use crate::snapfile::{decode_snapshot, snapshot_file_name, snapshot_file_zxid};
 use crate::storage::FsStorage;
 use crate::txnlog::{
-    encode_record, log_file_name, log_file_zxid, scan_log, LogEnd, HEADER_LEN, RECORD_END,
-    TXNLOG_MAGIC, TXNLOG_VERSION,
+    encode_log, log_file_name, log_file_zxid, scan_log, LogEnd, HEADER_LEN, RECORD_END,
 };
 
 /// Where backups go: a flat namespace of named files (`manifest.json`, `logs/...`,
@@ -568,17 +567,7 @@ impl Shipper {
         let (Some(first), Some(last)) = (records.first(), records.last()) else {
             return Ok(());
         };
-        let mut bytes =
-            Vec::with_capacity(records.iter().map(|r| r.raw.len() + 13).sum::<usize>() + 16);
-        FileHeader {
-            magic: TXNLOG_MAGIC,
-            version: TXNLOG_VERSION,
-            dbid: 0,
-        }
-        .write(&mut bytes);
-        for r in records {
-            encode_record(&r.raw, &mut bytes);
-        }
+        let bytes = encode_log(records.iter().map(|r| &r.raw[..]));
         let name = log_file_name(first.zxid);
         self.target.put(&format!("logs/{name}"), &bytes)?;
         m.entries.push(Entry {

@@ -337,24 +337,14 @@ mod tests {
     /// without the digest record, and damage anywhere is found.
     #[test]
     fn a_big_snapshot_summed_aside_is_checked_the_same() {
-        use zk_proto::{CreateTxn, OpCode, TxnBody, TxnHeader};
         let mut tree = DataTree::default();
         for (zxid, len) in [(1i64, 3usize), (2, SUM_ASIDE_MIN_BYTES + 1000), (3, 10)] {
-            let header = TxnHeader {
-                client_id: 7,
-                cxid: 1,
+            create(
+                &mut tree,
                 zxid,
-                time: 1,
-                r#type: OpCode::Create.code(),
-            };
-            let body = TxnBody::Create(CreateTxn {
-                path: format!("/n{zxid}"),
-                data: Some(Bytes::from(vec![zxid as u8; len])),
-                acl: zk_proto::well_known::open_acl_unsafe(),
-                ephemeral: false,
-                parent_c_version: 0,
-            });
-            assert_eq!(tree.apply(&header, &body).result.err(), 0);
+                format!("/n{zxid}"),
+                Some(vec![zxid as u8; len]),
+            );
         }
         let s = SimStorage::new();
         let path =
@@ -393,28 +383,33 @@ mod tests {
         assert!(decode(&flipped).is_err());
     }
 
+    /// Applies the create of a persistent, open node at `zxid`.
+    fn create(tree: &mut DataTree, zxid: i64, path: String, data: Option<Vec<u8>>) {
+        use zk_proto::{CreateTxn, OpCode, TxnBody, TxnHeader};
+        let header = TxnHeader {
+            client_id: 7,
+            cxid: zxid as i32,
+            zxid,
+            time: 1_700_000_000_000 + zxid,
+            r#type: OpCode::Create.code(),
+        };
+        let body = TxnBody::Create(CreateTxn {
+            path,
+            data: data.map(Bytes::from),
+            acl: zk_proto::well_known::open_acl_unsafe(),
+            ephemeral: false,
+            parent_c_version: 0,
+        });
+        assert_eq!(tree.apply(&header, &body).result.err(), 0);
+    }
+
     /// A tree with data of every shape, big enough for several snappy blocks.
     fn sample_tree() -> DataTree {
-        use zk_proto::{CreateTxn, OpCode, TxnBody, TxnHeader};
         let mut tree = DataTree::default();
         let mut zxid = 0;
         let mut create = |tree: &mut DataTree, path: String, data: Option<Vec<u8>>| {
             zxid += 1;
-            let header = TxnHeader {
-                client_id: 7,
-                cxid: zxid as i32,
-                zxid,
-                time: 1_700_000_000_000 + zxid,
-                r#type: OpCode::Create.code(),
-            };
-            let body = TxnBody::Create(CreateTxn {
-                path,
-                data: data.map(Bytes::from),
-                acl: zk_proto::well_known::open_acl_unsafe(),
-                ephemeral: false,
-                parent_c_version: 0,
-            });
-            assert_eq!(tree.apply(&header, &body).result.err(), 0);
+            create(tree, zxid, path, data);
         };
         create(&mut tree, "/a".into(), None);
         create(&mut tree, "/a/empty".into(), Some(Vec::new()));

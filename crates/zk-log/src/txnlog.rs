@@ -441,6 +441,27 @@ pub fn scan_log_after(path: &Path, bytes: Bytes, after: i64) -> Result<LogScan> 
 
 /// A bad record is a torn tail when nothing but zeros follows the longest stretch a torn
 /// write could have left; otherwise it is corruption.
+/// A whole log file of these serialized txns, as ZooKeeper writes one (without the
+/// preallocated padding).
+pub(crate) fn encode_log<'a>(txns: impl IntoIterator<Item = &'a [u8]> + Clone) -> Vec<u8> {
+    let len: usize = txns
+        .clone()
+        .into_iter()
+        .map(|t| t.len() + RECORD_OVERHEAD)
+        .sum();
+    let mut out = Vec::with_capacity(HEADER_LEN as usize + len);
+    FileHeader {
+        magic: TXNLOG_MAGIC,
+        version: TXNLOG_VERSION,
+        dbid: 0,
+    }
+    .write(&mut out);
+    for t in txns {
+        encode_record(t, &mut out);
+    }
+    out
+}
+
 /// Whether every byte is zero. A preallocated log ends in up to 64 MB of zeros, which a
 /// scan meets once per file: compared a page at a time (the C library's wide compare),
 /// not byte by byte.
@@ -535,18 +556,10 @@ mod tests {
         assert_eq!(scan.records[2].entry.header.zxid, 3);
     }
 
-    /// A log of records with these zxids, as ZooKeeper writes it.
+    /// A log of records with these zxids, as ZooKeeper writes it, and some padding.
     fn log_of(zxids: &[i64]) -> Vec<u8> {
-        let mut out = Vec::new();
-        FileHeader {
-            magic: TXNLOG_MAGIC,
-            version: TXNLOG_VERSION,
-            dbid: 0,
-        }
-        .write(&mut out);
-        for z in zxids {
-            encode_record(&txn(*z), &mut out);
-        }
+        let txns: Vec<Bytes> = zxids.iter().map(|z| txn(*z)).collect();
+        let mut out = encode_log(txns.iter().map(|t| &t[..]));
         out.extend_from_slice(&[0; 100]);
         out
     }
@@ -634,18 +647,9 @@ mod tests {
 
     #[test]
     fn torn_tail_and_corruption_are_told_apart() {
-        let mut good = Vec::new();
-        FileHeader {
-            magic: TXNLOG_MAGIC,
-            version: 2,
-            dbid: 0,
-        }
-        .write(&mut good);
-        encode_record(&txn(1), &mut good);
-        let second = good.len();
-        encode_record(&txn(2), &mut good);
-        let full = good.len();
-        good.resize(full + 100, 0);
+        // Two records, then 100 bytes of padding.
+        let good = log_of(&[1, 2]);
+        let second = HEADER_LEN as usize + RECORD_OVERHEAD + txn(1).len();
         let p = Path::new("/x");
         // Cut inside record 2, rest zeros: torn.
         let mut torn = good.clone();
