@@ -27,6 +27,11 @@ use crate::core::{ConnId, CoreMsg, Out};
 pub const OUT_QUEUE_MAX: usize = 8192;
 /// Answer frames handed to one vectored write.
 const WRITE_BATCH_FRAMES: usize = 64;
+/// Room a connection's first read has, and the most a read is given: a read that fills
+/// its room doubles the next one's (a pipelining client's burst then arrives in few
+/// syscalls), while an idle connection (10,000 watchers) keeps a small buffer.
+const READ_ROOM_MIN: usize = 4096;
+const READ_ROOM_MAX: usize = 64 << 10;
 /// Requests of one connection the core has not answered yet, past which the connection
 /// stops reading (TCP pushes back on the client).
 pub const CONN_PENDING_MAX: usize = 128;
@@ -224,7 +229,8 @@ pub async fn serve<S>(
 
     let frame_bytes_max = limit.max;
     let decoder = FrameDecoder::new(frame_bytes_max);
-    let mut buf = BytesMut::with_capacity(4096);
+    let mut buf = BytesMut::with_capacity(READ_ROOM_MIN);
+    let mut room_wanted = READ_ROOM_MIN;
     let mut handshaken = false;
     let mut first = true;
     'read: loop {
@@ -234,7 +240,10 @@ pub async fn serve<S>(
                 first = false;
                 if let Some(word) = FourLetterWord::detect(&buf[..4]) {
                     while buf.len() < 4 + word.extra_bytes() {
-                        if read_more(&mut rd, &mut buf, &mut closed_rx).await.is_none() {
+                        if read_more(&mut rd, &mut buf, &mut room_wanted, &mut closed_rx)
+                            .await
+                            .is_none()
+                        {
                             break 'read;
                         }
                     }
@@ -322,7 +331,10 @@ pub async fn serve<S>(
             }
         }
         throttle.wait_below_limit().await;
-        if read_more(&mut rd, &mut buf, &mut closed_rx).await.is_none() {
+        if read_more(&mut rd, &mut buf, &mut room_wanted, &mut closed_rx)
+            .await
+            .is_none()
+        {
             break;
         }
     }
@@ -334,14 +346,19 @@ pub async fn serve<S>(
 }
 
 /// Reads more bytes; `None` on EOF, error, or once the writer closed the connection.
+/// A read gets at least half of `room_wanted`, which adapts: doubled when a read filled
+/// all the room it had (more was likely waiting), halved when a read used less than a
+/// quarter of it.
 async fn read_more(
     rd: &mut (impl AsyncRead + Unpin),
     buf: &mut BytesMut,
+    room_wanted: &mut usize,
     closed: &mut watch::Receiver<bool>,
 ) -> Option<usize> {
-    if buf.capacity() - buf.len() < 1024 {
-        buf.reserve(4096);
+    if buf.capacity() - buf.len() < *room_wanted / 2 {
+        buf.reserve(*room_wanted);
     }
+    let room = buf.capacity() - buf.len();
     if *closed.borrow() {
         return None;
     }
@@ -352,8 +369,69 @@ async fn read_more(
                 tracing::debug!(error = %e, "connection read failed");
                 None
             }
-            Ok(n) => Some(n),
+            Ok(n) => {
+                if n >= room {
+                    *room_wanted = (*room_wanted * 2).min(READ_ROOM_MAX);
+                } else if n < *room_wanted / 4 {
+                    *room_wanted = (*room_wanted / 2).max(READ_ROOM_MIN);
+                }
+                Some(n)
+            }
         },
         _ = closed.changed() => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    /// A burst is taken in ever fewer reads while reads fill their room, and a connection
+    /// that goes back to small requests gives the room back.
+    #[tokio::test]
+    async fn the_read_room_grows_with_a_burst_and_shrinks_after_it() {
+        let (mut client, mut server) = tokio::io::duplex(1 << 20);
+        let (_closed_tx, mut closed) = watch::channel(false);
+        let mut buf = BytesMut::with_capacity(READ_ROOM_MIN);
+        let mut room_wanted = READ_ROOM_MIN;
+
+        client.write_all(&vec![7u8; 512 << 10]).await.unwrap();
+        let mut sizes = Vec::new();
+        let mut total = 0;
+        while total < 512 << 10 {
+            let n = read_more(&mut server, &mut buf, &mut room_wanted, &mut closed)
+                .await
+                .unwrap();
+            total += n;
+            sizes.push(n);
+            buf.clear();
+        }
+        assert_eq!(room_wanted, READ_ROOM_MAX, "reads: {sizes:?}");
+        assert!(
+            sizes.len() < (512 << 10) / READ_ROOM_MIN / 2,
+            "a 512 KiB burst took {} reads: {sizes:?}",
+            sizes.len()
+        );
+        assert!(
+            sizes.iter().any(|n| *n >= READ_ROOM_MAX / 2),
+            "reads: {sizes:?}"
+        );
+
+        for _ in 0..12 {
+            client.write_all(b"small").await.unwrap();
+            let n = read_more(&mut server, &mut buf, &mut room_wanted, &mut closed)
+                .await
+                .unwrap();
+            assert_eq!(n, 5);
+            buf.clear();
+        }
+        assert_eq!(room_wanted, READ_ROOM_MIN);
+
+        drop(client);
+        assert_eq!(
+            read_more(&mut server, &mut buf, &mut room_wanted, &mut closed).await,
+            None
+        );
     }
 }
