@@ -18,7 +18,7 @@ pub fn heap_bytes(n: usize) -> u64 {
 
 /// A std `HashMap`'s table: buckets (a power of two, 7/8 full at most) of entries plus one
 /// control byte each and a group's worth of trailing control bytes.
-pub fn hash_map_bytes<K, V>(m: &HashMap<K, V>) -> u64 {
+pub fn hash_map_bytes<K, V, S>(m: &HashMap<K, V, S>) -> u64 {
     let cap = m.capacity();
     if cap == 0 {
         return 0;

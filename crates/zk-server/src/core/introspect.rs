@@ -43,8 +43,8 @@ pub(crate) struct SessionCounts {
 #[derive(Debug, Default)]
 struct Bucket {
     id: u64,
-    paths: HashMap<Box<str>, PathCounts>,
-    sessions: HashMap<i64, SessionCounts>,
+    paths: super::FastMap<Box<str>, PathCounts>,
+    sessions: super::FastMap<i64, SessionCounts>,
     untracked: u64,
 }
 

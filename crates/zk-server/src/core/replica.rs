@@ -138,7 +138,19 @@ fn put_str(s: &str, out: &mut Vec<u8>) {
 }
 
 fn encode_forward(session: i64, cxid: i32, f: &Forward) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64);
+    // A forwarded write carries the request whole: size the buffer for it (a 1 KiB
+    // setData grew a 64-byte buffer twice).
+    let capacity = match f {
+        Forward::Write { auth, request } => {
+            64 + request.encoded_len()
+                + auth
+                    .iter()
+                    .map(|id| 8 + id.scheme.len() + id.id.len())
+                    .sum::<usize>()
+        }
+        _ => 64,
+    };
+    let mut out = Vec::with_capacity(capacity);
     match f {
         Forward::Sync { token } => {
             out.push(2);
