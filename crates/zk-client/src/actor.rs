@@ -32,6 +32,9 @@ use crate::State;
 /// Commands already queued that go out with the one being sent, in one write.
 const COMMANDS_PER_WRITE: usize = 256;
 
+/// The largest write buffer a session keeps between writes.
+const OUT_BUFFER_KEPT: usize = 1 << 20;
+
 /// What a caller asks the session task to do.
 pub(crate) enum Command {
     Call {
@@ -75,7 +78,9 @@ pub(crate) enum After {
 struct Pending {
     xid: i32,
     op: OpCode,
-    frame: Bytes,
+    /// The request while it waits to be sent; it is encoded straight into the write buffer
+    /// and dropped then (an encoded copy per request cost an allocation and a copy).
+    request: Option<Request>,
     after: After,
     reply: Option<oneshot::Sender<Result<Response>>>,
 }
@@ -274,15 +279,30 @@ impl Actor {
                 x
             }
         };
-        let op = request.op_code();
-        let mut buf = BytesMut::new();
-        encode_frame(&mut buf, |b| encode_request(xid, &request, b));
         Pending {
             xid,
-            op,
-            frame: buf.freeze(),
+            op: request.op_code(),
+            request: Some(request),
             after,
             reply,
+        }
+    }
+
+    /// Encodes a pending request into `out` (the request is dropped) and returns it
+    /// ready to wait for its answer.
+    fn encode(mut p: Pending, out: &mut BytesMut) -> Pending {
+        if let Some(request) = p.request.take() {
+            out.reserve(4 + 8 + request.encoded_len());
+            encode_frame(out, |b| encode_request(p.xid, &request, b));
+        }
+        p
+    }
+
+    /// Moves every queued request into `out`, in order, and on to the sent list.
+    fn send_queued(&mut self, out: &mut BytesMut) {
+        while let Some(p) = self.queued.pop_front() {
+            let p = Self::encode(p, out);
+            self.sent.push_back(p);
         }
     }
 
@@ -381,7 +401,7 @@ impl Actor {
     }
 
     /// Runs one connected spell.
-    async fn session(&mut self, stream: BoxStream, resp: ConnectResponse, host: String) -> End {
+    async fn session(&mut self, mut stream: BoxStream, resp: ConnectResponse, host: String) -> End {
         let read_only = resp.read_only == Some(true);
         let timeout_ms = resp.time_out;
         let _ = self.info.send(SessionInfo {
@@ -390,7 +410,8 @@ impl Actor {
             timeout_ms,
             server: Some(host),
         });
-        let (mut rd, mut wr) = tokio::io::split(stream);
+        // Reads happen inside the select below and writes after it, never both at once, so
+        // the stream needs no split (whose lock was taken on every poll).
         let state = if read_only {
             KeeperState::ConnectedReadOnly
         } else {
@@ -414,17 +435,15 @@ impl Actor {
             encode_frame(&mut out, |b| auth_frame(scheme, auth, b));
             self.auth_waiters.push_back(None);
         }
-        while let Some(p) = self.queued.pop_front() {
-            out.extend_from_slice(&p.frame);
-            self.sent.push_back(p);
-        }
+        self.send_queued(&mut out);
         self.flush_new_auths(&mut out);
         if self.closing.is_some() {
             self.send_close(&mut out);
         }
-        if wr.write_all(&out).await.is_err() || wr.flush().await.is_err() {
+        if stream.write_all(&out).await.is_err() || stream.flush().await.is_err() {
             return End::Lost;
         }
+        out.clear();
 
         let session_timeout = Duration::from_millis(timeout_ms as u64);
         let read_timeout = session_timeout * 2 / 3;
@@ -440,9 +459,8 @@ impl Actor {
             tokio::time::sleep_until((last_send + ping_every).min(last_recv + read_timeout));
         tokio::pin!(check);
         loop {
-            let mut out = BytesMut::new();
             tokio::select! {
-                n = rd.read_buf(&mut buf) => {
+                n = stream.read_buf(&mut buf) => {
                     match n {
                         Ok(0) | Err(_) => return End::Lost,
                         Ok(_) => {}
@@ -497,10 +515,7 @@ impl Actor {
                                     Err(_) => break,
                                 }
                             }
-                            while let Some(p) = self.queued.pop_front() {
-                                out.extend_from_slice(&p.frame);
-                                self.sent.push_back(p);
-                            }
+                            self.send_queued(&mut out);
                             self.flush_new_auths(&mut out);
                             if self.closing.is_some() {
                                 self.send_close(&mut out);
@@ -516,7 +531,7 @@ impl Actor {
                     }
                     if now >= last_send + ping_every {
                         let p = self.pending(Request::Ping, After::Nothing, None);
-                        out.extend_from_slice(&p.frame);
+                        Self::encode(p, &mut out);
                         // Counts as a send even before the write below.
                         last_send = now;
                     }
@@ -526,10 +541,16 @@ impl Actor {
                 }
             }
             if !out.is_empty() {
-                if wr.write_all(&out).await.is_err() || wr.flush().await.is_err() {
+                if stream.write_all(&out).await.is_err() || stream.flush().await.is_err() {
                     return End::Lost;
                 }
                 last_send = Instant::now();
+                // The buffer is kept for the next write unless a large request grew it.
+                if out.capacity() > OUT_BUFFER_KEPT {
+                    out = BytesMut::new();
+                } else {
+                    out.clear();
+                }
             }
         }
     }
@@ -537,7 +558,7 @@ impl Actor {
     /// Appends the closeSession request to `out`; its answer ends the session.
     fn send_close(&mut self, out: &mut BytesMut) {
         let p = self.pending(Request::CloseSession, After::Nothing, None);
-        out.extend_from_slice(&p.frame);
+        let p = Self::encode(p, out);
         self.sent.push_back(p);
     }
 

@@ -58,6 +58,10 @@ pub fn check_create(path: &str, sequential: bool) -> Result<(), &'static str> {
 /// zkCli prints), or `None` for a good one. Interior faults name the UTF-16 index where
 /// Java's scan stopped: `Invalid path string "/a//b" caused by empty node name specified @3`.
 pub fn java_message(path: &str) -> Option<String> {
+    // The common case, a good path, needs no UTF-16 copy: `check` agrees on what is good.
+    if check(path).is_ok() {
+        return None;
+    }
     let units: Vec<u16> = path.encode_utf16().collect();
     if units.is_empty() {
         return Some("Path length must be > 0".into());
