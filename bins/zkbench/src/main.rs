@@ -7,6 +7,14 @@
 //! its path), so impossible numbers cannot be reported. Prints a table row and one JSON line
 //! with throughput, latency percentiles (p50, p99, p99.9, max) and errors.
 
+/// jemalloc rather than glibc's malloc, as in zkd: the load's tasks allocate requests on
+/// one worker thread and the session task frees them on another, and glibc's arenas then
+/// contend on a lock (perf: a tenth of zkbench's CPU under setData in malloc, free and their
+/// lock waits). A load generator that spends less of the machine leaves more to the server
+/// it measures.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -86,7 +94,8 @@ struct Args {
 /// The value written to znode `i`: recognisable, so reads can be checked; exactly `size`
 /// bytes when `size` is at least 24.
 fn value(i: usize, round: u64, size: usize) -> Bytes {
-    let mut v = format!("{i}:{round}:").into_bytes();
+    let mut v = Vec::with_capacity(size.max(24));
+    v.extend_from_slice(format!("{i}:{round}:").as_bytes());
     if size >= 24 {
         v.resize(size, b'x');
     }
@@ -95,7 +104,12 @@ fn value(i: usize, round: u64, size: usize) -> Bytes {
 
 fn check_value(i: usize, data: &Option<Bytes>, size: usize) -> bool {
     let Some(d) = data else { return false };
-    d.starts_with(format!("{i}:").as_bytes()) && (size < 24 || d.len() == size)
+    // The value starts with `i` in decimal and a colon (read without formatting `i`).
+    let digits = d.iter().take_while(|b| b.is_ascii_digit()).count();
+    let written = std::str::from_utf8(&d[..digits])
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok());
+    written == Some(i) && d.get(digits) == Some(&b':') && (size < 24 || d.len() == size)
 }
 
 struct Recorder {
@@ -288,10 +302,17 @@ async fn load(
     let issued = Arc::new(AtomicU64::new(0));
     let limit = args.ops;
     let mut tasks = Vec::new();
+    // Every znode's path, made once rather than formatted per request.
+    let paths: Arc<Vec<String>> = Arc::new(
+        (0..args.znodes.max(1))
+            .map(|i| format!("{root}/n{i}"))
+            .collect(),
+    );
     for (s, zk) in sessions.iter().enumerate() {
         for k in 0..args.in_flight {
             let zk = zk.clone();
             let root = root.to_string();
+            let paths = paths.clone();
             let counter = counter.clone();
             let issued = issued.clone();
             let (workload, znodes, size, read_percent, servers) = (
@@ -317,30 +338,30 @@ async fn load(
                     rng ^= rng >> 7;
                     rng ^= rng << 17;
                     let i = (rng % znodes as u64) as usize;
-                    let path = format!("{root}/n{i}");
+                    let path = &paths[i];
                     let t = Instant::now();
                     let ok = match workload {
                         Workload::Get => zk
-                            .get_data(&path)
+                            .get_data(path)
                             .await
                             .is_ok_and(|(d, _)| check_value(i, &d, size)),
-                        Workload::Exists => zk.exists(&path).await.is_ok_and(|s| s.is_some()),
+                        Workload::Exists => zk.exists(path).await.is_ok_and(|s| s.is_some()),
                         Workload::Children => zk
                             .get_children(&root)
                             .await
                             .is_ok_and(|c| c.len() >= znodes),
                         Workload::Set => {
                             let round = counter.fetch_add(1, Ordering::Relaxed);
-                            zk.set_data(&path, value(i, round, size), -1).await.is_ok()
+                            zk.set_data(path, value(i, round, size), -1).await.is_ok()
                         }
                         Workload::Mixed => {
                             if rng % 100 < read_percent {
-                                zk.get_data(&path)
+                                zk.get_data(path)
                                     .await
                                     .is_ok_and(|(d, _)| check_value(i, &d, size))
                             } else {
                                 let round = counter.fetch_add(1, Ordering::Relaxed);
-                                zk.set_data(&path, value(i, round, size), -1).await.is_ok()
+                                zk.set_data(path, value(i, round, size), -1).await.is_ok()
                             }
                         }
                         Workload::Create => {
