@@ -41,6 +41,9 @@ pub use config::{Config, ConfigError};
 
 use crate::core::{Core, CoreMsg};
 
+/// Messages the core takes off its queue in one turn, after the one the select gave it.
+const CORE_BATCH_MESSAGES: usize = 256;
+
 /// Why the server stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -282,6 +285,16 @@ pub async fn run_with_listeners(
             };
             core.backlog = from_conns.len();
             core.handle(msg).map_err(ServerError::StorageFailed)?;
+            // What else is already queued is handled without going back through the
+            // select (whose timers were polled again for every message); the timers wait
+            // at most one batch.
+            for _ in 0..CORE_BATCH_MESSAGES {
+                let Ok(msg) = from_conns.try_recv() else {
+                    break;
+                };
+                core.backlog = from_conns.len();
+                core.handle(msg).map_err(ServerError::StorageFailed)?;
+            }
             // Snapshot in the background once enough txns were applied.
             let now = core.tree.last_processed_zxid();
             if let Some(b) = &core.backup {
