@@ -372,6 +372,11 @@ impl DataTree {
         self.nodes.node(path)
     }
 
+    /// The ACL of a node already found (no second path lookup).
+    pub(crate) fn acl_of(&self, node: &Node) -> Arc<[Acl]> {
+        self.acls.get(node.acl)
+    }
+
     pub(crate) fn find_id(&self, path: &str) -> Option<NodeId> {
         self.nodes.find(path)
     }
@@ -972,7 +977,8 @@ impl DataTree {
         if quota::governed_path(p).is_none() {
             self.update_quota_usage(p, 0, new_len - old_len);
         }
-        let acl = acl_from(self.acl(p));
+        // By id: the path was looked up once above.
+        let acl = acl_from(self.nodes.get(id).map(|n| self.acls.get(n.acl)));
         self.fire(p, EventType::NodeDataChanged, zxid, acl, events);
         Ok(stat)
     }
