@@ -586,9 +586,11 @@ mod tests {
     }
 
     /// Records land on blocks that zeros were written to by an earlier commit, not in the
-    /// preallocation's hole: the file's data (what the file system holds blocks for) runs
-    /// from its start to at least half a MiB past the last record, and no further than a
-    /// MiB past it, far short of the 64 MB preallocated.
+    /// preallocation's hole: after every commit, the file's data (what the file system
+    /// holds blocks for) runs to at least half a MiB past the last record and no further
+    /// than a MiB past it (plus the block it ends in), far short of the 64 MB preallocated,
+    /// while 3 MB of records are written in 40-txn commits (the zeros are topped up about
+    /// five times).
     #[test]
     fn zeros_are_written_ahead_of_the_records() {
         use crate::storage::FsStorage;
@@ -609,26 +611,35 @@ mod tests {
         let mut log = TxnLog::new(storage.clone(), TxnLogConfig::new(&dir), 0);
         let path = dir.join("log.1");
         let mut records_end = HEADER_LEN;
-        for z in 1..=3000 {
-            let t = txn(z);
-            records_end += (t.len() + RECORD_OVERHEAD) as u64;
-            log.append(z, &t);
+        let mut zxid = 0;
+        let mut fills = 0;
+        let mut data_end = 0;
+        while records_end < 3 << 20 {
+            for _ in 0..40 {
+                zxid += 1;
+                let t = txn(zxid);
+                records_end += (t.len() + RECORD_OVERHEAD) as u64;
+                log.append(zxid, &t);
+            }
             log.commit().unwrap();
-            if z % 500 == 0 {
-                let data = storage.read_data(&path).unwrap();
-                let whole = std::fs::metadata(&path).unwrap().len();
-                assert_eq!(whole, HEADER_LEN + PREALLOC_BYTES_DEFAULT, "preallocated");
-                let ahead = data.len() as u64 - records_end;
-                assert!(
-                    (ZEROED_AHEAD / 2..=ZEROED_AHEAD).contains(&ahead),
-                    "after {z} records ending at {records_end}: data to {}",
-                    data.len()
-                );
+            let data = storage.read_data(&path).unwrap();
+            let ahead = data.len() as u64 - records_end;
+            assert!(
+                (ZEROED_AHEAD / 2..ZEROED_AHEAD + 4096).contains(&ahead),
+                "after records ending at {records_end}: data to {}",
+                data.len()
+            );
+            if data.len() > data_end {
+                fills += 1;
+                data_end = data.len();
                 assert!(all_zero(&data[records_end as usize..]));
             }
         }
+        assert!(fills >= 5, "the zeros were topped up {fills} times");
+        let whole = std::fs::metadata(&path).unwrap().len();
+        assert_eq!(whole, HEADER_LEN + PREALLOC_BYTES_DEFAULT, "preallocated");
         let scan = scan_log(&path, Bytes::from(storage.read(&path).unwrap())).unwrap();
-        assert_eq!(scan.records.len(), 3000);
+        assert_eq!(scan.records.len() as i64, zxid);
         assert_eq!(
             scan.end,
             LogEnd::Clean {
