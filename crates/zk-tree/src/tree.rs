@@ -360,7 +360,7 @@ impl DataTree {
 
     /// A node's ACL.
     pub fn acl(&self, path: &str) -> Option<Arc<[Acl]>> {
-        self.nodes.node(path).map(|n| self.acls.get(n.acl))
+        self.nodes.node(path).map(|n| self.acl_of(n))
     }
 
     /// A node's data, `None` when it was created or set with null data.
@@ -978,7 +978,7 @@ impl DataTree {
             self.update_quota_usage(p, 0, new_len - old_len);
         }
         // By id: the path was looked up once above.
-        let acl = acl_from(self.nodes.get(id).map(|n| self.acls.get(n.acl)));
+        let acl = acl_from(self.nodes.get(id).map(|n| self.acl_of(n)));
         self.fire(p, EventType::NodeDataChanged, zxid, acl, events);
         Ok(stat)
     }
