@@ -114,7 +114,7 @@ impl Leader {
     /// need both quorums; once it commits, only the new one. One at a time.
     pub fn propose_reconfig(
         &mut self,
-        data: Vec<u8>,
+        data: impl Into<Bytes>,
         quorum: Quorum,
         out: &mut Vec<Output>,
     ) -> Result<Zxid, ProposeError> {
@@ -160,7 +160,11 @@ impl Leader {
     }
 
     /// Numbers and sends a txn; the caller keeps `data` for the commit.
-    pub fn propose(&mut self, data: Vec<u8>, out: &mut Vec<Output>) -> Result<Zxid, ProposeError> {
+    pub fn propose(
+        &mut self,
+        data: impl Into<Bytes>,
+        out: &mut Vec<Output>,
+    ) -> Result<Zxid, ProposeError> {
         if self.counter >= self.counter_max {
             return Err(ProposeError::CounterExhausted);
         }
@@ -168,7 +172,7 @@ impl Leader {
         let zxid = (i64::from(self.epoch) << 32) | i64::from(self.counter);
         let p = Proposal {
             zxid,
-            data: Bytes::from(data),
+            data: data.into(),
         };
         self.outstanding.insert(zxid, BTreeSet::new());
         out.push(Output::Persist(p.clone()));

@@ -24,6 +24,7 @@ use crate::election::{self, Election, Member, Notification, PeerState, Timing};
 use crate::quorum::Quorum;
 use crate::sync::{plan_sync, SyncPlan};
 use crate::{Millis, ServerId, Zxid};
+use bytes::Bytes;
 
 /// Who this server is and the ensemble's timing (zoo.cfg's `tickTime`, `initLimit`,
 /// `syncLimit`).
@@ -616,7 +617,7 @@ impl Peer {
     /// after it until then); each server switches when it commits it ([`Peer::apply_config`]).
     pub fn propose_reconfig(
         &mut self,
-        data: Vec<u8>,
+        data: impl Into<Bytes>,
         quorum: Quorum,
         out: &mut Vec<Output>,
     ) -> Result<Zxid, NotReady> {
@@ -719,7 +720,13 @@ impl Peer {
     }
 
     /// Leader: numbers, logs and broadcasts a prepared txn.
-    pub fn propose(&mut self, data: Vec<u8>, out: &mut Vec<Output>) -> Result<Zxid, NotReady> {
+    /// `data` may be a `Vec` or `Bytes`: a caller that already holds the encoding as
+    /// `Bytes` hands it over without a copy.
+    pub fn propose(
+        &mut self,
+        data: impl Into<Bytes>,
+        out: &mut Vec<Output>,
+    ) -> Result<Zxid, NotReady> {
         let me = self.cfg.me;
         let mut b_out = Vec::new();
         let zxid = match &mut self.state {
