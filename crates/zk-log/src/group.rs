@@ -4,6 +4,11 @@
 //! the writer for good: after a failed fsync nothing is known about the file, so the
 //! server must stop rather than acknowledge anything more. When nothing is queued, the
 //! thread that queues may commit a txn itself ([`LogWriter::commit_now`]).
+//!
+//! A caller that produces txns in bursts (the server's core, one turn of messages at a
+//! time) may hold them back ([`LogWriter::hold`]) and hand the burst over at its end
+//! ([`LogWriter::release`]): one message and one wake-up of the writer per burst, and a
+//! round that takes the whole burst rather than whatever arrived before the writer woke.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -49,6 +54,8 @@ enum Cmd {
         bytes: Bytes,
         done: Done,
     },
+    /// Appends held back and released together ([`LogWriter::release`]).
+    Held(Vec<(i64, Bytes, Done)>),
 }
 
 impl Cmd {
@@ -59,6 +66,11 @@ impl Cmd {
             | Cmd::Truncate { done, .. }
             | Cmd::Epoch { done, .. }
             | Cmd::Snapshot { done, .. } => done,
+            Cmd::Held(appends) => Box::new(move |result| {
+                for (_, _, done) in appends {
+                    done(result.clone());
+                }
+            }),
         }
     }
 }
@@ -72,14 +84,25 @@ struct Shared {
     failed: Option<Arc<LogError>>,
 }
 
+/// Appends waiting for [`LogWriter::release`] (shown by count).
+struct HeldAppends(Vec<(i64, Bytes, Done)>);
+
+impl std::fmt::Debug for HeldAppends {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} held appends", self.0.len())
+    }
+}
+
 /// Handle to the writer thread. Dropping it lets the thread finish what is queued and exit.
 #[derive(Debug)]
 pub struct LogWriter {
     tx: Option<SyncSender<Cmd>>,
     thread: Option<JoinHandle<()>>,
     shared: Arc<Mutex<Shared>>,
-    /// Commands sent and not yet done (their `done` not yet called).
+    /// Commands sent or held and not yet done (their `done` not yet called).
     queued: Arc<AtomicUsize>,
+    /// Appends held back until [`LogWriter::release`] (or the next other command).
+    held: Mutex<HeldAppends>,
     stats: Arc<Mutex<SyncStats>>,
     /// When the round being written started (`None` while idle), to tell a stalled disk.
     busy_since: Arc<Mutex<Option<std::time::Instant>>>,
@@ -110,6 +133,7 @@ impl LogWriter {
             thread: Some(thread),
             shared,
             queued,
+            held: Mutex::new(HeldAppends(Vec::new())),
             stats,
             busy_since,
         })
@@ -154,6 +178,37 @@ impl LogWriter {
     /// Queues a txn; `done` runs when it is durable. Blocks while the queue is full.
     pub fn append(&self, zxid: i64, txn: Bytes, done: Done) -> Result<()> {
         self.send(Cmd::Append { zxid, txn, done })
+    }
+
+    /// Like [`LogWriter::append`], but the txn waits, with any others held, for
+    /// [`LogWriter::release`] (or the next command of another kind, which goes after it).
+    /// It counts as queued meanwhile, so [`LogWriter::commit_now`] cannot run ahead of it.
+    pub fn hold(&self, zxid: i64, txn: Bytes, done: Done) -> Result<()> {
+        if self.tx.is_none() {
+            return Err(LogError::WriterStopped);
+        }
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        lock(&self.held).0.push((zxid, txn, done));
+        Ok(())
+    }
+
+    /// Hands every held txn to the writer thread at once. If the writer has stopped, each
+    /// held txn's `done` is called with the error (as well as it being returned).
+    pub fn release(&self) -> Result<()> {
+        let held = std::mem::take(&mut lock(&self.held).0);
+        if held.is_empty() {
+            return Ok(());
+        }
+        let n = held.len();
+        let sent = match self.tx.as_ref() {
+            Some(tx) => tx.send(Cmd::Held(held)).map_err(|e| e.0),
+            None => Err(Cmd::Held(held)),
+        };
+        sent.map_err(|cmd| {
+            self.queued.fetch_sub(n, Ordering::AcqRel);
+            (cmd.done())(Err(Arc::new(LogError::WriterStopped)));
+            LogError::WriterStopped
+        })
     }
 
     /// Queues a roll to a new log file after everything queued before it.
@@ -201,6 +256,8 @@ impl LogWriter {
     }
 
     fn send(&self, cmd: Cmd) -> Result<()> {
+        // In order: what was held goes first.
+        self.release()?;
         let tx = self.tx.as_ref().ok_or(LogError::WriterStopped)?;
         self.queued.fetch_add(1, Ordering::AcqRel);
         tx.send(cmd).map_err(|_| {
@@ -223,6 +280,7 @@ impl LogWriter {
 
 impl Drop for LogWriter {
     fn drop(&mut self) {
+        let _ = self.release();
         self.tx.take();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -244,11 +302,23 @@ fn run(
     busy_since: &Mutex<Option<std::time::Instant>>,
 ) {
     let set_busy = |v: Option<std::time::Instant>| *lock(busy_since) = v;
+    // A held group is never split, so a round can pass BATCH_TXNS_MAX by one group.
+    let take = |round: &mut Vec<Cmd>, cmd: Cmd| match cmd {
+        Cmd::Held(appends) => {
+            round.extend(appends.into_iter().map(|(zxid, txn, done)| Cmd::Append {
+                zxid,
+                txn,
+                done,
+            }))
+        }
+        cmd => round.push(cmd),
+    };
     while let Ok(first) = rx.recv() {
-        let mut round = vec![first];
+        let mut round = Vec::new();
+        take(&mut round, first);
         while round.len() < BATCH_TXNS_MAX {
             match rx.try_recv() {
-                Ok(cmd) => round.push(cmd),
+                Ok(cmd) => take(&mut round, cmd),
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
@@ -293,6 +363,13 @@ fn write_round(log: &mut TxnLog, round: Vec<Cmd>) -> (Vec<Done>, Result<()>) {
             Cmd::Append { zxid, txn, done } => {
                 log.append(zxid, &txn);
                 waiting.push(done);
+            }
+            // `run` unpacks these; written the same way if one got here.
+            Cmd::Held(appends) => {
+                for (zxid, txn, done) in appends {
+                    log.append(zxid, &txn);
+                    waiting.push(done);
+                }
             }
             Cmd::Roll { done } => {
                 // Everything before the roll goes into the old file.

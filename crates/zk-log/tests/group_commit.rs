@@ -201,3 +201,51 @@ fn commit_now_commits_on_the_caller_only_while_nothing_is_queued() {
         std::thread::yield_now();
     }
 }
+
+#[test]
+fn held_txns_go_to_the_writer_together_and_in_order() {
+    let storage = SimStorage::new();
+    let log = TxnLog::new(Arc::new(storage.clone()), TxnLogConfig::new("/d"), 0);
+    let writer = LogWriter::spawn(log).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let ack = |tx: &mpsc::Sender<(i64, bool)>, z: i64| {
+        let tx = tx.clone();
+        Box::new(move |r: Result<(), Arc<LogError>>| tx.send((z, r.is_ok())).unwrap())
+    };
+    for z in 1..=5 {
+        writer.hold(z, txn(z), ack(&tx, z)).unwrap();
+    }
+    // Held, not written: nothing is acked, and commit_now must not run ahead of them.
+    assert!(rx
+        .recv_timeout(std::time::Duration::from_millis(100))
+        .is_err());
+    assert!(writer.commit_now(6, &txn(6)).is_none());
+    assert!(
+        storage.crash().read(Path::new("/d/log.1")).is_err(),
+        "a held txn was written"
+    );
+    writer.release().unwrap();
+    let acked: Vec<_> = (0..5).map(|_| rx.recv().unwrap()).collect();
+    assert_eq!(acked, (1..=5).map(|z| (z, true)).collect::<Vec<_>>());
+    assert_eq!(durable_zxids(&storage), [1, 2, 3, 4, 5]);
+    let stats = writer.stats();
+    assert_eq!(
+        (stats.records, stats.fsyncs),
+        (5, 1),
+        "one round for the held five"
+    );
+
+    // Another command goes after what is held: held 6 and 7 are written before 8.
+    writer.hold(6, txn(6), ack(&tx, 6)).unwrap();
+    writer.hold(7, txn(7), ack(&tx, 7)).unwrap();
+    writer.append(8, txn(8), ack(&tx, 8)).unwrap();
+    let acked: Vec<_> = (0..3).map(|_| rx.recv().unwrap().0).collect();
+    assert_eq!(acked, [6, 7, 8]);
+    assert_eq!(durable_zxids(&storage), [1, 2, 3, 4, 5, 6, 7, 8]);
+
+    // Dropping the writer hands over what is held first.
+    writer.hold(9, txn(9), ack(&tx, 9)).unwrap();
+    drop(writer);
+    assert_eq!(rx.recv().unwrap(), (9, true));
+    assert_eq!(durable_zxids(&storage), (1..=9).collect::<Vec<_>>());
+}

@@ -284,7 +284,8 @@ pub async fn run_with_listeners(
                 }
             };
             core.backlog = from_conns.len();
-            core.handle(msg).map_err(ServerError::StorageFailed)?;
+            core.handle_in_turn(msg)
+                .map_err(ServerError::StorageFailed)?;
             // What else is already queued is handled without going back through the
             // select (whose timers were polled again for every message); the timers wait
             // at most one batch.
@@ -293,8 +294,11 @@ pub async fn run_with_listeners(
                     break;
                 };
                 core.backlog = from_conns.len();
-                core.handle(msg).map_err(ServerError::StorageFailed)?;
+                core.handle_in_turn(msg)
+                    .map_err(ServerError::StorageFailed)?;
             }
+            // The turn's txns go to the log writer together: one round for all of them.
+            core.release_log();
             // Snapshot in the background once enough txns were applied.
             let now = core.tree.last_processed_zxid();
             if let Some(b) = &core.backup {

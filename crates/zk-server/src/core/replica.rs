@@ -426,7 +426,7 @@ impl Core {
                 self.writer
                     .write_epoch(dir, zk_log::epoch::CURRENT_EPOCH, i64::from(e), done)
             }
-            Write::Append(p) => self.writer.append(p.zxid, p.data, done),
+            Write::Append(p) => self.hold_log(p.zxid, p.data, done),
             Write::Truncate(zxid) => self.writer.truncate(zxid, done),
         };
         if let Err(e) = result {
@@ -439,7 +439,7 @@ impl Core {
 
     fn queue_replica_append(&mut self, seq: u64, p: zk_zab::broadcast::Proposal) {
         let done = self.disk_done(seq);
-        if let Err(e) = self.writer.append(p.zxid, p.data, done) {
+        if let Err(e) = self.hold_log(p.zxid, p.data, done) {
             let _ = self.to_core.send(CoreMsg::ReplicaDurable {
                 seq,
                 result: Err(Arc::new(e)),
