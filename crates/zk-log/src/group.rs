@@ -54,7 +54,12 @@ enum Cmd {
         bytes: Bytes,
         done: Done,
     },
-    /// Appends held back and released together ([`LogWriter::release`]).
+}
+
+/// What goes to the writer thread: a command, or the appends held back and released
+/// together ([`LogWriter::release`]), written as if each had been sent alone.
+enum Queued {
+    One(Cmd),
     Held(Vec<(i64, Bytes, Done)>),
 }
 
@@ -66,11 +71,6 @@ impl Cmd {
             | Cmd::Truncate { done, .. }
             | Cmd::Epoch { done, .. }
             | Cmd::Snapshot { done, .. } => done,
-            Cmd::Held(appends) => Box::new(move |result| {
-                for (_, _, done) in appends {
-                    done(result.clone());
-                }
-            }),
         }
     }
 }
@@ -96,7 +96,7 @@ impl std::fmt::Debug for HeldAppends {
 /// Handle to the writer thread. Dropping it lets the thread finish what is queued and exit.
 #[derive(Debug)]
 pub struct LogWriter {
-    tx: Option<SyncSender<Cmd>>,
+    tx: Option<SyncSender<Queued>>,
     thread: Option<JoinHandle<()>>,
     shared: Arc<Mutex<Shared>>,
     /// Commands sent or held and not yet done (their `done` not yet called).
@@ -201,14 +201,18 @@ impl LogWriter {
         }
         let n = held.len();
         let sent = match self.tx.as_ref() {
-            Some(tx) => tx.send(Cmd::Held(held)).map_err(|e| e.0),
-            None => Err(Cmd::Held(held)),
+            Some(tx) => tx.send(Queued::Held(held)).map_err(|e| e.0),
+            None => Err(Queued::Held(held)),
         };
-        sent.map_err(|cmd| {
-            self.queued.fetch_sub(n, Ordering::AcqRel);
-            (cmd.done())(Err(Arc::new(LogError::WriterStopped)));
-            LogError::WriterStopped
-        })
+        let Err(Queued::Held(held)) = sent else {
+            return Ok(());
+        };
+        self.queued.fetch_sub(n, Ordering::AcqRel);
+        let e = Arc::new(LogError::WriterStopped);
+        for (_, _, done) in held {
+            done(Err(e.clone()));
+        }
+        Err(LogError::WriterStopped)
     }
 
     /// Queues a roll to a new log file after everything queued before it.
@@ -260,7 +264,7 @@ impl LogWriter {
         self.release()?;
         let tx = self.tx.as_ref().ok_or(LogError::WriterStopped)?;
         self.queued.fetch_add(1, Ordering::AcqRel);
-        tx.send(cmd).map_err(|_| {
+        tx.send(Queued::One(cmd)).map_err(|_| {
             self.queued.fetch_sub(1, Ordering::AcqRel);
             LogError::WriterStopped
         })
@@ -296,22 +300,22 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 fn run(
     shared: &Mutex<Shared>,
-    rx: Receiver<Cmd>,
+    rx: Receiver<Queued>,
     queued: &AtomicUsize,
     stats: &Mutex<SyncStats>,
     busy_since: &Mutex<Option<std::time::Instant>>,
 ) {
     let set_busy = |v: Option<std::time::Instant>| *lock(busy_since) = v;
     // A held group is never split, so a round can pass BATCH_TXNS_MAX by one group.
-    let take = |round: &mut Vec<Cmd>, cmd: Cmd| match cmd {
-        Cmd::Held(appends) => {
+    let take = |round: &mut Vec<Cmd>, queued: Queued| match queued {
+        Queued::One(cmd) => round.push(cmd),
+        Queued::Held(appends) => {
             round.extend(appends.into_iter().map(|(zxid, txn, done)| Cmd::Append {
                 zxid,
                 txn,
                 done,
             }))
         }
-        cmd => round.push(cmd),
     };
     while let Ok(first) = rx.recv() {
         let mut round = Vec::new();
@@ -363,13 +367,6 @@ fn write_round(log: &mut TxnLog, round: Vec<Cmd>) -> (Vec<Done>, Result<()>) {
             Cmd::Append { zxid, txn, done } => {
                 log.append(zxid, &txn);
                 waiting.push(done);
-            }
-            // `run` unpacks these; written the same way if one got here.
-            Cmd::Held(appends) => {
-                for (zxid, txn, done) in appends {
-                    log.append(zxid, &txn);
-                    waiting.push(done);
-                }
             }
             Cmd::Roll { done } => {
                 // Everything before the roll goes into the old file.

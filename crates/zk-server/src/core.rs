@@ -709,12 +709,7 @@ impl Core {
             self.propose(zxid, session, prepared, purpose);
             return;
         }
-        // A TxnEntry's encoding (without a digest), written from the parts in place.
-        let mut txn =
-            Vec::with_capacity(prepared.header.encoded_len() + prepared.body.encoded_len());
-        prepared.header.write(&mut txn);
-        prepared.body.write(&mut txn);
-        let txn = Bytes::from(txn);
+        let txn = prepared.encode();
         // Nothing else in flight or waiting: commit here rather than wake the writer
         // thread. With requests waiting, the writer's group commit takes them along.
         let alone = self.inflight.is_empty() && self.backlog == 0;

@@ -17,8 +17,8 @@ use bytes::Bytes;
 use zk_proto::{
     perms, Acl, CheckVersionRequest, CheckVersionTxn, CloseSessionTxn, CreateContainerTxn,
     CreateMode, CreateSessionTxn, CreateTtlTxn, CreateTxn, DeleteRequest, DeleteTxn, ErrorCode,
-    ErrorTxn, Id, MultiOp, OpCode, Request, SetAclRequest, SetAclTxn, SetDataRequest, SetDataTxn,
-    StatPersisted, TxnBody, TxnHeader,
+    ErrorTxn, Id, Jute, MultiOp, OpCode, Request, SetAclRequest, SetAclTxn, SetDataRequest,
+    SetDataTxn, StatPersisted, TxnBody, TxnHeader,
 };
 
 use crate::acl;
@@ -152,6 +152,17 @@ pub struct Prepared {
     pub header: TxnHeader,
     pub body: TxnBody,
     pub error: Option<TreeError>,
+}
+
+impl Prepared {
+    /// The txn as the log and the peers carry it: a `TxnEntry`'s encoding without a
+    /// digest, written from the parts in place (no clone of them).
+    pub fn encode(&self) -> Bytes {
+        let mut txn = Vec::with_capacity(self.header.encoded_len() + self.body.encoded_len());
+        self.header.write(&mut txn);
+        self.body.write(&mut txn);
+        Bytes::from(txn)
+    }
 }
 
 /// Prepares a write request (create*, delete*, setData, setACL, check, multi) or a session

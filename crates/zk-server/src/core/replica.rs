@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use zk_proto::{ErrorCode, Id, Jute, Request, TxnEntry};
+use zk_proto::{ErrorCode, Id, Request, TxnEntry};
 use zk_tree::prep::prep_create_session;
 use zk_zab::peer::{Input, Msg, Output, Peer, Role, Write};
 
@@ -292,12 +292,8 @@ impl Core {
         prepared: super::Prepared,
         purpose: Purpose,
     ) {
-        // A TxnEntry's encoding (without a digest), written from the parts in place and
-        // shared from here on by the log, the proposal to each follower and the commit.
-        let mut txn =
-            Vec::with_capacity(prepared.header.encoded_len() + prepared.body.encoded_len());
-        prepared.header.write(&mut txn);
-        prepared.body.write(&mut txn);
+        // Shared from here on by the log, the proposal to each follower and the commit.
+        let txn = prepared.encode();
         let reconfig = self.pending_reconfig.take();
         let Some(r) = self.replica.as_mut() else {
             return;
