@@ -91,16 +91,23 @@ fn concurrent_appends_share_fsyncs_and_are_acked_after_them() {
     assert!(stats.fsyncs < n as u64, "no batching happened");
 }
 
-#[test]
-fn a_failed_fsync_fails_the_batch_and_everything_after() {
+/// A writer on a fresh simulated disk, its log in `/d`.
+fn writer_on_sim() -> (SimStorage, LogWriter) {
     let storage = SimStorage::new();
     let log = TxnLog::new(Arc::new(storage.clone()), TxnLogConfig::new("/d"), 0);
-    let writer = LogWriter::spawn(log).unwrap();
+    (storage, LogWriter::spawn(log).unwrap())
+}
+
+/// A `done` that reports txn `z` and whether it became durable.
+fn ack(tx: &mpsc::Sender<(i64, bool)>, z: i64) -> zk_log::group::Done {
+    let tx = tx.clone();
+    Box::new(move |r: Result<(), Arc<LogError>>| tx.send((z, r.is_ok())).unwrap())
+}
+
+#[test]
+fn a_failed_fsync_fails_the_batch_and_everything_after() {
+    let (storage, writer) = writer_on_sim();
     let (tx, rx) = mpsc::channel();
-    let ack = |tx: &mpsc::Sender<(i64, bool)>, z: i64| {
-        let tx = tx.clone();
-        Box::new(move |r: Result<(), Arc<LogError>>| tx.send((z, r.is_ok())).unwrap())
-    };
     writer.append(1, txn(1), ack(&tx, 1)).unwrap();
     assert_eq!(rx.recv().unwrap(), (1, true));
     storage.inject(Fault::SyncEio);
@@ -204,14 +211,8 @@ fn commit_now_commits_on_the_caller_only_while_nothing_is_queued() {
 
 #[test]
 fn held_txns_go_to_the_writer_together_and_in_order() {
-    let storage = SimStorage::new();
-    let log = TxnLog::new(Arc::new(storage.clone()), TxnLogConfig::new("/d"), 0);
-    let writer = LogWriter::spawn(log).unwrap();
+    let (storage, writer) = writer_on_sim();
     let (tx, rx) = mpsc::channel();
-    let ack = |tx: &mpsc::Sender<(i64, bool)>, z: i64| {
-        let tx = tx.clone();
-        Box::new(move |r: Result<(), Arc<LogError>>| tx.send((z, r.is_ok())).unwrap())
-    };
     for z in 1..=5 {
         writer.hold(z, txn(z), ack(&tx, z)).unwrap();
     }
