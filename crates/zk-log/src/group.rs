@@ -183,13 +183,15 @@ impl LogWriter {
     /// Like [`LogWriter::append`], but the txn waits, with any others held, for
     /// [`LogWriter::release`] (or the next command of another kind, which goes after it).
     /// It counts as queued meanwhile, so [`LogWriter::commit_now`] cannot run ahead of it.
-    pub fn hold(&self, zxid: i64, txn: Bytes, done: Done) -> Result<()> {
+    /// Returns how many txns are held now.
+    pub fn hold(&self, zxid: i64, txn: Bytes, done: Done) -> Result<usize> {
         if self.tx.is_none() {
             return Err(LogError::WriterStopped);
         }
         self.queued.fetch_add(1, Ordering::AcqRel);
-        lock(&self.held).0.push((zxid, txn, done));
-        Ok(())
+        let mut held = lock(&self.held);
+        held.0.push((zxid, txn, done));
+        Ok(held.0.len())
     }
 
     /// Hands every held txn to the writer thread at once. If the writer has stopped, each

@@ -214,7 +214,11 @@ fn held_txns_go_to_the_writer_together_and_in_order() {
     let (storage, writer) = writer_on_sim();
     let (tx, rx) = mpsc::channel();
     for z in 1..=5 {
-        writer.hold(z, txn(z), ack(&tx, z)).unwrap();
+        assert_eq!(
+            writer.hold(z, txn(z), ack(&tx, z)).unwrap(),
+            z as usize,
+            "held now"
+        );
     }
     // Held, not written: nothing is acked, and commit_now must not run ahead of them.
     assert!(rx

@@ -273,8 +273,6 @@ pub struct Core {
     durable_now: VecDeque<i64>,
     /// Messages waiting for the core behind the one being handled (set by its loop).
     pub backlog: usize,
-    /// Txns held for the log writer this turn (see [`Core::hold_log`]).
-    held_txns: usize,
     /// Ensemble: a log append of the peer's (its write number and txn) held back to be
     /// committed on this thread once the message being handled is done.
     replica_now: Option<(u64, zk_zab::broadcast::Proposal)>,
@@ -415,7 +413,6 @@ impl Core {
             inflight: BTreeMap::new(),
             durable_now: VecDeque::new(),
             backlog: 0,
-            held_txns: 0,
             replica_now: None,
             to_core,
             started,
@@ -606,7 +603,6 @@ impl Core {
     /// Hands the txns held this turn to the log writer (a failure is reported to each
     /// txn's `Durable` as well).
     pub(crate) fn release_log(&mut self) {
-        self.held_txns = 0;
         if let Err(e) = self.writer.release() {
             tracing::error!(error = %e, "cannot hand txns to the log writer");
         }
@@ -620,9 +616,7 @@ impl Core {
         txn: Bytes,
         done: zk_log::group::Done,
     ) -> Result<(), zk_log::LogError> {
-        self.writer.hold(zxid, txn, done)?;
-        self.held_txns += 1;
-        if self.held_txns >= LOG_RELEASE_AT {
+        if self.writer.hold(zxid, txn, done)? >= LOG_RELEASE_AT {
             self.release_log();
         }
         Ok(())
